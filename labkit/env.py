@@ -1,0 +1,284 @@
+"""The episode loop every policy runs in: teachers, evaluation and RL.
+
+``reset(task)`` builds the episode's tools (evolved per the task's level and
+seed) and returns what the agent is shown; ``step(action)`` runs one action and
+returns an observation. Nothing an agent sends can crash it: unknown tools, bad
+arguments, tools that raise, hang or flood all come back as typed error
+observations, and budgets on turns, calls and tokens end runaway episodes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import math
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+from labkit.evolve import TRAIN_OPERATORS, evolve_toolset
+from labkit.tasks import Task, check_answer
+from labkit.toolset import ErrorKind, ToolCallError, ToolSet, base_toolset
+from labkit.tools.registry import Catalog, load_catalog
+
+PHASES = ("trial", "execution")
+
+
+@dataclass
+class EnvConfig:
+    max_turns: int = 12
+    max_calls: int = 10
+    max_tokens: int = 2048
+    timeout_s: float = 2.0
+    max_observation_chars: int = 1500
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+@dataclass
+class ToolCall:
+    """Call a tool. ``phase`` is what the agent declared: a trial or part of the execution."""
+
+    name: str
+    arguments: Any = None
+    phase: str = "execution"
+    thought: str = ""
+    n_tokens: int | None = None
+
+
+@dataclass
+class Answer:
+    text: str
+    thought: str = ""
+    n_tokens: int | None = None
+
+
+@dataclass
+class Invalid:
+    """Model output that parsed to no usable action; it still costs a turn."""
+
+    raw: str
+    error: str
+    n_tokens: int | None = None
+
+
+Action = Union[ToolCall, Answer, Invalid]
+
+
+@dataclass
+class Observation:
+    content: str
+    ok: bool
+    error: ErrorKind | None = None
+    truncated: bool = False
+
+
+@dataclass
+class Step:
+    """One turn of a trajectory: what the agent did, in which phase, and what came back."""
+
+    phase: str
+    action: Action
+    observation: Observation | None
+    tokens: int
+
+
+@dataclass
+class Trajectory:
+    task: Task
+    toolset: ToolSet
+    steps: list[Step] = field(default_factory=list)
+    answer: str | None = None
+    success: bool = False
+    done: bool = False
+    end_reason: str = ""
+
+    @property
+    def n_calls(self) -> int:
+        return sum(isinstance(s.action, ToolCall) for s in self.steps)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(s.tokens for s in self.steps)
+
+
+@dataclass
+class StepResult:
+    observation: Observation | None
+    done: bool
+    reward: float
+
+
+# ----------------------------------------------------------------------------- tool execution
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return sorted(value, key=repr) if isinstance(value, (set, frozenset)) else list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return repr(value)
+
+
+def serialize(value: Any, limit: int) -> tuple[str, bool]:
+    """Tool output as JSON text of at most ``limit`` characters, and whether it was cut."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=_jsonable, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        text = json.dumps(repr(value)[: limit + 1])
+    if len(text) <= limit:
+        return text, False
+    return text[:limit] + f"... [truncated {len(text) - limit} characters]", True
+
+
+def error_observation(kind: ErrorKind, message: str) -> Observation:
+    content = json.dumps({"error": {"type": kind.value, "message": message}}, ensure_ascii=False)
+    return Observation(content=content, ok=False, error=kind)
+
+
+def _serve(jobs: queue.SimpleQueue) -> None:
+    while (job := jobs.get()) is not None:
+        fn, future = job
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # handed to the caller, who decides what it means
+            future.set_exception(exc)
+
+
+class ToolRunner:
+    """Runs tool calls on a daemon worker thread so a hanging tool costs at most ``timeout_s``.
+
+    Python cannot kill a thread: a timed-out call is abandoned on its worker (told
+    to exit once the call returns) and a fresh worker takes over. Daemon workers
+    never hold up interpreter exit.
+    """
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self._jobs: queue.SimpleQueue | None = None
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        if self._jobs is None:
+            self._jobs = queue.SimpleQueue()
+            threading.Thread(target=_serve, args=(self._jobs,), daemon=True, name="labkit-tool").start()
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._jobs.put((fn, future))
+        try:
+            return future.result(timeout=self.timeout_s)
+        except concurrent.futures.TimeoutError:
+            self.close()
+            raise ToolCallError(ErrorKind.TIMEOUT, f"the tool did not answer within {self.timeout_s:g} s") from None
+
+    def close(self) -> None:
+        if self._jobs is not None:
+            self._jobs.put(None)
+            self._jobs = None
+
+
+def execute(toolset: ToolSet, call: ToolCall, runner: ToolRunner, limit: int) -> Observation:
+    tool = toolset.tools.get(call.name) if isinstance(call.name, str) else None
+    if tool is None:
+        offered = ", ".join(d["function"]["name"] for d in toolset.docs)
+        return error_observation(ErrorKind.UNKNOWN_TOOL, f"no tool named {str(call.name)[:80]!r}. Available tools: {offered}.")
+    try:
+        result = runner.run(lambda: tool.call(call.arguments))
+    except ToolCallError as exc:
+        return error_observation(exc.kind, exc.message)
+    except (ValueError, KeyError, LookupError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        return error_observation(ErrorKind.INVALID_VALUE, f"{call.name}: {message}")
+    except Exception as exc:  # a tool bug must not end the episode
+        return error_observation(ErrorKind.TOOL_EXCEPTION, f"{call.name} failed: {type(exc).__name__}: {str(exc)[:200]}")
+    content, truncated = serialize(result, limit)
+    return Observation(content=content, ok=True, truncated=truncated)
+
+
+# ----------------------------------------------------------------------------- the environment
+
+
+def build_toolset(catalog: Catalog, task: Task) -> ToolSet:
+    """The episode's tools: documented ones, with the called tools evolved to the task's level."""
+    toolset = base_toolset(catalog, task.tools)
+    if task.level == 0:
+        return toolset
+    operators = TRAIN_OPERATORS if task.split == "train" else None
+    return evolve_toolset(toolset, task.called_tools, task.level, task.evolve_seed, operators)
+
+
+def approx_tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4))
+
+
+class ToolEnv:
+    """One episode at a time: ``reset(task)``, then ``step(action)`` until ``done``."""
+
+    def __init__(self, catalog: Catalog | None = None, config: EnvConfig | None = None):
+        self.catalog = catalog or load_catalog()
+        self.config = config or EnvConfig()
+        self.runner = ToolRunner(self.config.timeout_s)
+        self.trajectory: Trajectory | None = None
+
+    def reset(self, task: Task) -> ToolSet:
+        """Start an episode; returns the toolset, whose ``docs`` are what the agent sees."""
+        self.trajectory = Trajectory(task=task, toolset=build_toolset(self.catalog, task))
+        return self.trajectory.toolset
+
+    def step(self, action: Action) -> StepResult:
+        traj = self.trajectory
+        if traj is None:
+            raise RuntimeError("call reset(task) before step(action)")
+        if traj.done:
+            raise RuntimeError(f"the episode is over ({traj.end_reason}); call reset(task) for a new one")
+        tokens = getattr(action, "n_tokens", None)
+        if not isinstance(tokens, int) or tokens < 0:
+            tokens = approx_tokens(_action_text(action))
+        if isinstance(action, Answer):
+            traj.steps.append(Step("answer", action, None, tokens))
+            traj.answer = str(action.text)
+            traj.success = check_answer(traj.task, traj.answer)
+            return self._finish("answered")
+        if isinstance(action, ToolCall):
+            phase = action.phase if action.phase in PHASES else "execution"
+            if traj.n_calls >= self.config.max_calls:
+                observation = error_observation(ErrorKind.BUDGET_EXHAUSTED, f"call budget of {self.config.max_calls} is spent")
+            else:
+                observation = execute(traj.toolset, action, self.runner, self.config.max_observation_chars)
+        else:
+            phase = "invalid"
+            observation = error_observation(ErrorKind.BAD_FORMAT, str(getattr(action, "error", "unreadable action"))[:300])
+        traj.steps.append(Step(phase, action, observation, tokens))
+        if observation.error is ErrorKind.BUDGET_EXHAUSTED:
+            return self._finish("budget_calls", observation)
+        if len(traj.steps) >= self.config.max_turns:
+            return self._finish("budget_turns", observation)
+        if traj.n_tokens >= self.config.max_tokens:
+            return self._finish("budget_tokens", observation)
+        return StepResult(observation, done=False, reward=0.0)
+
+    def _finish(self, reason: str, observation: Observation | None = None) -> StepResult:
+        traj = self.trajectory
+        traj.done, traj.end_reason = True, reason
+        return StepResult(observation, done=True, reward=float(traj.success))
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def _action_text(action: Action) -> str:
+    if isinstance(action, ToolCall):
+        return f"{action.thought}{action.name}{action.arguments}"
+    if isinstance(action, Answer):
+        return f"{action.thought}{action.text}"
+    return str(getattr(action, "raw", action))
+
+
+def call_once(toolset: ToolSet, name: str, arguments: Any, config: EnvConfig | None = None) -> Observation:
+    """One call outside any episode, exactly as an episode would run it (for playgrounds and the CLI)."""
+    config = config or EnvConfig()
+    runner = ToolRunner(config.timeout_s)
+    try:
+        return execute(toolset, ToolCall(name, arguments), runner, config.max_observation_chars)
+    finally:
+        runner.close()

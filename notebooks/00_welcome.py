@@ -1,0 +1,119 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium")
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # 00 · Welcome to ToolMaster Lab
+
+    **By the end of this notebook you will be able to**
+
+    1. say what *trial-and-execution* tool learning is, and how it differs from imitating golden tool calls;
+    2. name the stages of the lab and the notebook that teaches each one;
+    3. read your machine's hardware check and know which profile (run size) you are on.
+    """)
+    return
+
+
+@app.cell
+def _():
+    import marimo as mo
+
+    from labkit.doctor import format_report, machine_report
+    from labkit.lessons import COURSE, grade_prediction
+    from labkit.profiles import resolve_profile
+
+    return COURSE, format_report, grade_prediction, machine_report, mo, resolve_profile
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## The idea in one paragraph
+
+    Most tool-learning data is a **golden trajectory**: the right call, made once, with the right arguments.
+    A model trained on it learns *these* tools by heart. When a tool is new, or has quietly changed
+    (a renamed parameter, a new date format, a moved endpoint) while the documentation stays old,
+    the memorised call fails and the model has no habit for what to do next.
+
+    ToolMaster ([arXiv 2601.12762](https://arxiv.org/abs/2601.12762)) teaches a habit instead:
+
+    - **Trial:** before solving, make a cheap exploratory call to learn what the tool accepts and returns.
+    - **Execution:** solve the task, and when the environment reports an error, read it and correct the call.
+
+    It trains that habit in two stages: supervised fine-tuning on a teacher's trajectories that contain trials
+    and self-correction, then reinforcement learning (GRPO) in the live tool environment.
+    This lab reproduces the comparison at laptop scale, with a real 135M-parameter model.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(COURSE, mo):
+    mo.md(
+        "## The path through the lab\n\n| notebook | what you do | CLI twin |\n|---|---|---|\n"
+        + "\n".join(f"| `{s.notebook}` | {s.summary} | `{s.command}` |" if s.ready else f"| {s.notebook} *(coming)* | {s.summary} | |" for s in COURSE)
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## Your machine
+
+    Every notebook sizes its work from a **profile**: `tiny` (seconds, for tests), `cpu` (the embedded
+    SmolLM2-135M on a laptop) or `gpu` (one CUDA GPU). Set it with `LABKIT_PROFILE=cpu` or
+    `--profile cpu`; otherwise the lab picks what this machine can do.
+    """)
+    return
+
+
+@app.cell
+def _(format_report, machine_report, mo, resolve_profile):
+    report = machine_report()
+    profile = resolve_profile(mo.cli_args().get("profile"), argv=[])
+    print(format_report(report))
+    mo.vstack(
+        [
+            mo.md(f"```text\n{format_report(report)}\n```"),
+            mo.callout(mo.md(f"This notebook runs at profile **{profile.name}**: {profile.description}."), kind="info"),
+        ]
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    prediction = mo.ui.radio(
+        options=[
+            "the model that imitated golden calls",
+            "the model that learned to try tools first",
+            "both do the same",
+        ],
+        label="**Predict, then run.** A weather tool renames `city` to `location`; the docs still say `city`. "
+        "Which model recovers more often?",
+    )
+    prediction
+    return (prediction,)
+
+
+@app.cell(hide_code=True)
+def _(grade_prediction, mo, prediction):
+    mo.md(
+        grade_prediction(
+            prediction.value,
+            "the model that learned to try tools first",
+            "The golden call fails with *unexpected parameter 'city'*. Only a model in the habit of reading "
+            "that error and retrying can recover. Notebook 01 lets you break tools like this yourself; "
+            "notebooks 03 and 04 measure how much training the habit helps.",
+        )
+    )
+    return
+
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,17 @@
+from pathlib import Path
+
+import pytest
+
+from labkit.tools import load_catalog
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture(scope="session")
+def misbehaving_catalog():
+    return load_catalog([FIXTURES / "misbehaving_tools.py"], builtin=False)

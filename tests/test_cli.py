@@ -1,0 +1,63 @@
+import json
+import os
+import subprocess
+import sys
+
+from conftest import FIXTURES
+
+from labkit.cli import main
+
+
+def run_cli(*args, env=None):
+    """The installed console script, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "labkit.cli", *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
+
+
+def test_doctor_prints_the_machine_and_a_profile():
+    result = run_cli("doctor")
+    assert result.returncode == 0, result.stderr
+    assert "recommended profile:" in result.stdout and "CPU cores" in result.stdout
+
+
+def test_tasks_generate_is_byte_identical_per_seed(tmp_path):
+    for name in ("a", "b"):
+        assert main(["tasks", "generate", "--split", "evolved", "--n", "30", "--seed", "7", "--out", str(tmp_path / f"{name}.jsonl")]) == 0
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert len(rows) == 30 and all(1 <= r["level"] <= 4 for r in rows)
+
+
+def test_tools_list_and_family_filter(capsys):
+    assert main(["tools", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "tools in 9 families" in out and "unseen: never trained on" in out
+    assert main(["tools", "list", "--family", "stats"]) == 0
+    assert "get_current_weather" not in capsys.readouterr().out
+
+
+def test_tools_evolve_shows_the_old_docs_the_change_and_the_error(capsys):
+    assert main(["tools", "evolve", "get_capital", "--level", "1", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "The agent still reads" in out and "What really changed" in out and "Calling it as documented" in out
+
+
+def test_tools_call_reports_errors_with_exit_1(capsys):
+    assert main(["tools", "call", "get_capital", "--args", '{"country": "Japan"}']) == 0
+    assert "Tokyo" in capsys.readouterr().out
+    assert main(["tools", "call", "get_capital", "--args", '{"nation": "Japan"}']) == 1
+    assert "unexpected parameter 'nation'" in capsys.readouterr().out
+    assert main(["tools", "call", "get_capital", "--args", "{oops"]) == 2
+
+
+def test_user_tools_module_is_accepted(capsys):
+    assert main(["tools", "list", "--tools-module", str(FIXTURES / "user_tools.py"), "--family", "user_tools"]) == 0
+    assert "high_tide(port)" in capsys.readouterr().out
+
+
+def test_bad_input_gives_a_message_not_a_traceback(tmp_path):
+    result = run_cli("tools", "list", "--tools-module", str(tmp_path / "missing.py"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "missing.py" in result.stderr
+    result = run_cli("tasks", "generate", "--split", "seen", "--level", "3", "--out", str(tmp_path / "x.jsonl"))
+    assert result.returncode == 2 and "seen split is level 0" in result.stderr

@@ -1,0 +1,134 @@
+import json
+import time
+
+import pytest
+
+from labkit.env import Answer, EnvConfig, Invalid, ToolCall, ToolEnv, serialize
+from labkit.tasks import Task
+from labkit.toolset import ErrorKind
+
+TOOLS = ["echo", "add_numbers", "hang", "crash", "reject", "flood", "odd_output"]
+
+
+def make_task(**overrides):
+    row = dict(id="t1", query="Echo hello.", tools=TOOLS, answer="hello", check="exact")
+    row.update(overrides)
+    return Task(**row)
+
+
+@pytest.fixture
+def env(misbehaving_catalog):
+    env = ToolEnv(misbehaving_catalog, EnvConfig(timeout_s=0.3, max_observation_chars=200))
+    env.reset(make_task())
+    yield env
+    env.close()
+
+
+def error_of(result):
+    assert not result.observation.ok
+    payload = json.loads(result.observation.content)
+    assert payload["error"]["type"] == result.observation.error.value
+    return result.observation.error, payload["error"]["message"]
+
+
+def test_a_good_call_returns_json(env):
+    result = env.step(ToolCall("add_numbers", {"a": 2, "b": 0.5}, phase="trial"))
+    assert result.observation.ok and json.loads(result.observation.content) == 2.5
+    assert env.trajectory.steps[-1].phase == "trial"
+
+
+@pytest.mark.parametrize(
+    "call, kind, needle",
+    [
+        (ToolCall("nope", {}), ErrorKind.UNKNOWN_TOOL, "Available tools: echo"),
+        (ToolCall(None, {}), ErrorKind.UNKNOWN_TOOL, "no tool named"),
+        (ToolCall("echo", "{not json"), ErrorKind.MALFORMED_ARGUMENTS, "not valid JSON"),
+        (ToolCall("echo", [1, 2]), ErrorKind.MALFORMED_ARGUMENTS, "must be a JSON object"),
+        (ToolCall("echo", {"txt": "hi"}), ErrorKind.UNKNOWN_PARAMETER, "unexpected parameter 'txt'"),
+        (ToolCall("echo", {}), ErrorKind.MISSING_PARAMETER, "missing required parameter 'text' (string)"),
+        (ToolCall("add_numbers", {"a": "2"}), ErrorKind.WRONG_TYPE, "'a' must be integer, got string"),
+        (ToolCall("add_numbers", {"a": True}), ErrorKind.WRONG_TYPE, "must be integer, got boolean"),
+        (ToolCall("crash", {"reason": "x"}), ErrorKind.TOOL_EXCEPTION, "RuntimeError: internal bug: x"),
+        (ToolCall("reject", {"value": "v"}), ErrorKind.INVALID_VALUE, "is not accepted"),
+        (Invalid(raw="<call>garbage", error="no tool call found"), ErrorKind.BAD_FORMAT, "no tool call found"),
+    ],
+)
+def test_bad_calls_become_typed_errors(env, call, kind, needle):
+    got_kind, message = error_of(env.step(call))
+    assert got_kind is kind
+    assert needle in message
+
+
+def test_json_string_arguments_are_accepted(env):
+    assert env.step(ToolCall("echo", '{"text": "hi"}')).observation.content == '"hi"'
+
+
+def test_a_hanging_tool_times_out_and_the_next_call_works(env):
+    start = time.perf_counter()
+    kind, message = error_of(env.step(ToolCall("hang", {"seconds": 30})))
+    assert kind is ErrorKind.TIMEOUT and "0.3 s" in message
+    assert time.perf_counter() - start < 2.0
+    assert env.step(ToolCall("echo", {"text": "still here"})).observation.ok
+
+
+def test_huge_output_is_truncated(env):
+    obs = env.step(ToolCall("flood", {"size": 100_000})).observation
+    assert obs.ok and obs.truncated
+    assert len(obs.content) < 260 and "truncated" in obs.content
+
+
+@pytest.mark.parametrize("kind", ["set", "bytes", "object", "nan", "cycle"])
+def test_non_json_output_is_serialised(env, kind):
+    obs = env.step(ToolCall("odd_output", {"kind": kind})).observation
+    assert obs.ok and not obs.truncated
+    json.loads(obs.content)
+
+
+def test_serialize_sorts_sets_and_reports_truncation():
+    assert serialize({3, 1, 2}, 100) == ("[1, 2, 3]", False)
+    text, cut = serialize("y" * 50, 10)
+    assert cut and text.startswith('"yyyyyyyyy') and "truncated 42 characters" in text
+
+
+def test_answer_ends_the_episode_and_is_checked(env):
+    result = env.step(Answer("Hello"))
+    assert result.done and result.reward == 1.0
+    assert env.trajectory.success and env.trajectory.end_reason == "answered"
+    with pytest.raises(RuntimeError, match="episode is over"):
+        env.step(Answer("again"))
+
+
+def test_wrong_answer_scores_zero(env):
+    result = env.step(Answer("goodbye"))
+    assert result.done and result.reward == 0.0 and not env.trajectory.success
+
+
+def test_call_budget(misbehaving_catalog):
+    env = ToolEnv(misbehaving_catalog, EnvConfig(max_calls=2, max_turns=10))
+    env.reset(make_task())
+    for _ in range(2):
+        assert not env.step(ToolCall("echo", {"text": "a"})).done
+    result = env.step(ToolCall("echo", {"text": "a"}))
+    assert result.done and result.observation.error is ErrorKind.BUDGET_EXHAUSTED
+    assert env.trajectory.end_reason == "budget_calls" and env.trajectory.n_calls == 3
+
+
+def test_turn_budget_counts_invalid_turns(misbehaving_catalog):
+    env = ToolEnv(misbehaving_catalog, EnvConfig(max_turns=3))
+    env.reset(make_task())
+    results = [env.step(Invalid("??", "no action")) for _ in range(3)]
+    assert [r.done for r in results] == [False, False, True]
+    assert env.trajectory.end_reason == "budget_turns"
+
+
+def test_token_budget(misbehaving_catalog):
+    env = ToolEnv(misbehaving_catalog, EnvConfig(max_tokens=100))
+    env.reset(make_task())
+    assert not env.step(ToolCall("echo", {"text": "a"}, n_tokens=60)).done
+    assert env.step(ToolCall("echo", {"text": "a"}, n_tokens=60)).done
+    assert env.trajectory.end_reason == "budget_tokens" and env.trajectory.n_tokens == 120
+
+
+def test_step_before_reset_is_a_clear_error(misbehaving_catalog):
+    with pytest.raises(RuntimeError, match="reset"):
+        ToolEnv(misbehaving_catalog).step(Answer("x"))

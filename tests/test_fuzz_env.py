@@ -1,0 +1,67 @@
+"""Throw at least 10,000 random and malformed actions at the environment: none may crash it."""
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labkit.env import Answer, EnvConfig, Invalid, Observation, StepResult, ToolCall, ToolEnv
+from labkit.tasks import generate_tasks
+from labkit.tools import load_catalog
+from labkit.toolset import ErrorKind
+
+CATALOG = load_catalog()
+TASKS = generate_tasks("evolved", 40, seed=9, catalog=CATALOG) + generate_tasks("seen", 20, seed=9, catalog=CATALOG)
+ENV = ToolEnv(CATALOG, EnvConfig(max_turns=30, max_calls=30))
+ACTIONS_PER_EXAMPLE = 25
+EXAMPLES = 420
+
+names = st.one_of(
+    st.sampled_from(sorted(CATALOG.tools) + ["fetch_capital", "get_capital_v2", "get_capital_beta"]),
+    st.text(max_size=30),
+    st.none(),
+    st.integers(),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+param_names = st.sampled_from(sorted({p for t in CATALOG.tools.values() for p in t.parameters.get("properties", {})}))
+arguments = st.one_of(
+    st.dictionaries(param_names, json_values, max_size=4),
+    st.dictionaries(st.text(max_size=12), json_values, max_size=3),
+    st.text(max_size=60),
+    json_values,
+    st.builds(lambda d: json.dumps(d), st.dictionaries(param_names, json_values, max_size=3)),
+)
+actions = st.one_of(
+    st.builds(ToolCall, names, arguments, st.sampled_from(["trial", "execution", "", "???"]), st.text(max_size=20)),
+    st.builds(Answer, st.text(max_size=40)),
+    st.builds(Invalid, st.text(max_size=60), st.text(max_size=30)),
+    st.builds(ToolCall, names, arguments, n_tokens=st.one_of(st.none(), st.integers(-5, 500))),
+)
+
+
+def test_ten_thousand_random_actions_never_crash_the_environment():
+    sent = 0
+
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None)
+    @given(task_index=st.integers(0, len(TASKS) - 1), batch=st.lists(actions, min_size=ACTIONS_PER_EXAMPLE, max_size=ACTIONS_PER_EXAMPLE))
+    def episode(task_index, batch):
+        nonlocal sent
+        ENV.reset(TASKS[task_index])
+        for action in batch:
+            result = ENV.step(action)
+            sent += 1
+            assert isinstance(result, StepResult)
+            if result.observation is not None:
+                assert isinstance(result.observation, Observation)
+                assert result.observation.ok or isinstance(result.observation.error, ErrorKind)
+                if not result.observation.truncated:
+                    json.loads(result.observation.content)
+            if result.done:
+                ENV.reset(TASKS[task_index])
+
+    episode()
+    assert sent >= 10_000, sent

@@ -1,0 +1,68 @@
+from matplotlib.figure import Figure
+
+from labkit import lessons, plots
+from labkit.tasks import generate_tasks
+from labkit.toolset import ErrorKind
+
+
+def test_tool_rows_cover_every_tool(catalog):
+    rows = lessons.tool_rows(catalog)
+    assert len(rows) == len(catalog) and {r["split"] for r in rows} == {"seen", "unseen"}
+
+
+def test_evolution_demo_shows_old_docs_truth_and_the_documented_call(catalog):
+    demo = lessons.evolution_demo(catalog, "get_capital", level=0, seed=0)
+    assert demo.observation.ok and demo.changes == [] and demo.docs == catalog["get_capital"].schema
+    broken = next(
+        d for d in (lessons.evolution_demo(catalog, "get_capital", 1, seed) for seed in range(30)) if not d.observation.ok
+    )
+    assert broken.docs["function"]["name"] == "get_capital" and broken.changes
+    assert broken.observation.error in {ErrorKind.UNKNOWN_PARAMETER, ErrorKind.DEPRECATED, ErrorKind.INVALID_VALUE}
+
+
+def test_a_learner_can_fix_a_renamed_parameter_from_the_error(catalog):
+    for seed in range(50):
+        demo = lessons.evolution_demo(catalog, "get_capital", 1, seed)
+        if demo.observation.error is ErrorKind.UNKNOWN_PARAMETER:
+            break
+    message = demo.observation.content
+    new_name = message.split("missing required parameter '")[1].split("'")[0]
+    fixed = lessons.evolution_demo(catalog, "get_capital", 1, seed, {new_name: demo.arguments["country"]})
+    assert fixed.observation.ok
+
+
+def test_parse_arguments_explains_bad_json():
+    assert lessons.parse_arguments('{"a": 1}') == {"a": 1}
+    assert lessons.parse_arguments("") == {}
+    assert "not valid JSON" in lessons.parse_arguments("{a")
+    assert "JSON object" in lessons.parse_arguments("[1]")
+
+
+def test_documented_calls_fail_more_as_levels_rise(catalog):
+    rates = lessons.documented_call_failures(catalog, n_tasks=40)
+    assert rates[0] == 0.0
+    assert 0.2 < rates[1] < rates[4] <= 1.0
+    assert isinstance(plots.failure_by_level(rates), Figure)
+
+
+def test_prediction_grading_and_closest_label():
+    assert lessons.grade_prediction(None, "a", "why").startswith("*Make your prediction")
+    assert lessons.grade_prediction("a", "a", "why") == "**Right.** why"
+    assert "the answer is *a*" in lessons.grade_prediction("b", "a", "why")
+    assert lessons.closest_label(0.6, {"third": 1 / 3, "two thirds": 2 / 3}) == "two thirds"
+
+
+def test_task_summary_and_rows(catalog):
+    tasks = generate_tasks("train", 50, seed=0, catalog=catalog)
+    summary = lessons.task_summary(tasks)
+    assert sum(summary["hops"].values()) == 50
+    assert len(lessons.task_rows(tasks)) == 50
+    assert isinstance(plots.task_summary(summary), Figure)
+
+
+def test_the_course_lists_ready_notebooks_that_exist():
+    from pathlib import Path
+
+    notebooks = Path(__file__).parent.parent / "notebooks"
+    for stage in lessons.COURSE:
+        assert (notebooks / stage.notebook).exists() == stage.ready, stage.notebook
