@@ -15,7 +15,7 @@ import math
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable, Protocol, Union
 
 from labkit.evolve import TRAIN_OPERATORS, evolve_toolset
 from labkit.tasks import Task, check_answer
@@ -282,3 +282,25 @@ def call_once(toolset: ToolSet, name: str, arguments: Any, config: EnvConfig | N
         return execute(toolset, ToolCall(name, arguments), runner, config.max_observation_chars)
     finally:
         runner.close()
+
+
+class Policy(Protocol):
+    """Anything that acts in an episode: a scripted teacher, a model, an API endpoint."""
+
+    def reset(self, task: Task, docs: list[dict]) -> None:
+        """A new episode: the task and the documentation the agent is shown."""
+
+    def act(self, observation: Observation | None) -> Action:
+        """The next action, given what the last one returned (``None`` on the first turn)."""
+
+
+def run_episode(env: ToolEnv, policy: Policy, task: Task) -> Trajectory:
+    """The one episode loop that teachers, evaluation and RL share."""
+    toolset = env.reset(task)
+    policy.reset(task, toolset.docs)
+    observation = None
+    while True:
+        result = env.step(policy.act(observation))
+        if result.done:
+            return env.trajectory
+        observation = result.observation

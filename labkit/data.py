@@ -1,0 +1,163 @@
+"""Trajectory datasets: rows in the HF conversational tool-calling format, written atomically.
+
+A row is one episode: ``messages`` (assistant ``tool_calls`` and ``role: "tool"``
+results), ``tools`` (the docs the agent saw, as a JSON string, which TRL's
+SFTTrainer accepts as is), and metadata columns. Tool-call arguments are stored
+as JSON strings so that rows with different tools share one Arrow schema.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from labkit.env import ToolCall, Trajectory
+from labkit.protocol import SYSTEM_PROMPT, trajectory_messages
+
+
+class DatasetFileError(ValueError):
+    """A trajectory file that cannot be read, with what to do about it."""
+
+
+def _flat_messages(messages: list[dict]) -> list[dict]:
+    flat = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        flat.append(
+            {
+                "role": message["role"],
+                "content": message.get("content") or "",
+                "tool_calls": [
+                    {"type": "function", "function": {"name": c["function"]["name"], "arguments": json.dumps(c["function"]["arguments"], ensure_ascii=False)}}
+                    for c in calls
+                ]
+                if calls
+                else None,
+                "name": message.get("name"),
+            }
+        )
+    return flat
+
+
+def recoveries(trajectory: Trajectory) -> int:
+    """Failed tool calls that a later successful call in the same episode followed: the agent moved on."""
+    recovered = 0
+    steps = trajectory.steps
+    for i, step in enumerate(steps):
+        if not isinstance(step.action, ToolCall) or step.observation is None or step.observation.ok:
+            continue
+        if any(isinstance(s.action, ToolCall) and s.observation is not None and s.observation.ok for s in steps[i + 1 :]):
+            recovered += 1
+    return recovered
+
+
+def trajectory_row(trajectory: Trajectory, policy: str, system: str = SYSTEM_PROMPT) -> dict:
+    """One dataset row for one finished episode."""
+    task, toolset = trajectory.task, trajectory.toolset
+    steps = trajectory.steps
+    errors = [s.observation.error.value if s.observation is not None and s.observation.error else "" for s in steps]
+    return {
+        "messages": _flat_messages(trajectory_messages(trajectory, system)),
+        "tools": json.dumps(toolset.docs, ensure_ascii=False),
+        "task_id": task.id,
+        "query": task.query,
+        "split": task.split,
+        "level": task.level,
+        "evolve_seed": task.evolve_seed,
+        "template": task.template,
+        "families": list(task.families),
+        "hops": task.hops,
+        "check": task.check,
+        "gold_answer": json.dumps(task.answer, ensure_ascii=False),
+        "policy": policy,
+        "phases": [s.phase for s in steps],
+        "errors": errors,
+        "n_trials": sum(s.phase == "trial" for s in steps),
+        "n_calls": trajectory.n_calls,
+        "n_errors": sum(bool(e) for e in errors),
+        "n_recoveries": recoveries(trajectory),
+        "answer": trajectory.answer or "",
+        "success": trajectory.success,
+        "end_reason": trajectory.end_reason,
+        "changes": json.dumps([vars(c) for c in toolset.changes], ensure_ascii=False),
+        "real_tools": json.dumps([t.real_schema() for t in toolset.tools.values()], ensure_ascii=False),
+    }
+
+
+# ----------------------------------------------------------------------------- JSONL logs (resumable)
+
+
+def append_rows(path: str | Path, rows: Iterable[dict]) -> None:
+    """Append rows and flush them to disk, so a killed run keeps every finished row."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_rows(path: str | Path, repair: bool = False) -> Iterator[dict]:
+    """Rows of a JSONL log. A torn last line (a kill mid-write) is dropped, and cut off when ``repair``."""
+    path = Path(path)
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    complete, torn = lines[:-1], lines[-1]
+    for lineno, line in enumerate(complete, 1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetFileError(f"{path}:{lineno} is not valid JSON ({exc.msg}); delete that line or the file to regenerate it") from exc
+    if torn.strip() and repair:
+        with path.open("r+b") as f:
+            f.truncate(len(data) - len(torn))
+
+
+# ----------------------------------------------------------------------------- datasets on disk
+
+
+def write_dataset(rows: list[dict], out_dir: str | Path, card: str) -> Path:
+    """Write ``data.parquet`` and a ``README.md`` card into ``out_dir``, replacing it atomically."""
+    from datasets import Dataset
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        Dataset.from_list(rows).to_parquet(str(staging / "data.parquet"))
+        (staging / "README.md").write_text(card, encoding="utf-8")
+        if out_dir.exists():
+            backup = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            out_dir.rename(backup)
+            staging.rename(out_dir)
+            shutil.rmtree(backup)
+        else:
+            staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def load_dataset_dir(path: str | Path):
+    """A trajectory dataset written by ``write_dataset`` (or any parquet/JSONL file of rows)."""
+    from datasets import Dataset
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "data.parquet"
+    if not path.exists():
+        raise DatasetFileError(f"no trajectory data at {path}; make it with `labkit teach --out {path.parent}`")
+    if path.suffix == ".jsonl":
+        return Dataset.from_list(list(read_rows(path)))
+    return Dataset.from_parquet(str(path))
