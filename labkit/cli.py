@@ -88,6 +88,32 @@ def cmd_tasks_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_teach(args: argparse.Namespace) -> int:
+    from labkit.models import ModelNotAvailableError, load_tokenizer
+    from labkit.teach import TeachConfig, teach
+
+    config = TeachConfig(
+        teacher=args.teacher,
+        split=args.split,
+        n=args.n,
+        seed=args.seed,
+        level=args.level,
+        mistake_rate=args.mistake_rate,
+        tools_modules=args.tools_module or [],
+        tasks_file=args.tasks,
+        out=str(args.out),
+    )
+    try:
+        tokenizer = load_tokenizer()
+    except ModelNotAvailableError as exc:
+        print(f"note: token lengths left out of the card: {exc}", file=sys.stderr)
+        tokenizer = None
+    out = teach(config, tokenizer=tokenizer)
+    print(f"wrote {out}/data.parquet and {out}/README.md")
+    print((out / "README.md").read_text().split("## An error")[0])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="ToolMaster Lab: trial-and-execution tool learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", type=int, choices=range(5), help="fix the evolution level (evolved split)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_tasks_generate)
+
+    p = with_tools_module(sub.add_parser("teach", help="write teacher trajectories as an HF dataset with a card"))
+    p.add_argument("--teacher", choices=("trial", "golden", "llm"), default="trial")
+    p.add_argument("--split", choices=SPLITS, default="train")
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--level", type=int, choices=range(5), help="fix the evolution level")
+    p.add_argument("--tasks", help="your own tasks JSONL instead of generated ones")
+    p.add_argument("--mistake-rate", type=float, default=0.3, help="how often the trial teacher slips and recovers")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_teach)
     return parser
 
 

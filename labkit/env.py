@@ -27,8 +27,9 @@ PHASES = ("trial", "execution")
 
 @dataclass
 class EnvConfig:
-    max_turns: int = 12
-    max_calls: int = 10
+    # A three-hop task at level 4 takes a careful agent about 13 turns; these leave room for one slip per tool.
+    max_turns: int = 20
+    max_calls: int = 16
     max_tokens: int = 2048
     timeout_s: float = 2.0
     max_observation_chars: int = 1500

@@ -90,13 +90,18 @@ def rename_parameter(toolset: ToolSet, name: str, rng: random.Random) -> Change 
     new = rng.choice(options)
     params = [replace(p, name=new) if p.name == old.name else p for p in tool.params]
 
-    def inbound(kwargs: dict) -> dict:
+    inner = tool.run
+
+    def run(kwargs: dict) -> Any:
         kwargs = dict(kwargs)
         if new in kwargs:
             kwargs[old.name] = kwargs.pop(new)
-        return kwargs
+        try:
+            return inner(kwargs)
+        except ToolCallError as exc:  # an API names its parameters as callers now know them
+            raise ToolCallError(exc.kind, exc.message.replace(f"'{old.name}'", f"'{new}'")) from None
 
-    toolset.tools[name] = _wrap(tool, inbound, params=params)
+    toolset.tools[name] = replace(tool, run=run, params=params)
     return Change("rename_parameter", name, f"parameter '{old.name}' is now called '{new}'")
 
 
@@ -212,19 +217,30 @@ def change_value_format(toolset: ToolSet, name: str, rng: random.Random) -> Chan
     return Change("change_value_format", name, f"parameter '{param.name}' now takes {rule}")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numeric(value: Any) -> bool:
+    """A number, or a non-empty list of numbers: the values whose unit changes."""
+    return _is_number(value) or (isinstance(value, list) and bool(value) and all(map(_is_number, value)))
+
+
+def _scaled(value: Any, factor: int) -> Any:
+    return [round(v * factor, 6) for v in value] if isinstance(value, list) else round(value * factor, 6)
+
+
 def _scale_numbers(value: Any, factor: int, suffix: str) -> Any:
+    """Scale every number and list of numbers, renaming its key so the new unit is visible."""
     if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if isinstance(item, (int, float)) and not isinstance(item, bool):
-                out[f"{key}{suffix}"] = round(item * factor, 6)
-            else:
-                out[key] = _scale_numbers(item, factor, suffix)
-        return out
+        return {
+            (f"{key}{suffix}" if _numeric(item) else key): (_scaled(item, factor) if _numeric(item) else _scale_numbers(item, factor, suffix))
+            for key, item in value.items()
+        }
+    if _numeric(value):
+        return {f"{'values' if isinstance(value, list) else 'value'}{suffix}": _scaled(value, factor)}
     if isinstance(value, list):
         return [_scale_numbers(item, factor, suffix) for item in value]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return {f"value{suffix}": round(value * factor, 6)}
     return value
 
 

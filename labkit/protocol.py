@@ -38,13 +38,23 @@ SYSTEM_PROMPT = (
 )
 
 # ChatML with tools, in the Qwen2.5 style; SmolLM2's vocabulary has <|im_start|> and <|im_end|>.
+# Tools render as one signature line (``name(param: type, optional?: a|b): summary``) plus one line per
+# documented parameter: a third of the tokens of their JSON schemas, which matters on a CPU.
 # Arguments may arrive as a dict or, from datasets, as a JSON string: both render the same.
 CHAT_TEMPLATE = (
     "{%- set system = messages[0].content if messages and messages[0].role == 'system' else default_system -%}"
     "{{- '<|im_start|>system\\n' + system }}"
     "{%- if tools %}{{ '\\n<tools>\\n' }}"
-    "{%- for tool in tools %}{{ (tool.function if tool.function is defined else tool) | tojson }}{{ '\\n' }}{% endfor -%}"
-    "{{- '</tools>' }}{%- endif %}{{ '<|im_end|>\\n' }}"
+    "{%- for tool in tools %}{%- set fn = tool.function if tool.function is defined else tool %}"
+    "{%- set params = fn.parameters.properties if fn.parameters is defined and fn.parameters.properties is defined else {} %}"
+    "{%- set required = fn.parameters.required if fn.parameters is defined and fn.parameters.required is defined else [] %}"
+    "{{- fn.name + '(' }}"
+    "{%- for name, spec in params.items() %}{{ name + ('' if name in required else '?') + ': ' }}"
+    "{{- spec.enum | join('|') if spec.enum is defined and spec.enum else spec.type | default('any') }}"
+    "{{- ', ' if not loop.last else '' }}{% endfor %}"
+    "{{- ')' + (': ' + fn.description if fn.description else '') + '\\n' }}"
+    "{%- for name, spec in params.items() if spec.description %}{{ '  ' + name + ': ' + spec.description + '\\n' }}{% endfor %}"
+    "{%- endfor %}{{ '</tools>' }}{%- endif %}{{ '<|im_end|>\\n' }}"
     "{%- for message in messages %}"
     "{%- if message.role == 'user' %}{{ '<|im_start|>user\\n' + message.content + '<|im_end|>\\n' }}"
     "{%- elif message.role == 'assistant' %}{{ '<|im_start|>assistant\\n' }}{% generation %}"

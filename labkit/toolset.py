@@ -125,7 +125,7 @@ def check_arguments(tool_name: str, params: list[Param], arguments: Any) -> dict
     missing = [p for p in params if p.required and p.name not in arguments]
     if unknown or missing:
         problems = [f"unexpected parameter '{name}'" for name in unknown]
-        problems += [f"missing required parameter '{p.name}' ({p.type})" for p in missing]
+        problems += [f"missing required parameter '{p.name}' ({_describe(p)})" for p in missing]
         accepted = _format_choices(p.name for p in params) or "none"
         kind = ErrorKind.UNKNOWN_PARAMETER if unknown else ErrorKind.MISSING_PARAMETER
         raise ToolCallError(kind, f"{tool_name}: " + "; ".join(problems) + f". Accepted parameters: {accepted}.")
@@ -144,6 +144,10 @@ def check_arguments(tool_name: str, params: list[Param], arguments: Any) -> dict
                 f"{tool_name}: parameter '{name}' must be one of: {_format_choices(param.enum)}; got {value!r}",
             )
     return dict(arguments)
+
+
+def _describe(param: Param) -> str:
+    return f"{param.type}, one of: {_format_choices(param.enum)}" if param.enum is not None else param.type
 
 
 def _fold(value: Any) -> Any:

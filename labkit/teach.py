@@ -1,0 +1,189 @@
+"""Teacher datasets: run a teacher over tasks, verify every trajectory by replaying it, write data and a card.
+
+    labkit teach --teacher {trial,golden,llm} --split S --n N --seed K --out DIR
+
+Same seed, same bytes: tasks, trajectories, ``data.parquet`` and ``README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from tqdm.auto import tqdm
+from transformers.utils.chat_parsing import parse_response
+
+from labkit.data import read_rows, trajectory_row, write_dataset
+from labkit.env import EnvConfig, ToolEnv, Trajectory, run_episode
+from labkit.protocol import RESPONSE_TEMPLATE, message_action
+from labkit.tasks import Task, generate_tasks, load_tasks
+from labkit.teachers import GoldenTeacher, TrialTeacher
+from labkit.tools import load_catalog
+
+TEACHERS = ("trial", "golden", "llm")
+# Generous on purpose: teacher data must never be cut short by a budget.
+TEACHER_ENV = EnvConfig(max_turns=40, max_calls=32, max_tokens=8192)
+
+
+@dataclass
+class TeachConfig:
+    teacher: str = "trial"
+    split: str = "train"
+    n: int = 200
+    seed: int = 0
+    level: int | None = None
+    mistake_rate: float = 0.3
+    tools_modules: list[str] = field(default_factory=list)
+    tasks_file: str | None = None
+    out: str = "runs/teach"
+
+    def command(self) -> str:
+        source = f"--tasks {self.tasks_file}" if self.tasks_file else f"--split {self.split} --n {self.n} --seed {self.seed}"
+        extras = "".join(f" --tools-module {m}" for m in self.tools_modules)
+        level = f" --level {self.level}" if self.level is not None else ""
+        return f"labkit teach --teacher {self.teacher} {source}{level}{extras} --mistake-rate {self.mistake_rate} --out {self.out}"
+
+
+def replay(task: Task, messages: list[dict], env: ToolEnv) -> Trajectory:
+    """Step a recorded transcript's actions through a fresh episode: the proof that it really works."""
+    env.reset(task)
+    recorded = [m for m in messages if m["role"] == "tool"]
+    seen = 0
+    for message in messages:
+        if message["role"] != "assistant":
+            continue
+        parsed = parse_response(message.get("content") or "", RESPONSE_TEMPLATE, prefix="")
+        parsed["tool_calls"] = message.get("tool_calls")
+        result = env.step(message_action(parsed).action)
+        if result.observation is not None:
+            if seen >= len(recorded) or recorded[seen]["content"] != result.observation.content:
+                raise ValueError(f"replay of {task.id} diverged at tool result {seen}")
+            seen += 1
+        if result.done:
+            break
+    return env.trajectory
+
+
+def _teacher(config: TeachConfig):
+    if config.teacher == "trial":
+        return TrialTeacher(mistake_rate=config.mistake_rate, seed=config.seed)
+    if config.teacher == "golden":
+        return GoldenTeacher()
+    raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {config.teacher!r}")
+
+
+def load_or_generate_tasks(config: TeachConfig, catalog) -> list[Task]:
+    if config.tasks_file:
+        return load_tasks(config.tasks_file, catalog)
+    return generate_tasks(config.split, config.n, config.seed, config.level, catalog)
+
+
+def run_teacher(config: TeachConfig, tasks: list[Task], catalog, progress: bool = True) -> tuple[list[dict], list[str]]:
+    """Rows for the tasks the teacher solved (each verified by replay), and the ids it failed."""
+    teacher = _teacher(config)
+    env, check_env = ToolEnv(catalog, TEACHER_ENV), ToolEnv(catalog, TEACHER_ENV)
+    rows, failed = [], []
+    for task in tqdm(tasks, desc=f"{config.teacher} teacher", disable=not progress):
+        if not task.calls:  # a user's task with no gold path: nothing to script, so report it rather than stop
+            failed.append(task.id)
+            continue
+        if config.teacher == "golden":
+            task = GoldenTeacher.documented(task)
+        trajectory = run_episode(env, teacher, task)
+        row = trajectory_row(trajectory, teacher.name)
+        if trajectory.success and replay(task, row["messages"], check_env).success:
+            rows.append(row)
+        else:
+            failed.append(task.id)
+    env.close()
+    check_env.close()
+    return rows, failed
+
+
+# ----------------------------------------------------------------------------- the card
+
+
+def token_lengths(rows: Iterable[dict], tokenizer) -> list[int]:
+    return [
+        len(tokenizer.apply_chat_template(row["messages"], tools=json.loads(row["tools"]), tokenize=True, return_dict=True)["input_ids"])
+        for row in rows
+    ]
+
+
+def _percentile(values: list[int], q: float) -> int:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _recovery_example(rows: list[dict]) -> str:
+    for row in rows:
+        messages = row["messages"]
+        for i, message in enumerate(messages):
+            if message["role"] == "tool" and '"error"' in message["content"] and i + 1 < len(messages):
+                fixed = messages[i + 1]
+                call = fixed["tool_calls"][0]["function"] if fixed.get("tool_calls") else {}
+                return (
+                    f"Task `{row['task_id']}`: {row['query']}\n\n"
+                    f"- error: `{message['content'][:200]}`\n"
+                    f"- next turn: `{fixed['content'].strip()[:200]}` then `{call.get('name', '')}({call.get('arguments', '')})`"
+                )
+    return "(no errors in this dataset)"
+
+
+def dataset_card(rows: list[dict], failed: list[str], config: TeachConfig, tokenizer=None) -> str:
+    """A Markdown card: counts, phase statistics, trials, recovery, token lengths."""
+    n = len(rows)
+    phases = Counter(p for row in rows for p in row["phases"])
+    by_level = Counter(row["level"] for row in rows)
+    failed_line = f"{len(failed)} ({', '.join(failed[:10])})" if failed else "0"
+    trials = [row["n_trials"] for row in rows]
+    lines = [
+        f"# Teacher trajectories: {config.teacher}",
+        "",
+        f"Made with `{config.command()}`.",
+        "",
+        "Rows are in the Hugging Face conversational tool-calling format (`messages` with assistant `tool_calls` "
+        "and `role: tool` results; `tools` as a JSON string), so TRL's SFTTrainer reads them as they are. "
+        "Every row was verified by replaying its actions in a fresh environment.",
+        "",
+        "| what | value |",
+        "|---|---|",
+        f"| trajectories | {n} |",
+        f"| tasks the teacher failed or could not script (no gold `calls`), left out | {failed_line} |",
+        f"| splits | {dict(Counter(row['split'] for row in rows))} |",
+        f"| rows per evolution level | {dict(sorted(by_level.items()))} |",
+        f"| hops | {dict(sorted(Counter(row['hops'] for row in rows).items()))} |",
+        f"| assistant turns by phase | {dict(phases)} |",
+        f"| trials per episode (mean / max) | {statistics.fmean(trials) if trials else 0:.2f} / {max(trials, default=0)} |",
+        f"| tool calls per episode (mean) | {statistics.fmean(row['n_calls'] for row in rows) if rows else 0:.2f} |",
+        f"| episodes with an error | {sum(row['n_errors'] > 0 for row in rows)} |",
+        f"| errors recovered / errors | {sum(row['n_recoveries'] for row in rows)} / {sum(row['n_errors'] for row in rows)} |",
+    ]
+    if tokenizer is not None and rows:
+        lengths = token_lengths(rows, tokenizer)
+        lines += [
+            f"| tokens per trajectory, median / p95 / max (SmolLM2 tokenizer, chat template with tools) "
+            f"| {int(statistics.median(lengths))} / {_percentile(lengths, 0.95)} / {max(lengths)} |",
+        ]
+    lines += ["", "## An error and its recovery", "", _recovery_example(rows), ""]
+    return "\n".join(lines)
+
+
+def teach(config: TeachConfig, progress: bool = True, tokenizer=None) -> Path:
+    """Generate, verify and write one teacher dataset; returns its folder."""
+    catalog = load_catalog(config.tools_modules)
+    tasks = load_or_generate_tasks(config, catalog)
+    if config.teacher == "llm":
+        from labkit.teachers.llm import LLMTeacherConfig, generate_llm_trajectories
+
+        log_dir = generate_llm_trajectories(tasks, Path(config.out) / "log", LLMTeacherConfig.from_env(), progress=progress)
+        rows = list(read_rows(log_dir / "llm_rows.jsonl"))
+        kept = {row["task_id"] for row in rows}
+        failed = [t.id for t in tasks if t.id not in kept]
+    else:
+        rows, failed = run_teacher(config, tasks, catalog, progress)
+    return write_dataset(rows, config.out, dataset_card(rows, failed, config, tokenizer))

@@ -1,0 +1,475 @@
+"""Scripted teachers: the trial-and-execution teacher and the golden baseline.
+
+``TrialTeacher`` knows the task's gold path *as documented* (which tools, which
+arguments, which output field), just as a careful human reading the docs would.
+It never looks at the hidden, changed tools: everything it learns about them
+comes from the text of their outputs and errors, the same text a learner gets.
+
+Trial phase: before each tool's first real use it makes a probe call (docs
+example values when there are some) and reads the result: a renamed parameter,
+a new date format, a moved endpoint or a reshaped output all show up here and
+are fixed from the error text alone.
+
+Execution phase: it makes the real calls with what it learned, sometimes slips
+on purpose (a wrong parameter name, a wrong value format, a misread output)
+and recovers from the error, then answers.
+
+``GoldenTeacher`` makes the documented calls directly, with no trials: the
+trajectory-centric baseline, always on the tools as documented (level 0).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+from labkit.env import Action, Answer, Observation, ToolCall
+from labkit.tasks import Task
+from labkit.tools.base import read_path
+
+DATE_FORMATS = {"DD.MM.YYYY": "%d.%m.%Y", "YYYYMMDD": "%Y%m%d"}
+SCALES = {"milli": 1000, "centi": 100}
+LOOKALIKE_SUFFIX = r"_(beta|legacy|preview|sandbox|v\d+)"  # how staging and retired endpoints are usually named
+PLACEHOLDERS = {"string": "", "integer": 0, "number": 0, "boolean": True, "array": [], "object": {}}
+
+
+# ----------------------------------------------------------------------------- reading outputs
+
+
+def _records_as_dict(value: Any) -> Any:
+    """``{"fields": [{"name": k, "value": v}, ...]}`` back into ``{k: v}`` (keeping a unit suffix on ``value``)."""
+    if not (isinstance(value, dict) and set(value) == {"fields"} and isinstance(value["fields"], list)):
+        return value
+    out = {}
+    for record in value["fields"]:
+        if not (isinstance(record, dict) and len(record) == 2 and "name" in record):
+            return value
+        (key, item), = ((k, v) for k, v in record.items() if k != "name")
+        if not key.startswith("value"):
+            return value
+        out[f"{record['name']}{key[len('value'):]}"] = item
+    return out
+
+
+PAYLOAD_KEYS = ("data", "payload", "result", "results", "response", "value", "values")
+
+
+def _views(value: Any) -> list[tuple[str | None, Any]]:
+    """The output and everything nested in it, outermost first, each with the key it sits under."""
+    queue, views = [(None, value)], []
+    while queue:
+        key, item = queue.pop(0)
+        item = _records_as_dict(item)
+        views.append((key, item))
+        if isinstance(item, dict):
+            queue.extend(item.items())
+        elif isinstance(item, list):
+            queue.extend((key, v) for v in item if isinstance(v, (dict, list)))
+    return views
+
+
+def _scale_of(key: str, name: str) -> int | None:
+    match = re.fullmatch(re.escape(name) + r"_(milli|centi)", key)
+    return SCALES[match.group(1)] if match else None
+
+
+def _split_unit(key: str | None) -> tuple[str | None, int | None]:
+    """``"data_milli"`` -> ``("data", 1000)``; keys without a unit suffix come back unchanged."""
+    match = re.fullmatch(r"(.*)_(milli|centi)", key or "")
+    return (match.group(1), SCALES[match.group(2)]) if match else (key, None)
+
+
+def _unscale(value: Any, factor: int) -> Any:
+    if isinstance(value, list):
+        return [_unscale(v, factor) for v in value]
+    return round(value / factor, 6)
+
+
+def _follow(view: Any, parts: list[str]) -> tuple[Any, list[str]]:
+    """Walk ``parts`` into ``view``, accepting unit-suffixed keys; raises LookupError when it can't."""
+    notes = []
+    for part in parts:
+        view = _records_as_dict(view)
+        if isinstance(view, list):
+            view = view[int(part)]
+        elif isinstance(view, dict) and part in view:
+            view = view[part]
+        elif isinstance(view, dict):
+            scaled = [(k, _scale_of(k, part)) for k in view if _scale_of(k, part)]
+            if not scaled:
+                raise LookupError(part)
+            key, factor = scaled[0]
+            view = _unscale(view[key], factor)
+            notes.append(f"'{key}' is in 1/{factor} units, so I divide by {factor}")
+        else:
+            raise LookupError(part)
+    return view, notes
+
+
+def _whole(view: Any, return_type: str | None) -> tuple[Any, list[str]]:
+    """A result read as a whole: unwrap a unit-labelled ``{"value_milli": ...}`` and check the documented type."""
+    if isinstance(view, dict) and len(view) == 1:
+        (key, inner), = view.items()
+        for name in ("value", "values"):
+            factor = _scale_of(key, name)
+            if factor:
+                return _unscale(inner, factor), [f"'{key}' is in 1/{factor} units, so I divide by {factor}"]
+    expected = {"number": (int, float), "integer": (int, float), "array": list, "string": str, "boolean": bool}.get(return_type or "")
+    if expected and not isinstance(view, expected):
+        raise LookupError("whole result")
+    return view, []
+
+
+def locate(result: Any, path: str | None, return_type: str | None = None) -> tuple[Any, str]:
+    """Find the documented field in an output that may have been reshaped or rescaled.
+
+    Returns the value and a note on how it was found; raises LookupError if it is not there.
+    """
+    parts = path.split(".") if path else []
+    for depth, (key, view) in enumerate(_views(result)):
+        base, factor = _split_unit(key)
+        if not parts and depth and base not in PAYLOAD_KEYS:
+            continue  # a whole result moved into an envelope sits under a payload key, not beside "status"
+        try:
+            if parts:
+                value, notes = _follow(view, parts)
+            elif factor:
+                value, notes = _unscale(view, factor), [f"'{key}' is in 1/{factor} units, so I divide by {factor}"]
+            else:
+                value, notes = _whole(view, return_type)
+        except (LookupError, IndexError, ValueError, TypeError):
+            continue
+        if depth:
+            notes.insert(0, "the output is wrapped, so I look inside it")
+        elif _records_as_dict(result) is not result:
+            notes.insert(0, "the output now comes as name/value fields")
+        return value, "; ".join(notes)
+    raise LookupError(f"no field {path!r} in the output")
+
+
+def format_answer(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        text = str(round(value, 4))
+        return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
+    if isinstance(value, list):
+        return ", ".join(format_answer(v) for v in value)
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- what a careful agent learns about one tool
+
+
+@dataclass
+class ToolNotes:
+    """Everything learned about one tool from its outputs and errors."""
+
+    call_name: str
+    renames: dict[str, str] = field(default_factory=dict)
+    formats: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    tried: bool = False
+
+    def arguments(self, documented: dict) -> dict:
+        """Documented arguments rewritten into the form the tool now accepts."""
+        out = {}
+        for name, value in documented.items():
+            if name in self.formats and isinstance(value, str):
+                value = _reformat(value, self.formats[name])
+            out[self.renames.get(name, name)] = value
+        return {**out, **self.extra}
+
+    def learn(self, error: dict, sent: dict) -> str | None:
+        """Update from an error; return what was learned in words, or None if the error teaches nothing."""
+        message, kind = error.get("message", ""), error.get("type", "")
+        if kind == "deprecated":
+            match = re.search(r"use '([^']+)' instead", message)
+            if match:
+                self.call_name = match.group(1)
+                return f"{match.group(1)} replaces it"
+        if kind in ("unknown_parameter", "missing_parameter"):
+            unexpected = re.findall(r"unexpected parameter '([^']+)'", message)
+            missing = re.findall(r"missing required parameter '([^']+)' \(([^)]*)\)", message)
+            learned = []
+            renamed_from = [u for u in unexpected if u in sent]
+            for (old, (new, _)) in zip(renamed_from, missing):
+                self.renames[self._original(old)] = new
+                learned.append(f"'{old}' is now '{new}'")
+            for new, spec in missing[len(renamed_from):]:
+                choices = re.search(r"one of: (.+)$", spec)
+                kind_name = spec.split(",")[0].strip()
+                value = _coerce(choices.group(1).split(", ")[0], kind_name) if choices else PLACEHOLDERS.get(kind_name, "")
+                self.extra[new] = value
+                learned.append(f"it needs '{new}' now ({spec})")
+            return "; ".join(learned) or None
+        if kind == "invalid_value":
+            param = re.search(r"for parameter '([^']+)'", message) or re.search(r"parameter '([^']+)' must be one of", message)
+            name = param.group(1) if param else None
+            for label in DATE_FORMATS:
+                if f"expected format {label}" in message and name:
+                    self.formats[self._original(name)] = label
+                    return f"'{name}' takes dates as {label} now"
+            if "must be upper-case" in message and name:
+                self.formats[self._original(name)] = "upper"
+                return f"'{name}' must be upper-case"
+            choices = re.search(r"must be one of: (.+); got", message)
+            if choices and name in self.extra:
+                self.extra[name] = _coerce(choices.group(1).split(", ")[0], type(self.extra[name]).__name__)
+                return f"'{name}' accepts {choices.group(1)}"
+        return None
+
+    def _original(self, name: str) -> str:
+        return next((old for old, new in self.renames.items() if new == name), name)
+
+
+def _gist(payload: Any) -> str:
+    """The part of an error message that says what to change, in a few words."""
+    message = payload.get("error", {}).get("message", "") if isinstance(payload, dict) else ""
+    unexpected = re.findall(r"unexpected parameter '([^']+)'", message)
+    missing = re.findall(r"missing required parameter '([^']+)'", message)
+    if unexpected and missing:
+        return f"the parameter is '{missing[0]}', not '{unexpected[0]}'"
+    wrong = re.search(r"parameter '([^']+)' must be ([a-z]+)", message)
+    if wrong:
+        return f"'{wrong.group(1)}' must be {wrong.group(2)}"
+    return message.split(". ")[0].split(": ", 1)[-1][:80] or "that call was wrong"
+
+
+def _coerce(text: str, kind: str) -> Any:
+    if kind in ("integer", "int"):
+        return int(text)
+    if kind in ("number", "float"):
+        return float(text)
+    return text
+
+
+def _reformat(value: str, style: str) -> str:
+    if style == "upper":
+        return value.upper()
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").strftime(DATE_FORMATS[style])
+    except ValueError:
+        return value
+
+
+def _doc_example(spec: dict) -> str | None:
+    match = re.search(r"e\.g\.\s*\"?([^\",;()]+?)\"?\s*(?:$|[,;()]|\.$)", spec.get("description", ""))
+    return match.group(1).strip() if match else None
+
+
+# ----------------------------------------------------------------------------- the teachers
+
+
+PHRASES = {
+    "probe": [
+        "Trying {tool} once to see what it accepts and returns.",
+        "{tool} may not match its docs; a test call first.",
+        "A quick probe of {tool} before using it.",
+        "First a trial of {tool}.",
+    ],
+    "probe_again": ["The error says {learned}. Trying again.", "So {learned}. Adjusting the test.", "Noted: {learned}. Once more."],
+    "probe_own": ["The example was rejected; testing with the task's own input.", "Unknown input. Trying the value from the question."],
+    "lookalike": ["{twin} looks like {tool}. Checking which one works.", "Is {twin} usable? A quick check."],
+    "lookalike_done": ["{twin} is disabled, so {tool}.", "{twin} is not usable."],
+    "probe_ok": ["{tool} works. {how}", "Good. {how}"],
+    "execute": ["Now the real call.", "Calling {tool} for the task.", "Using {tool} with what I learned.", "The actual call: {args}."],
+    "recover": ["The error says {learned}. Fixing it.", "My mistake: {learned}.", "Right, {learned}. Again."],
+    "misread": ["I passed the whole result, not its '{field}'. Fixing.", "That was the full output; I need '{field}'."],
+}
+
+
+class TrialTeacher:
+    """A scripted agent that tries each tool before using it and recovers from errors by reading them."""
+
+    name = "teacher:trial"
+
+    def __init__(self, mistake_rate: float = 0.3, seed: int = 0, lookalike_rate: float = 0.5):
+        self.mistake_rate = mistake_rate
+        self.lookalike_rate = lookalike_rate
+        self.seed = seed
+
+    # -- Policy interface
+
+    def reset(self, task: Task, docs: list[dict]) -> None:
+        if not task.calls:
+            raise ValueError(f"task {task.id} has no gold path ('calls'); the scripted teachers need one")
+        self.task, self.docs = task, {d["function"]["name"]: d["function"] for d in docs}
+        self.rng = random.Random(f"trial-teacher:{self.seed}:{task.id}")
+        self.notes = {call.name: ToolNotes(call.name) for call in task.calls}
+        self.values: list[Any] = []
+        self.carry = ""  # what the last turn learned, said at the start of the next thought
+        self._actions = self._script()
+
+    def act(self, observation: Observation | None) -> Action:
+        self.last = observation
+        return next(self._actions)
+
+    # -- the script, as a generator that sees each observation through self.last
+
+    def _with_carry(self, thought: str) -> str:
+        text, self.carry = f"{self.carry} {thought}".strip(), ""
+        return text
+
+    def _say(self, key: str, **slots: Any) -> str:
+        return self.rng.choice(PHRASES[key]).format(**slots).replace("  ", " ").strip()
+
+    def _result(self) -> tuple[bool, Any]:
+        payload = json.loads(self.last.content) if not self.last.truncated else self.last.content
+        return self.last.ok, payload
+
+    def _script(self):
+        for hop, call in enumerate(self.task.calls):
+            notes = self.notes[call.name]
+            documented = self._documented_arguments(hop)
+            if not notes.tried:
+                yield from self._trial(call.name, notes, documented)
+            yield from self._execute(hop, call, notes, documented)
+        yield Answer(format_answer(self.values[-1]), "")
+
+    def _trial(self, tool: str, notes: ToolNotes, documented: dict):
+        notes.tried = True
+        twins = [name for name in self.docs if re.fullmatch(re.escape(tool) + LOOKALIKE_SUFFIX, name)]
+        if twins and self.rng.random() < self.lookalike_rate:
+            twin = self.rng.choice(twins)
+            yield ToolCall(twin, documented, "trial", self._say("lookalike", twin=twin, tool=tool))
+            if not self.last.ok:
+                self.carry = self._say("lookalike_done", twin=twin, tool=tool)
+        probe = self._probe_arguments(tool, documented)
+        thought = self._with_carry(self._say("probe", tool=tool))
+        for _ in range(6):
+            sent = notes.arguments(probe)
+            yield ToolCall(notes.call_name, sent, "trial", thought.strip())
+            ok, payload = self._result()
+            if ok:
+                self.carry = self._say("probe_ok", tool=notes.call_name, how=self._reading_note(tool, payload))
+                return
+            learned = notes.learn(payload.get("error", {}), sent) if isinstance(payload, dict) else None
+            if learned:
+                thought = self._say("probe_again", learned=learned, tool=notes.call_name)
+            elif probe != documented:
+                probe, thought = documented, self._say("probe_own", tool=notes.call_name)
+            else:
+                return  # nothing more to learn by probing; execution will try its best
+
+    def _reading_note(self, tool: str, payload: Any) -> str:
+        call = next(c for c in self.task.calls if c.name == tool)
+        try:
+            _, how = locate(payload, call.read, self._return_type(tool))
+        except LookupError:
+            return ""
+        return f"Note: {how}." if how else "Output as documented."
+
+    def _execute(self, hop: int, call, notes: ToolNotes, documented: dict):
+        thought = self._with_carry(self._say("execute", tool=notes.call_name, args=_brief(documented)))
+        slip = self._slip(hop, documented) if self.rng.random() < self.mistake_rate else None
+        if slip is not None:
+            sent, recovery = slip
+            yield ToolCall(notes.call_name, sent, "execution", thought)
+            if not self.last.ok:
+                _, payload = self._result()
+                thought = recovery or self._say("recover", learned=_gist(payload), tool=notes.call_name)
+        for _ in range(6):
+            sent = notes.arguments(documented)
+            yield ToolCall(notes.call_name, sent, "execution", thought)
+            ok, payload = self._result()
+            if ok:
+                try:
+                    value, _ = locate(payload, call.read, self._return_type(call.name))
+                except LookupError:
+                    value = None
+                self.values.append(value)
+                return
+            learned = notes.learn(payload.get("error", {}), sent) if isinstance(payload, dict) else None
+            if not learned:
+                break
+            thought = self._say("recover", learned=learned, tool=notes.call_name)
+        self.values.append(None)
+
+    # -- helpers
+
+    def _return_type(self, tool: str) -> str | None:
+        return self.docs.get(tool, {}).get("return", {}).get("type")
+
+    def _documented_arguments(self, hop: int) -> dict:
+        """The hop's documented arguments, with values that came from the previous hop taken from what was read."""
+        gold = dict(self.task.calls[hop].arguments)
+        if hop == 0 or not self.values:
+            return gold
+        previous = self.values[-1]
+        return {k: (previous if _same(v, previous) else v) for k, v in gold.items()}
+
+    def _probe_arguments(self, tool: str, documented: dict) -> dict:
+        properties = self.docs.get(tool, {}).get("parameters", {}).get("properties", {})
+        probe = {}
+        for name, value in documented.items():
+            example = _doc_example(properties.get(name, {})) if isinstance(value, str) else None
+            probe[name] = example if example and "YYYY" not in example else value
+        return probe
+
+    def _slip(self, hop: int, documented: dict) -> tuple[dict, str | None] | None:
+        """A realistic mistake that the tool is sure to reject, and (for misreads) the words of the recovery."""
+        kinds = ["name", "format"] + (["misread"] if hop > 0 and self.values else [])
+        kind = self.rng.choice(kinds)
+        if kind == "misread":
+            bound = [k for k, v in documented.items() if _same(v, self.values[-1])]
+            if bound:
+                field_name = self.task.calls[hop - 1].read or "value"
+                wrong = {**self.notes[self.task.calls[hop].name].arguments(documented), bound[0]: {"result": documented[bound[0]], "note": "full output"}}
+                return wrong, self._say("misread", field=field_name)
+            kind = "name"
+        sent = self.notes[self.task.calls[hop].name].arguments(documented)
+        if not sent:
+            return None
+        key = self.rng.choice(sorted(sent))
+        if kind == "name":
+            return {(f"{key}_name" if not key.endswith("_name") else f"the_{key}"): sent[key], **{k: v for k, v in sent.items() if k != key}}, None
+        value = sent[key]
+        return {**sent, key: [value] if not isinstance(value, list) else {"items": value}}, None
+
+
+class GoldenTeacher:
+    """The trajectory-centric baseline: the documented calls, made directly, with no trials."""
+
+    name = "teacher:golden"
+
+    def reset(self, task: Task, docs: list[dict]) -> None:
+        if not task.calls:
+            raise ValueError(f"task {task.id} has no gold path ('calls'); the scripted teachers need one")
+        self.task, self.hop, self.value = task, 0, None
+
+    def act(self, observation: Observation | None) -> Action:
+        if observation is not None:
+            try:
+                self.value = read_path(json.loads(observation.content), self.task.calls[self.hop - 1].read)
+            except (KeyError, IndexError, TypeError, ValueError):
+                self.value = None
+        if self.hop == len(self.task.calls):
+            return Answer(format_answer(self.value))
+        call = self.task.calls[self.hop]
+        self.hop += 1
+        arguments = {k: (self.value if self.hop > 1 and _same(v, self.value) else v) for k, v in call.arguments.items()}
+        return ToolCall(call.name, arguments, "execution", f"Calling {call.name}.")
+
+    @staticmethod
+    def documented(task: Task) -> Task:
+        """The task on the tools as documented: golden data never meets a changed tool."""
+        return replace(task, level=0)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, str) and isinstance(b, str):
+        return a.strip().casefold() == b.strip().casefold()
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(a - b) <= 1e-6 * max(1.0, abs(a))
+    return a == b
+
+
+def _brief(arguments: dict) -> str:
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())[:80]

@@ -1,0 +1,97 @@
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labkit.env import Answer, Invalid, ToolCall, ToolEnv, run_episode
+from labkit.protocol import (
+    ParsedTurn,
+    assistant_message,
+    message_action,
+    parse_turn,
+    render,
+    trajectory_messages,
+)
+from labkit.tasks import generate_tasks
+from labkit.teach import TEACHER_ENV
+from labkit.teachers import TrialTeacher
+
+ASSISTANT = "<|im_start|>assistant\n"
+
+
+def model_side(text: str) -> list[str]:
+    """What the model generated in each assistant turn of a rendered conversation."""
+    return [part.split("<|im_end|>")[0] for part in text.split(ASSISTANT)[1:]]
+
+
+def test_render_then_parse_gives_back_every_action(catalog):
+    env = ToolEnv(catalog, TEACHER_ENV)
+    for task in generate_tasks("evolved", 60, seed=4, catalog=catalog):
+        trajectory = run_episode(env, TrialTeacher(seed=3), task)
+        text = render(trajectory_messages(trajectory), trajectory.toolset.docs)
+        parsed = [parse_turn(turn).action for turn in model_side(text)]
+        assert [type(a) for a in parsed] == [type(s.action) for s in trajectory.steps]
+        for got, step in zip(parsed, trajectory.steps):
+            if isinstance(got, ToolCall):
+                assert (got.name, got.arguments, got.phase, got.thought) == (
+                    step.action.name,
+                    step.action.arguments,
+                    step.action.phase,
+                    step.action.thought,
+                )
+            else:
+                assert got.text == step.action.text
+
+
+def test_rendered_tools_are_compact_signatures(catalog):
+    text = render([{"role": "user", "content": "hi"}], catalog.schemas(["get_current_weather"]), add_generation_prompt=True)
+    assert "get_current_weather(city: string, unit?: celsius|fahrenheit): Get the current weather in a city." in text
+    assert "  city: City name, e.g. Paris" in text and text.endswith(ASSISTANT)
+
+
+def test_phases_and_answers_are_explicit_in_the_text():
+    assert assistant_message(ToolCall("f", {"a": 1}, "trial", "why"))["content"] == "<trial>why</trial>\n"
+    assert assistant_message(ToolCall("f", {}, "execution", "go"))["content"] == "<execute>go</execute>\n"
+    assert assistant_message(Answer("Tokyo"))["content"] == "<answer>Tokyo</answer>"
+
+
+def test_parse_typed_errors_and_format_slips():
+    bad_json = parse_turn('<execute>x</execute><tool_call>{"name": "f", "arguments": {oops}}</tool_call>')
+    assert isinstance(bad_json.action, Invalid) and bad_json.problems == ["bad_json"]
+    rambling = parse_turn("I think the answer might be Paris")
+    assert isinstance(rambling.action, Invalid) and "no <tool_call> and no <answer>" in rambling.action.error
+    no_phase = parse_turn('<tool_call>{"name": "f", "arguments": {}}</tool_call>')
+    assert isinstance(no_phase.action, ToolCall) and no_phase.action.phase == "execution" and no_phase.problems == ["no_phase"]
+    two = parse_turn('<trial>a</trial><tool_call>{"name": "f", "arguments": {}}</tool_call><tool_call>{"name": "g", "arguments": {}}</tool_call>')
+    assert two.action.name == "f" and "several_calls" in two.problems
+    nameless = parse_turn('<trial>a</trial><tool_call>{"arguments": {}}</tool_call>')
+    assert isinstance(nameless.action, Invalid)
+    answer = parse_turn("<answer> 42 </answer><|im_end|>trailing junk", n_tokens=7)
+    assert answer.action == Answer("42", "", 7)
+
+
+def test_openai_style_messages_with_string_arguments():
+    message = {"trial": "check", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]}
+    assert message_action(message).action == ToolCall("f", {"a": 1}, "trial", "check")
+    broken = message_action({"execute": "", "tool_calls": [{"function": {"name": "f", "arguments": "{not json"}}]})
+    assert broken.action.arguments == "{not json", "malformed arguments reach the environment, which reports them"
+
+
+tags = st.sampled_from(["<trial>", "</trial>", "<execute>", "</execute>", "<tool_call>", "</tool_call>", "<answer>", "</answer>", "<|im_end|>", "{", "}", '"name"', '"arguments"', ":", ","])
+fragments = st.one_of(tags, st.text(max_size=12), st.builds(json.dumps, st.dictionaries(st.text(max_size=6), st.integers() | st.text(max_size=6), max_size=3)))
+
+
+def test_parser_never_raises_on_ten_thousand_inputs():
+    seen = 0
+
+    @settings(max_examples=10_000, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.one_of(st.lists(fragments, max_size=14).map("".join), st.text(max_size=200), st.binary(max_size=60)))
+    def check(text):
+        nonlocal seen
+        parsed = parse_turn(text)
+        seen += 1
+        assert isinstance(parsed, ParsedTurn)
+        assert isinstance(parsed.action, (ToolCall, Answer, Invalid))
+
+    check()
+    assert seen >= 10_000

@@ -1,0 +1,88 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from datasets import Dataset
+
+from labkit.cli import main
+from labkit.data import DatasetFileError, append_rows, load_dataset_dir, read_rows, write_dataset
+from labkit.teach import TeachConfig, dataset_card, run_teacher, teach
+from labkit.tasks import generate_tasks
+
+from conftest import FIXTURES
+
+
+def test_teach_writes_identical_bytes_for_the_same_seed(tmp_path):
+    for name in ("a", "b"):
+        assert main(["teach", "--teacher", "trial", "--split", "train", "--n", "40", "--seed", "3", "--out", str(tmp_path / "out")]) == 0
+        (tmp_path / "out").rename(tmp_path / name)
+    for file in ("data.parquet", "README.md"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+
+
+def test_the_card_reports_what_a_learner_needs(tmp_path, tokenizer):
+    out = teach(TeachConfig(teacher="trial", split="evolved", n=30, seed=1, out=str(tmp_path / "d")), progress=False, tokenizer=tokenizer)
+    card = (out / "README.md").read_text()
+    for needle in ("| trajectories | 30 |", "could not script (no gold `calls`), left out | 0", "trials per episode", "errors recovered", "tokens per trajectory, median / p95", "## An error and its recovery", "labkit teach --teacher trial --split evolved"):
+        assert needle in card, needle
+
+
+def test_rows_are_what_trl_sft_expects(tmp_path, tokenizer):
+    out = teach(TeachConfig(teacher="golden", n=12, seed=2, out=str(tmp_path / "g")), progress=False)
+    data = load_dataset_dir(out)
+    assert isinstance(data, Dataset) and len(data) == 12
+    assert {"messages", "tools", "task_id", "split", "level", "policy", "phases", "success"} <= set(data.column_names)
+    row = data[0]
+    assert row["policy"] == "teacher:golden" and row["success"] and row["level"] == 0
+    # What TRL's SFTTrainer does with a row: a JSON-string `tools` column and the chat template.
+    rendered = tokenizer.apply_chat_template(row["messages"], tools=json.loads(row["tools"]), tokenize=False)
+    assert "<execute>" in rendered and "<answer>" in rendered and "<tool_call>" in rendered
+
+
+def test_user_tools_and_tasks_through_teach(tmp_path):
+    code = main(["teach", "--teacher", "trial", "--tools-module", str(FIXTURES / "user_tools.py"), "--tasks", str(FIXTURES / "user_tasks.jsonl"), "--out", str(tmp_path / "u")])
+    assert code == 0
+    data = load_dataset_dir(tmp_path / "u")
+    assert sorted(data["task_id"]) == ["tide-1"], "the task without a gold path can't be scripted and is reported, not kept"
+    assert "tide-2" in (tmp_path / "u" / "README.md").read_text()
+
+
+def test_write_dataset_replaces_atomically(tmp_path):
+    out = write_dataset([{"a": 1}], tmp_path / "d", "card one")
+    write_dataset([{"a": 2}, {"a": 3}], out, "card two")
+    assert len(load_dataset_dir(out)) == 2 and (out / "README.md").read_text() == "card two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"], "no staging or backup folders left behind"
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetFileError, match="labkit teach"):
+        load_dataset_dir(tmp_path / "nothing")
+
+
+def test_jsonl_log_survives_a_torn_last_line(tmp_path):
+    log = tmp_path / "log.jsonl"
+    append_rows(log, [{"id": 1}, {"id": 2}])
+    with log.open("a") as f:
+        f.write('{"id": 3, "half')  # a kill in the middle of a write
+    assert [r["id"] for r in read_rows(log)] == [1, 2]
+    assert [r["id"] for r in read_rows(log, repair=True)] == [1, 2]
+    append_rows(log, [{"id": 3}])
+    assert [r["id"] for r in read_rows(log)] == [1, 2, 3]
+    log.write_text('{"id": 1}\n{broken\n{"id": 2}\n')
+    with pytest.raises(DatasetFileError, match="log.jsonl:2"):
+        list(read_rows(log))
+
+
+def test_a_killed_teach_leaves_the_previous_dataset_whole(tmp_path):
+    out = tmp_path / "d"
+    assert main(["teach", "--teacher", "golden", "--n", "5", "--out", str(out)]) == 0
+    before = (out / "data.parquet").read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "labkit.cli", "teach", "--teacher", "trial", "--n", "20000", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(6)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / "data.parquet").read_bytes() == before
