@@ -5,6 +5,7 @@
 #   make test     run the test suite (offline)
 #   make doctor   what this machine can run
 #   make bench    speed ratios (bench/)
+#   make data     regenerate the shipped tasks and teacher datasets in data/
 #   make gpu      add unsloth + vLLM (CUDA machines only)
 #   make clean    remove the venv and build/test caches (keeps runs/ and .cache/)
 
@@ -32,10 +33,10 @@ endif
 # Gradio calls home at launch unless told not to.
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: help setup lab test doctor bench gpu clean
+.PHONY: help setup lab test doctor bench data gpu clean
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(STAMP)
 
@@ -61,6 +62,16 @@ test: $(STAMP)
 
 doctor: $(STAMP)
 	$(BIN)/labkit doctor
+
+# The small datasets shipped in data/, so the notebooks start offline. Same seed, same bytes.
+data: export HF_HUB_OFFLINE := 1
+data: $(STAMP)
+	$(BIN)/labkit tasks generate --split train --n 400 --seed 0 --out data/tasks/train.jsonl
+	$(BIN)/labkit tasks generate --split seen --n 200 --seed 1 --out data/tasks/seen.jsonl
+	$(BIN)/labkit tasks generate --split evolved --n 200 --seed 1 --out data/tasks/evolved.jsonl
+	$(BIN)/labkit tasks generate --split unseen --n 200 --seed 1 --out data/tasks/unseen.jsonl
+	$(BIN)/labkit teach --teacher trial --tasks data/tasks/train.jsonl --out data/trajectories/trial-train
+	$(BIN)/labkit teach --teacher golden --tasks data/tasks/train.jsonl --out data/trajectories/golden-train
 
 bench: export HF_HUB_OFFLINE := 1
 bench: export TRANSFORMERS_OFFLINE := 1

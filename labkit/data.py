@@ -135,6 +135,7 @@ def write_dataset(rows: list[dict], out_dir: str | Path, card: str) -> Path:
     try:
         Dataset.from_list(rows).to_parquet(str(staging / "data.parquet"))
         (staging / "README.md").write_text(card, encoding="utf-8")
+        staging.chmod(0o755)  # mkdtemp makes folders private; datasets are meant to be shared
         if out_dir.exists():
             backup = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(backup, ignore_errors=True)

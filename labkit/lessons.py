@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import json
 from collections import Counter
 from dataclasses import dataclass
 
-from labkit.env import Observation, ToolCall, ToolEnv, call_once
+from labkit.env import Answer, Observation, ToolCall, ToolEnv, Trajectory, call_once, run_episode
 from labkit.evolve import LEVEL_DESCRIPTIONS, evolve_toolset
+from labkit.plots import PHASE_COLOURS
 from labkit.tasks import Task, example_arguments, generate_tasks
+from labkit.teach import TEACHER_ENV, token_lengths
+from labkit.teachers import GoldenTeacher, TrialTeacher
 from labkit.tools.registry import Catalog
 from labkit.toolset import Change, base_toolset
 
@@ -171,3 +175,58 @@ def task_summary(tasks: list[Task]) -> dict[str, Counter]:
         "level": Counter(t.level for t in tasks),
         "check": Counter(t.check for t in tasks),
     }
+
+
+# ----------------------------------------------------------------------------- notebook 02: teacher trajectories
+
+
+def teacher_pair(catalog: Catalog, task: Task, seed: int = 0) -> dict[str, Trajectory]:
+    """The golden and the trial teacher on the same task, tools changed as the task says."""
+    env = ToolEnv(catalog, TEACHER_ENV)
+    pair = {name: run_episode(env, teacher, task) for name, teacher in (("golden", GoldenTeacher()), ("trial", TrialTeacher(seed=seed)))}
+    env.close()
+    return pair
+
+
+def transcript_html(trajectory: Trajectory) -> str:
+    """An episode as HTML, one coloured row per turn; every model or tool string is escaped."""
+    rows = [f"<div><b>user</b>: {html.escape(trajectory.task.query)}</div>"]
+    for step in trajectory.steps:
+        action = step.action
+        if isinstance(action, ToolCall):
+            said = f"{html.escape(action.thought)}<br><code>{html.escape(str(action.name))}({html.escape(json.dumps(action.arguments, ensure_ascii=False, default=str))})</code>"
+        elif isinstance(action, Answer):
+            said = f"answer: <b>{html.escape(action.text)}</b>"
+        else:
+            said = html.escape(str(getattr(action, "raw", action)))
+        colour = PHASE_COLOURS.get(step.phase, PHASE_COLOURS["error"])
+        rows.append(
+            f'<div style="border-left:4px solid {colour};padding:2px 8px;margin:4px 0">'
+            f'<span style="color:{colour};font-weight:600">{step.phase}</span> {said}</div>'
+        )
+        if step.observation is not None:
+            colour = PHASE_COLOURS["error"] if not step.observation.ok else "#6b7280"
+            rows.append(
+                f'<div style="margin:0 0 4px 24px;color:{colour}"><code>{html.escape(step.observation.content[:400])}</code></div>'
+            )
+    verdict = "solved" if trajectory.success else f"failed ({trajectory.end_reason})"
+    rows.append(f"<div><b>gold</b>: {html.escape(json.dumps(trajectory.task.answer, ensure_ascii=False))}, <b>{verdict}</b></div>")
+    return "\n".join(rows)
+
+
+def teacher_success(catalog: Catalog, teacher: str, split: str, level: int | None, n: int, seed: int = 0) -> float:
+    """Share of tasks a scripted teacher solves, on tools changed as each task says."""
+    policy = GoldenTeacher() if teacher == "golden" else TrialTeacher(seed=seed)
+    env = ToolEnv(catalog, TEACHER_ENV)
+    tasks = generate_tasks(split, n, seed, level, catalog)
+    rate = sum(run_episode(env, policy, task).success for task in tasks) / len(tasks)
+    env.close()
+    return rate
+
+
+def dataset_stats(rows: list[dict], tokenizer=None) -> dict[str, list]:
+    """Per-episode numbers of a trajectory dataset, for histograms."""
+    stats = {"trials per episode": [r["n_trials"] for r in rows], "tool calls per episode": [r["n_calls"] for r in rows]}
+    if tokenizer is not None:
+        stats["tokens per trajectory"] = token_lengths(rows, tokenizer)
+    return stats

@@ -34,3 +34,18 @@ def task_summary(summary: dict[str, Counter]) -> Figure:
         ax.tick_params(axis="x", labelrotation=45 if field == "family" else 0)
     axes[0].set_ylabel("tasks")
     return fig
+
+
+def dataset_comparison(stats: dict[str, dict[str, list]]) -> Figure:
+    """Side-by-side histograms of per-episode numbers for several datasets (``{name: dataset_stats}``)."""
+    fields = list(next(iter(stats.values())))
+    fig = Figure(figsize=(4 * len(fields), 3), layout="constrained")
+    axes = fig.subplots(1, len(fields))
+    colours = [PHASE_COLOURS["trial"], PHASE_COLOURS["execution"], PHASE_COLOURS["answer"]]
+    for ax, field in zip(axes, fields):
+        for colour, (name, values) in zip(colours, stats.items()):
+            ax.hist(values[field], bins=20, alpha=0.6, color=colour, label=name)
+        ax.set_title(field)
+    axes[0].set_ylabel("episodes")
+    axes[0].legend()
+    return fig

@@ -42,7 +42,8 @@ SYSTEM_PROMPT = (
 # documented parameter: a third of the tokens of their JSON schemas, which matters on a CPU.
 # Arguments may arrive as a dict or, from datasets, as a JSON string: both render the same.
 CHAT_TEMPLATE = (
-    "{%- set system = messages[0].content if messages and messages[0].role == 'system' else default_system -%}"
+    "{%- set system = messages[0].content if messages and messages[0].role == 'system' else "
+    "(default_system if default_system is defined else " + json.dumps(SYSTEM_PROMPT) + ") -%}"
     "{{- '<|im_start|>system\\n' + system }}"
     "{%- if tools %}{{ '\\n<tools>\\n' }}"
     "{%- for tool in tools %}{%- set fn = tool.function if tool.function is defined else tool %}"
@@ -58,7 +59,7 @@ CHAT_TEMPLATE = (
     "{%- for message in messages %}"
     "{%- if message.role == 'user' %}{{ '<|im_start|>user\\n' + message.content + '<|im_end|>\\n' }}"
     "{%- elif message.role == 'assistant' %}{{ '<|im_start|>assistant\\n' }}{% generation %}"
-    "{{- message.content or '' }}"
+    "{{- (message.content or '').lstrip() }}"
     "{%- for call in message.tool_calls or [] %}"
     "{%- set fn = call.function if call.function is defined else call %}"
     "{{- '<tool_call>\\n{\"name\": \"' + fn.name + '\", \"arguments\": ' }}"
@@ -117,7 +118,7 @@ def assistant_message(action: Action) -> dict:
         }
     if isinstance(action, Answer):
         return {"role": "assistant", "content": f"<answer>{action.text}</answer>"}
-    return {"role": "assistant", "content": str(action.raw)}
+    return {"role": "assistant", "content": str(action.raw).split(END_OF_TURN, 1)[0]}
 
 
 def tool_message(name: str, observation: Observation) -> dict:

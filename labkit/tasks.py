@@ -178,6 +178,7 @@ def save_tasks(tasks: Iterable[Task], path: str | Path) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             for task in tasks:
                 f.write(task.to_json() + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; task files are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

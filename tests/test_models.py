@@ -301,27 +301,15 @@ def test_parse_response_round_trip(tokenizer, action):
     assert turn.action == action
 
 
-# ----------------------------------------------------------------------------- known template problems
+# ----------------------------------------------------------------------------- template edge cases
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CHAT_TEMPLATE reads `default_system`, which only protocol.render passes; tokenizer.apply_chat_template "
-    "without a system message (TRL GRPO's tool-suffix probe renders [user, assistant, tool]) raises UndefinedError. "
-    "Fix: `else (default_system if default_system is defined else <SYSTEM_PROMPT as a literal>)`.",
-)
 def test_template_renders_without_a_system_message(tokenizer):
     messages = [{"role": "user", "content": "What is the capital of Japan?"}]
     text = tokenizer.apply_chat_template(messages, tools=TOOLS, tokenize=False, add_generation_prompt=True)
     assert text == protocol.render(messages, TOOLS, add_generation_prompt=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="assistant content that starts with 2+ whitespace characters merges with the '\\n' of "
-    "'<|im_start|>assistant\\n' into one BPE token: the mask then starts inside the header and the "
-    "generation prompt is no longer a token prefix. Fix: render `(message.content or '').lstrip()`.",
-)
 def test_leading_whitespace_keeps_mask_and_prefix(tokenizer):
     messages = [
         {"role": "system", "content": "s"},
