@@ -28,7 +28,7 @@ class Stage:
 COURSE = [
     Stage("00_welcome.py", "the idea, the path, your hardware", "labkit doctor", ready=True),
     Stage("01_tool_world.py", "browse, call and evolve tools; sample tasks", "labkit tools list / tools evolve / tasks generate", ready=True),
-    Stage("02_teacher_trajectories.py", "golden vs trial-and-execution trajectories", "labkit teach"),
+    Stage("02_teacher_trajectories.py", "golden vs trial-and-execution trajectories", "labkit teach", ready=True),
     Stage("03_sft.py", "supervised fine-tuning on each kind of trajectory", "labkit sft"),
     Stage("04_rl_grpo.py", "GRPO in the live tool environment", "labkit rl"),
     Stage("05_evaluation.py", "the ablation: who copes with changed and unseen tools", "labkit eval / labkit ablation"),

@@ -43,8 +43,11 @@ def dataset_comparison(stats: dict[str, dict[str, list]]) -> Figure:
     axes = fig.subplots(1, len(fields))
     colours = [PHASE_COLOURS["trial"], PHASE_COLOURS["execution"], PHASE_COLOURS["answer"]]
     for ax, field in zip(axes, fields):
+        everything = [v for values in stats.values() for v in values[field]]
+        low, high = min(everything, default=0), max(everything, default=1)
+        bins = range(low, high + 2) if high - low < 25 else 25  # whole-number bins for small counts, shared by every dataset
         for colour, (name, values) in zip(colours, stats.items()):
-            ax.hist(values[field], bins=20, alpha=0.6, color=colour, label=name)
+            ax.hist(values[field], bins=bins, range=(low, high + 1), alpha=0.6, color=colour, label=name)
         ax.set_title(field)
     axes[0].set_ylabel("episodes")
     axes[0].legend()

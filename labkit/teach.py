@@ -151,7 +151,7 @@ def dataset_card(rows: list[dict], failed: list[str], config: TeachConfig, token
         "Every row was verified by replaying its actions in a fresh environment.",
         "",
         "| what | value |",
-        "|---|---|",
+        "|:--|:--|",
         f"| trajectories | {n} |",
         f"| tasks the teacher failed or could not script (no gold `calls`), left out | {failed_line} |",
         f"| splits | {dict(Counter(row['split'] for row in rows))} |",

@@ -1,0 +1,40 @@
+"""Teacher generation throughput, against the bare episode loop with the cheapest policy.
+
+Run: python -m bench teach
+"""
+
+from __future__ import annotations
+
+import time
+
+from labkit.teach import TeachConfig, run_teacher
+from labkit.tasks import generate_tasks
+from labkit.tools import load_catalog
+
+
+def run(n_tasks: int = 400) -> list[dict]:
+    catalog = load_catalog()
+    tasks = generate_tasks("train", n_tasks, seed=0, catalog=catalog)
+    timings = {}
+    for teacher in ("golden", "trial"):
+        start = time.perf_counter()
+        rows, failed = run_teacher(TeachConfig(teacher=teacher), tasks, catalog, progress=False)
+        timings[teacher] = (time.perf_counter() - start, len(rows), len(failed))
+    base = timings["golden"][0]
+    return [
+        {"teacher": name, "seconds": s, "rows": rows, "failed": failed, "per_s": rows / s, "ratio": s / base}
+        for name, (s, rows, failed) in timings.items()
+    ]
+
+
+def report(results: list[dict]) -> str:
+    lines = [
+        "## Teacher throughput: 400 train tasks, each trajectory generated, turned into a row and verified by replay",
+        "",
+        "| teacher | trajectories | failed | seconds | trajectories/s | time vs golden (baseline) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(f"| {r['teacher']} | {r['rows']} | {r['failed']} | {r['seconds']:.2f} | {r['per_s']:.0f} | {r['ratio']:.2f}x |")
+    lines += ["", "The golden teacher runs at level 0 with one call per hop: the cheapest possible episode.", "command: python -m bench teach"]
+    return "\n".join(lines)
