@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import time
 
-from labkit.teach import TeachConfig, run_teacher
-from labkit.tasks import generate_tasks
+from labkit.teach import TeachConfig, run_teacher, teacher_tasks
 from labkit.tools import load_catalog
 
 
 def run(n_tasks: int = 400) -> list[dict]:
     catalog = load_catalog()
-    tasks = generate_tasks("train", n_tasks, seed=0, catalog=catalog)
     timings = {}
     for teacher in ("golden", "trial"):
+        config = TeachConfig(teacher=teacher, split="train", n=n_tasks, seed=0)
+        tasks = teacher_tasks(config, catalog)
         start = time.perf_counter()
-        rows, failed = run_teacher(TeachConfig(teacher=teacher), tasks, catalog, progress=False)
+        rows, failed = run_teacher(config, tasks, catalog, progress=False)
         timings[teacher] = (time.perf_counter() - start, len(rows), len(failed))
     base = timings["golden"][0]
     return [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -102,13 +103,37 @@ def cmd_teach(args: argparse.Namespace) -> int:
         tools_modules=args.tools_module or [],
         tasks_file=args.tasks,
         out=str(args.out),
+        max_turns=args.max_turns,
     )
     try:
         tokenizer = load_tokenizer()
     except ModelNotAvailableError as exc:
         print(f"note: token lengths left out of the card: {exc}", file=sys.stderr)
         tokenizer = None
-    out = teach(config, tokenizer=tokenizer)
+    llm = None
+    if args.teacher == "llm":
+        from labkit.teachers.llm import LLMTeacherConfig, LLMTeacherError
+
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        if not args.verbose:  # one line per HTTP request would drown the progress bar
+            for name in ("httpx", "httpx2"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+        llm = LLMTeacherConfig.from_env(
+            args.base_url,
+            args.model,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+            max_retries=args.max_retries,
+            timeout_s=args.timeout,
+            seed=args.seed,
+        )
+        try:
+            out = teach(config, tokenizer=tokenizer, llm=llm)
+        except LLMTeacherError as exc:
+            print(f"labkit teach: {exc}", file=sys.stderr)
+            return 1
+    else:
+        out = teach(config, tokenizer=tokenizer)
     print(f"wrote {out}/data.parquet and {out}/README.md")
     print((out / "README.md").read_text().split("## An error")[0])
     return 0
@@ -157,7 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", type=int, choices=range(5), help="fix the evolution level")
     p.add_argument("--tasks", help="your own tasks JSONL instead of generated ones")
     p.add_argument("--mistake-rate", type=float, default=0.3, help="how often the trial teacher slips and recovers")
+    p.add_argument("--max-turns", type=int, help="cap each episode's turns")
     p.add_argument("--out", type=Path, required=True)
+    llm = p.add_argument_group(
+        "LLM teacher (--teacher llm)",
+        "An OpenAI-compatible endpoint. The key comes only from LABKIT_LLM_API_KEY or OPENAI_API_KEY: "
+        "a flag would show in `ps` and shell history. Rerun the same command to resume.",
+    )
+    llm.add_argument("--base-url", help="default: $LABKIT_LLM_BASE_URL, $OPENAI_BASE_URL or http://127.0.0.1:8000/v1")
+    llm.add_argument("--model", help="default: $LABKIT_LLM_MODEL")
+    llm.add_argument("--temperature", type=float, default=0.2)
+    llm.add_argument("--max-tokens", type=int, default=256, help="model tokens per turn")
+    llm.add_argument("--max-retries", type=int, default=4, help="the client's retries, with backoff, on server errors")
+    llm.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    llm.add_argument("--verbose", action="store_true", help="debug logging, HTTP requests included")
     p.set_defaults(func=cmd_teach)
     return parser
 

@@ -130,9 +130,12 @@ def trajectory_messages(trajectory: Trajectory, system: str = SYSTEM_PROMPT) -> 
     messages = [{"role": "system", "content": system}, {"role": "user", "content": trajectory.task.query}]
     for step in trajectory.steps:
         messages.append(assistant_message(step.action))
-        if step.observation is not None:
-            name = step.action.name if isinstance(step.action, ToolCall) else "invalid"
-            messages.append(tool_message(str(name), step.observation))
+        if step.observation is None:
+            continue
+        if isinstance(step.action, ToolCall):
+            messages.append(tool_message(str(step.action.name), step.observation))
+        else:  # no call to answer: the environment's word on an unreadable turn comes as the user's
+            messages.append({"role": "user", "content": step.observation.content})
     return messages
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -40,18 +40,21 @@ class TeachConfig:
     tools_modules: list[str] = field(default_factory=list)
     tasks_file: str | None = None
     out: str = "runs/teach"
+    max_turns: int | None = None  # cap episodes below TEACHER_ENV's generous budget (an LLM teacher can ramble)
 
     def command(self) -> str:
         source = f"--tasks {self.tasks_file}" if self.tasks_file else f"--split {self.split} --n {self.n} --seed {self.seed}"
         extras = "".join(f" --tools-module {m}" for m in self.tools_modules)
-        level = f" --level {self.level}" if self.level is not None else ""
-        return f"labkit teach --teacher {self.teacher} {source}{level}{extras} --mistake-rate {self.mistake_rate} --out {self.out}"
+        extras += f" --level {self.level}" if self.level is not None else ""
+        extras += f" --mistake-rate {self.mistake_rate}" if self.teacher == "trial" else ""
+        extras += f" --max-turns {self.max_turns}" if self.max_turns else ""
+        return f"labkit teach --teacher {self.teacher} {source}{extras} --out {self.out}"
 
 
 def replay(task: Task, messages: list[dict], env: ToolEnv) -> Trajectory:
     """Step a recorded transcript's actions through a fresh episode: the proof that it really works."""
     env.reset(task)
-    recorded = [m for m in messages if m["role"] == "tool"]
+    recorded = [m for m in messages[2:] if m["role"] in ("tool", "user")]  # after the system prompt and the task
     seen = 0
     for message in messages:
         if message["role"] != "assistant":
@@ -76,23 +79,26 @@ def _teacher(config: TeachConfig):
     raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {config.teacher!r}")
 
 
-def load_or_generate_tasks(config: TeachConfig, catalog) -> list[Task]:
+def teacher_tasks(config: TeachConfig, catalog) -> list[Task]:
+    """The tasks a teacher works on; the golden teacher gets them on documented tools."""
     if config.tasks_file:
-        return load_tasks(config.tasks_file, catalog)
-    return generate_tasks(config.split, config.n, config.seed, config.level, catalog)
+        tasks = load_tasks(config.tasks_file, catalog)
+    else:
+        tasks = generate_tasks(config.split, config.n, config.seed, config.level, catalog)
+    return [GoldenTeacher.documented(t) for t in tasks] if config.teacher == "golden" else tasks
 
 
-def run_teacher(config: TeachConfig, tasks: list[Task], catalog, progress: bool = True) -> tuple[list[dict], list[str]]:
-    """Rows for the tasks the teacher solved (each verified by replay), and the ids it failed."""
+def run_teacher(
+    config: TeachConfig, tasks: list[Task], catalog, progress: bool = True, env_config: EnvConfig = TEACHER_ENV
+) -> tuple[list[dict], list[str]]:
+    """Rows for the tasks (from ``teacher_tasks``) the teacher solved, each verified by replay, and the ids it failed."""
     teacher = _teacher(config)
-    env, check_env = ToolEnv(catalog, TEACHER_ENV), ToolEnv(catalog, TEACHER_ENV)
+    env, check_env = ToolEnv(catalog, env_config), ToolEnv(catalog, env_config)
     rows, failed = [], []
     for task in tqdm(tasks, desc=f"{config.teacher} teacher", disable=not progress):
         if not task.calls:  # a user's task with no gold path: nothing to script, so report it rather than stop
             failed.append(task.id)
             continue
-        if config.teacher == "golden":
-            task = GoldenTeacher.documented(task)
         trajectory = run_episode(env, teacher, task)
         row = trajectory_row(trajectory, teacher.name)
         if trajectory.success and replay(task, row["messages"], check_env).success:
@@ -134,11 +140,17 @@ def _recovery_example(rows: list[dict]) -> str:
     return "(no errors in this dataset)"
 
 
-def dataset_card(rows: list[dict], failed: list[str], config: TeachConfig, tokenizer=None) -> str:
+def solved_by_level(tasks: list[Task], rows: list[dict]) -> dict[int, str]:
+    """``{level: "solved/total"}`` over the tasks the teacher was given."""
+    total = Counter(t.level for t in tasks)
+    solved = Counter(row["level"] for row in rows)
+    return {level: f"{solved[level]}/{total[level]}" for level in sorted(total)}
+
+
+def dataset_card(rows: list[dict], failed: list[str], config: TeachConfig, tokenizer=None, tasks: list[Task] | None = None) -> str:
     """A Markdown card: counts, phase statistics, trials, recovery, token lengths."""
     n = len(rows)
     phases = Counter(p for row in rows for p in row["phases"])
-    by_level = Counter(row["level"] for row in rows)
     failed_line = f"{len(failed)} ({', '.join(failed[:10])})" if failed else "0"
     trials = [row["n_trials"] for row in rows]
     lines = [
@@ -155,7 +167,7 @@ def dataset_card(rows: list[dict], failed: list[str], config: TeachConfig, token
         f"| trajectories | {n} |",
         f"| tasks the teacher failed or could not script (no gold `calls`), left out | {failed_line} |",
         f"| splits | {dict(Counter(row['split'] for row in rows))} |",
-        f"| rows per evolution level | {dict(sorted(by_level.items()))} |",
+        f"| solved, by evolution level | {solved_by_level(tasks or [], rows)} |",
         f"| hops | {dict(sorted(Counter(row['hops'] for row in rows).items()))} |",
         f"| assistant turns by phase | {dict(phases)} |",
         f"| trials per episode (mean / max) | {statistics.fmean(trials) if trials else 0:.2f} / {max(trials, default=0)} |",
@@ -173,17 +185,29 @@ def dataset_card(rows: list[dict], failed: list[str], config: TeachConfig, token
     return "\n".join(lines)
 
 
-def teach(config: TeachConfig, progress: bool = True, tokenizer=None) -> Path:
-    """Generate, verify and write one teacher dataset; returns its folder."""
-    catalog = load_catalog(config.tools_modules)
-    tasks = load_or_generate_tasks(config, catalog)
-    if config.teacher == "llm":
-        from labkit.teachers.llm import LLMTeacherConfig, generate_llm_trajectories
+def llm_log_dir(out: str | Path) -> Path:
+    """The LLM teacher's resumable logs: beside the dataset, which is replaced whole on every write."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.llm-log")
 
-        log_dir = generate_llm_trajectories(tasks, Path(config.out) / "log", LLMTeacherConfig.from_env(), progress=progress)
-        rows = list(read_rows(log_dir / "llm_rows.jsonl"))
+
+def teach(config: TeachConfig, progress: bool = True, tokenizer=None, llm=None) -> Path:
+    """Generate, verify and write one teacher dataset; returns its folder.
+
+    ``llm`` is an ``LLMTeacherConfig`` for ``teacher="llm"`` (default: from the environment).
+    """
+    catalog = load_catalog(config.tools_modules)
+    tasks = teacher_tasks(config, catalog)
+    env_config = replace(TEACHER_ENV, max_turns=config.max_turns or TEACHER_ENV.max_turns)
+    if config.teacher == "llm":
+        from labkit.teachers.llm import ROWS_FILE, LLMTeacherConfig, generate_llm_trajectories
+
+        log_dir = generate_llm_trajectories(
+            tasks, llm_log_dir(config.out), llm or LLMTeacherConfig.from_env(), env_config, progress, catalog=catalog
+        )
+        rows = list(read_rows(log_dir / ROWS_FILE))
         kept = {row["task_id"] for row in rows}
         failed = [t.id for t in tasks if t.id not in kept]
     else:
-        rows, failed = run_teacher(config, tasks, catalog, progress)
-    return write_dataset(rows, config.out, dataset_card(rows, failed, config, tokenizer))
+        rows, failed = run_teacher(config, tasks, catalog, progress, env_config)
+    return write_dataset(rows, config.out, dataset_card(rows, failed, config, tokenizer, tasks))

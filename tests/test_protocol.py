@@ -95,3 +95,18 @@ def test_parser_never_raises_on_ten_thousand_inputs():
 
     check()
     assert seen >= 10_000
+
+
+def test_unreadable_turns_get_the_environments_reply_as_a_user_message(catalog):
+    from labkit.tasks import Task
+    from labkit.teach import replay
+
+    task = Task(id="x", query="What is the capital of Japan?", tools=["get_capital"], answer="Tokyo")
+    env = ToolEnv(catalog)
+    env.reset(task)
+    env.step(parse_turn("I am not sure").action)
+    env.step(Answer("Tokyo"))
+    messages = trajectory_messages(env.trajectory)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant"]
+    assert "bad_format" in messages[3]["content"]
+    assert replay(task, messages, ToolEnv(catalog)).success

@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,8 +9,7 @@ from datasets import Dataset
 
 from labkit.cli import main
 from labkit.data import DatasetFileError, append_rows, load_dataset_dir, read_rows, write_dataset
-from labkit.teach import TeachConfig, dataset_card, run_teacher, teach
-from labkit.tasks import generate_tasks
+from labkit.teach import TeachConfig, teach
 
 from conftest import FIXTURES
 

@@ -21,7 +21,7 @@ Configuration comes from arguments or the environment
 The key is never logged, printed, shown in a repr, or written to any file.
 
 Retries are the official client's own: ``max_retries`` attempts with
-exponential backoff on connection errors, timeouts, 429 and 5xx. What survives
+exponential backoff on connection errors, timeouts, 408, 409, 429 and 5xx. What survives
 them becomes a typed error: :class:`LLMServerError` (the server failed) or
 :class:`LLMRequestError` (the server refused the request: fix the settings).
 
@@ -32,25 +32,25 @@ loses a task (see its docstring).
 Serving the lab's own model with ``transformers serve``: the server renders
 prompts with the tokenizer's chat template and parses replies with its
 ``response_template``. :func:`write_serving_folder` writes a folder with the
-lab's chat template and :data:`SERVE_RESPONSE_TEMPLATE`, which returns tool
-calls as structured ``tool_calls`` and keeps the phase and answer tags in
-``content`` (the lab's own :data:`labkit.protocol.RESPONSE_TEMPLATE` would make
-the server drop them)::
+lab's chat template, and either no response template (the raw text comes back)
+or :data:`SERVE_RESPONSE_TEMPLATE`, which returns tool calls as structured
+``tool_calls`` and keeps the phase and answer tags in ``content``. (Serving with
+the lab's own :data:`labkit.protocol.RESPONSE_TEMPLATE` as the tokenizer's
+response template would make the server drop the phase and the answer.)::
 
     python -c "from labkit.models import embedded_model_dir; from labkit.teachers.llm import write_serving_folder; write_serving_folder(embedded_model_dir(), 'runs/serve/smollm2')"
-    HF_HUB_OFFLINE=1 transformers serve runs/serve/smollm2 --host 127.0.0.1 --port 8000 --device cpu
-    LABKIT_LLM_MODEL=runs/serve/smollm2 python -m labkit.teachers.llm --tasks tasks.jsonl --out runs/llm
+    HF_HUB_OFFLINE=1 HF_HUB_DISABLE_UPDATE_CHECK=1 transformers serve runs/serve/smollm2 --host 127.0.0.1 --port 8000 --device cpu
+    LABKIT_LLM_MODEL=runs/serve/smollm2 labkit teach --teacher llm --tasks tasks.jsonl --out runs/llm-teacher
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
 import os
+import re
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -65,13 +65,16 @@ from labkit.env import Action, Answer, EnvConfig, Invalid, Observation, ToolCall
 from labkit.protocol import CHAT_TEMPLATE, RESPONSE_TEMPLATE, SYSTEM_PROMPT, message_action, parse_turn
 from labkit.tasks import Task
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("labkit.teachers.llm")  # the same name under `python -m`
 
 ROWS_FILE = "llm_rows.jsonl"
 ATTEMPTED_FILE = "attempted.jsonl"
 LOCK_FILE = ".llm_teacher.lock"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"  # vLLM's and `transformers serve`'s default port
 LOCAL_API_KEY = "local"  # local servers ignore the key, but the client needs one
+RETRYABLE_STATUS = (408, 409, 429)  # with 5xx: what the official client itself retries
+
+_TEXT_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.S)
 
 # For `transformers serve`: tool calls come back structured; everything else, the <trial>/<execute>
 # and <answer> tags included, stays in `content`, where the teacher reads the phase and the answer.
@@ -103,11 +106,11 @@ class LLMConfigError(LLMTeacherError, ValueError):
 
 
 class LLMServerError(LLMTeacherError):
-    """The endpoint failed after the client's retries: unreachable, timed out, 429 or 5xx."""
+    """The endpoint failed after the client's retries: unreachable, timed out, 408, 409, 429 or 5xx."""
 
 
 class LLMRequestError(LLMTeacherError):
-    """The endpoint refused the request (4xx other than 429): wrong key, model or parameter."""
+    """The endpoint refused the request (any other 4xx): wrong key, model or parameter."""
 
 
 class OutputBusyError(LLMTeacherError):
@@ -252,7 +255,7 @@ class LLMTeacher:
             response = self.client.chat.completions.create(**request)
         except openai.APIStatusError as exc:
             detail = _redact(_error_detail(exc), config.api_key)
-            if exc.status_code == 429 or exc.status_code >= 500:
+            if exc.status_code in RETRYABLE_STATUS or exc.status_code >= 500:
                 raise LLMServerError(
                     f"{where} answered HTTP {exc.status_code} after {config.max_retries} retries: {detail}"
                 ) from None
@@ -296,10 +299,7 @@ class LLMTeacher:
         try:
             if calls:
                 raw = content + "".join(f"\n<tool_call>{json.dumps(c['function'], ensure_ascii=False)}</tool_call>" for c in calls)
-                try:
-                    parsed = parse_response(content, RESPONSE_TEMPLATE, prefix="") if content.strip() else {}
-                except Exception:  # a broken <tool_call> in the text too: the structured call still counts
-                    parsed = {}
+                parsed = _read_tags(content)
                 parsed["tool_calls"] = calls
                 result = message_action(parsed, raw, n_tokens)
             else:
@@ -312,7 +312,8 @@ class LLMTeacher:
         self.problems.append(problems)
 
         if isinstance(action, ToolCall):
-            call_id = next((c["id"] for c in calls if isinstance(c["id"], str) and c["id"]), None) or f"call_{turn}"
+            server_id = calls[0]["id"] if calls else None  # the action is the first call
+            call_id = server_id if isinstance(server_id, str) and server_id else f"call_{turn}"
             arguments = action.arguments if action.arguments is not None else {}
             assistant = {
                 "role": "assistant",
@@ -332,6 +333,18 @@ class LLMTeacher:
         return action, {"role": "assistant", "content": raw}, None
 
 
+def _read_tags(content: str) -> dict:
+    """The phase and answer tags of a reply's text (its tool calls came structured). Never raises."""
+    for text in (content, _TEXT_CALL.sub("", content)):  # a broken <tool_call> in the text as well: skip it
+        if not text.strip():
+            return {}
+        try:
+            return {k: v for k, v in parse_response(text, RESPONSE_TEMPLATE, prefix="").items() if k != "tool_calls"}
+        except Exception:
+            continue
+    return {}
+
+
 def _error_detail(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
@@ -348,8 +361,9 @@ def _error_detail(exc: openai.APIStatusError) -> str:
 # ----------------------------------------------------------------------------- generation (resumable)
 
 
-def _ids(path: Path) -> list[str]:
-    return [row["task_id"] for row in read_rows(path, repair=True) if isinstance(row, dict) and isinstance(row.get("task_id"), str)]
+def _ids(path: Path, repair: bool = False) -> list[str]:
+    rows = read_rows(path, repair=repair)
+    return [row["task_id"] for row in rows if isinstance(row, dict) and isinstance(row.get("task_id"), str)]
 
 
 @contextlib.contextmanager
@@ -372,7 +386,10 @@ def _exclusive(folder: Path) -> Iterator[None]:
 
 
 def attempted_ids(out_dir: str | Path) -> set[str]:
-    """Task ids a generation in ``out_dir`` has finished (kept or not); a rerun skips them."""
+    """Task ids a generation in ``out_dir`` has finished (kept or not); a rerun skips them.
+
+    Read-only: safe to call while a generation is writing there.
+    """
     out = Path(out_dir)
     return set(_ids(out / ATTEMPTED_FILE)) | set(_ids(out / ROWS_FILE))
 
@@ -392,7 +409,7 @@ def generate_llm_trajectories(
     Two append-only JSONL logs in ``out_dir``, each line flushed to disk:
 
     - ``llm_rows.jsonl``: one :func:`labkit.data.trajectory_row` per successful episode;
-    - ``attempted.jsonl``: ``{"task_id", "success", "end_reason", "turns", "policy"}`` per finished
+    - ``attempted.jsonl``: ``{"task_id", "success", "end_reason", "turns", "calls", "policy"}`` per finished
       episode, kept or not.
 
     Resuming: both logs are read at start (a torn last line from a kill is cut off) and every task
@@ -412,11 +429,12 @@ def generate_llm_trajectories(
     out.mkdir(parents=True, exist_ok=True)
     rows_path, attempted_path = out / ROWS_FILE, out / ATTEMPTED_FILE
     with _exclusive(out):
-        kept = _ids(rows_path)
-        attempted = set(_ids(attempted_path))
+        kept = _ids(rows_path, repair=True)  # we hold the lock: cutting a torn last line is safe
+        attempted = set(_ids(attempted_path, repair=True))
         orphans = [task_id for task_id in dict.fromkeys(kept) if task_id not in attempted]
-        if orphans:  # killed between a row and its attempted line
-            append_rows(attempted_path, [{"task_id": i, "success": True, "end_reason": "answered", "turns": None, "policy": config.policy, "restored": True} for i in orphans])
+        if orphans:  # killed between a row and its attempted line: complete the record
+            restored = {"success": True, "end_reason": "answered", "turns": None, "calls": None, "policy": config.policy, "restored": True}
+            append_rows(attempted_path, [{"task_id": task_id, **restored} for task_id in orphans])
         done = attempted | set(kept)
 
         unique, seen = [], set()
@@ -457,6 +475,7 @@ def generate_llm_trajectories(
                     "success": trajectory.success,
                     "end_reason": trajectory.end_reason,
                     "turns": len(trajectory.steps),
+                    "calls": trajectory.n_calls,
                     "policy": config.policy,
                 }
                 append_rows(attempted_path, [record])
@@ -477,13 +496,19 @@ def generate_llm_trajectories(
 # ----------------------------------------------------------------------------- serving the lab's model
 
 
-def write_serving_folder(model_dir: str | Path, out_dir: str | Path, parse_tool_calls: bool = True) -> Path:
+def write_serving_folder(model_dir: str | Path, out_dir: str | Path, parse_tool_calls: bool = False) -> Path:
     """A folder ``transformers serve`` can serve with the lab's chat template (tools included).
 
     The weights and configs are linked (copied where links are not allowed), and the tokenizer is
-    saved with :data:`labkit.protocol.CHAT_TEMPLATE` and, with ``parse_tool_calls``,
-    :data:`SERVE_RESPONSE_TEMPLATE`. Without it the server returns the raw text, tool calls
-    included, as ``content`` (as llama.cpp does without ``--jinja``) and the teacher parses it.
+    saved with :data:`labkit.protocol.CHAT_TEMPLATE`.
+
+    - ``parse_tool_calls=False`` (the default): no response template, so the server returns the
+      model's raw text as ``content`` (as llama.cpp does without ``--jinja``) and the teacher
+      parses the tool calls itself. A malformed call then becomes an error the agent sees.
+    - ``parse_tool_calls=True``: :data:`SERVE_RESPONSE_TEMPLATE`, so calls come back as structured
+      ``tool_calls``. But when the model writes malformed JSON inside ``<tool_call>``, the server's
+      parser raises and it answers HTTP 500 (transformers 5.17): the client retries, and the task
+      ends as an :class:`LLMServerError`. Fine for capable models, costly for a 135M one.
     """
     from transformers import AutoTokenizer
 
@@ -502,58 +527,3 @@ def write_serving_folder(model_dir: str | Path, out_dir: str | Path, parse_tool_
         except OSError:
             shutil.copy2(path, target)
     return out
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m labkit.teachers.llm --tasks FILE --out DIR``; the key comes only from the environment."""
-    parser = argparse.ArgumentParser(
-        prog="python -m labkit.teachers.llm",
-        description="Generate teacher trajectories with an OpenAI-compatible endpoint. The API key is read from "
-        "LABKIT_LLM_API_KEY or OPENAI_API_KEY only (a flag would show in `ps` and shell history).",
-    )
-    parser.add_argument("--tasks", required=True, help="tasks JSONL file")
-    parser.add_argument("--out", required=True, help="output folder (rerun with the same folder to resume)")
-    parser.add_argument("--tools-module", action="append", default=[], help="a module or .py file of your own tools")
-    parser.add_argument("--base-url", help=f"default: $LABKIT_LLM_BASE_URL, $OPENAI_BASE_URL or {DEFAULT_BASE_URL}")
-    parser.add_argument("--model", help="default: $LABKIT_LLM_MODEL")
-    parser.add_argument("--temperature", type=float, default=0.2)
-    parser.add_argument("--max-tokens", type=int, default=256, help="model tokens per turn")
-    parser.add_argument("--max-retries", type=int, default=4)
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--max-turns", type=int, help="turns per episode")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--verbose", action="store_true", help="debug logging, HTTP included")
-    args = parser.parse_args(argv)
-
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-    from labkit.tasks import load_tasks
-    from labkit.tools import load_catalog
-
-    try:
-        config = LLMTeacherConfig.from_env(
-            args.base_url, args.model, temperature=args.temperature, max_tokens=args.max_tokens,
-            max_retries=args.max_retries, timeout_s=args.timeout, seed=args.seed,
-        )
-        catalog = load_catalog(args.tools_module)
-        tasks = load_tasks(args.tasks, catalog)
-        env_config = EnvConfig(max_turns=args.max_turns) if args.max_turns else None
-        out = generate_llm_trajectories(tasks, args.out, config, env_config, progress=not args.no_progress, catalog=catalog)
-    except ValueError as exc:  # settings, the tasks file, the tools modules
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except LLMTeacherError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    left = {t.id for t in tasks} - attempted_ids(out)
-    print(f"{len(_ids(out / ROWS_FILE))} trajectories kept in {out / ROWS_FILE}; {len(left)} task(s) left to retry")
-    return 1 if left else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,7 +24,7 @@ import json
 import random
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from labkit.env import Action, Answer, Observation, ToolCall
