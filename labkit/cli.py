@@ -139,6 +139,31 @@ def cmd_teach(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from labkit.evaluate import METRICS, EvalConfig, evaluate
+
+    config = EvalConfig(
+        policy=args.policy,
+        split=args.split,
+        level=args.level,
+        n=args.n,
+        seeds=args.seeds,
+        tools_modules=args.tools_module or [],
+        tasks_file=args.tasks,
+        out=str(args.out),
+        profile=args.profile,
+        max_new_tokens=args.max_new_tokens,
+    )
+    metrics = evaluate(config)
+    for name in METRICS:
+        low, high = metrics[f"{name}_ci95"]
+        interval = f" [{low:.3f}, {high:.3f}]" if low is not None else ""
+        print(f"{name:22s} {metrics[name]:.3f}{interval}")
+    print(f"n = {metrics['n']}; failures: {metrics['failures']}")
+    print(f"wrote {args.out}/metrics.json, report.md, traces/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="ToolMaster Lab: trial-and-execution tool learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -197,6 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     llm.add_argument("--verbose", action="store_true", help="debug logging, HTTP requests included")
     p.set_defaults(func=cmd_teach)
+
+    p = with_tools_module(sub.add_parser("eval", help="evaluate a policy: metrics with 95% CIs, failure taxonomy, report, traces"))
+    p.add_argument("--policy", required=True, help="teacher:trial, teacher:golden, random, tiny, smollm2-135m, a hub id, a run or adapter folder, or openai:MODEL@BASE_URL")
+    p.add_argument("--split", choices=SPLITS, default="evolved")
+    p.add_argument("--level", type=int, choices=range(5))
+    p.add_argument("--tasks", help="your own tasks JSONL instead of generated ones")
+    p.add_argument("--n", type=int, default=50, help="tasks per seed")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--profile", choices=("tiny", "cpu", "gpu", "multi-gpu"), default="cpu")
+    p.add_argument("--max-new-tokens", type=int, default=96, help="model tokens per turn")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

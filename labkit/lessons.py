@@ -7,7 +7,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from labkit.env import Answer, Observation, ToolCall, ToolEnv, Trajectory, call_once, run_episode
+from labkit.data import trajectory_row
+from labkit.env import Observation, ToolCall, ToolEnv, call_once, run_episode
 from labkit.evolve import LEVEL_DESCRIPTIONS, evolve_toolset
 from labkit.plots import PHASE_COLOURS
 from labkit.tasks import Task, example_arguments, generate_tasks
@@ -180,38 +181,43 @@ def task_summary(tasks: list[Task]) -> dict[str, Counter]:
 # ----------------------------------------------------------------------------- notebook 02: teacher trajectories
 
 
-def teacher_pair(catalog: Catalog, task: Task, seed: int = 0) -> dict[str, Trajectory]:
-    """The golden and the trial teacher on the same task, tools changed as the task says."""
+def teacher_pair(catalog: Catalog, task: Task, seed: int = 0) -> dict[str, dict]:
+    """The golden and the trial teacher on the same task, tools changed as the task says, as trace rows."""
     env = ToolEnv(catalog, TEACHER_ENV)
-    pair = {name: run_episode(env, teacher, task) for name, teacher in (("golden", GoldenTeacher()), ("trial", TrialTeacher(seed=seed)))}
+    pair = {
+        name: trajectory_row(run_episode(env, teacher, task), teacher.name)
+        for name, teacher in (("golden", GoldenTeacher()), ("trial", TrialTeacher(seed=seed)))
+    }
     env.close()
     return pair
 
 
-def transcript_html(trajectory: Trajectory) -> str:
-    """An episode as HTML, one coloured row per turn; every model or tool string is escaped."""
-    rows = [f"<div><b>user</b>: {html.escape(trajectory.task.query)}</div>"]
-    for step in trajectory.steps:
-        action = step.action
-        if isinstance(action, ToolCall):
-            said = f"{html.escape(action.thought)}<br><code>{html.escape(str(action.name))}({html.escape(json.dumps(action.arguments, ensure_ascii=False, default=str))})</code>"
-        elif isinstance(action, Answer):
-            said = f"answer: <b>{html.escape(action.text)}</b>"
-        else:
-            said = html.escape(str(getattr(action, "raw", action)))
-        colour = PHASE_COLOURS.get(step.phase, PHASE_COLOURS["error"])
-        rows.append(
-            f'<div style="border-left:4px solid {colour};padding:2px 8px;margin:4px 0">'
-            f'<span style="color:{colour};font-weight:600">{step.phase}</span> {said}</div>'
-        )
-        if step.observation is not None:
-            colour = PHASE_COLOURS["error"] if not step.observation.ok else "#6b7280"
-            rows.append(
-                f'<div style="margin:0 0 4px 24px;color:{colour}"><code>{html.escape(step.observation.content[:400])}</code></div>'
+def transcript_html(row: dict) -> str:
+    """A trace row (teacher data, evaluation traces) as HTML, one coloured block per turn; every string is escaped."""
+    blocks = []
+    phases = iter(row.get("phases", []))
+    for message in row["messages"][1:]:
+        role, content = message["role"], message.get("content") or ""
+        if role == "assistant":
+            phase = next(phases, "execution")
+            colour = PHASE_COLOURS.get(phase, PHASE_COLOURS["error"])
+            calls = "".join(
+                f"<br><code>{html.escape(c['function']['name'])}({html.escape(str(c['function']['arguments']))})</code>"
+                for c in message.get("tool_calls") or []
             )
-    verdict = "solved" if trajectory.success else f"failed ({trajectory.end_reason})"
-    rows.append(f"<div><b>gold</b>: {html.escape(json.dumps(trajectory.task.answer, ensure_ascii=False))}, <b>{verdict}</b></div>")
-    return "\n".join(rows)
+            blocks.append(
+                f'<div style="border-left:4px solid {colour};padding:2px 8px;margin:4px 0">'
+                f'<span style="color:{colour};font-weight:600">{phase}</span> {html.escape(content)}{calls}</div>'
+            )
+        elif role == "user" and not blocks:
+            blocks.append(f"<div><b>user</b>: {html.escape(content)}</div>")
+        else:
+            failed = '"error"' in content[:20]
+            colour = PHASE_COLOURS["error"] if failed else "#6b7280"
+            blocks.append(f'<div style="margin:0 0 4px 24px;color:{colour}"><code>{html.escape(content[:400])}</code></div>')
+    verdict = "solved" if row["success"] else f"failed ({row.get('failure') or row['end_reason']})"
+    blocks.append(f"<div><b>gold</b>: {html.escape(row['gold_answer'])}, <b>{verdict}</b></div>")
+    return "\n".join(blocks)
 
 
 def teacher_success(catalog: Catalog, teacher: str, split: str, level: int | None, n: int, seed: int = 0) -> float:

@@ -18,20 +18,28 @@ the work; the first rename wins and the other discards its copy.
 Every tokenizer from :func:`load_tokenizer` carries the lab's chat template and
 response template (:mod:`labkit.protocol`), ``<|im_end|>`` as its end-of-turn
 (eos) token and a pad token.
+
+:func:`load_model` is the one way the lab names a model: ``"tiny"`` (a random
+tiny Llama, :func:`tiny_model`), ``"smollm2-135m"`` (the embedded model), a
+LoRA adapter folder saved by a training stage, a merged checkpoint folder, or a
+hub id (read from the hub cache; downloaded only when the hub is online).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit import protocol
 from labkit.doctor import EMBEDDED_GGUF_NAME, EMBEDDED_INSTALL, embedded_gguf_path
+from labkit.profiles import get_profile
 
 if TYPE_CHECKING:  # torch/transformers are imported lazily: importing labkit.models stays cheap
     import torch
@@ -48,8 +56,13 @@ STALE_TMP_SECONDS = 3600  # a temporary folder this old belongs to a conversion 
 PAD_TOKEN = protocol.END_OF_TURN  # "<|im_end|>"; see _configure_tokenizer
 
 
+ADAPTER_CONFIG = "adapter_config.json"  # what PEFT writes into a LoRA adapter folder
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")  # either one means a folder has its own tokenizer
+
+
 class ModelNotAvailableError(RuntimeError):
-    """The embedded model's GGUF is not installed, and no converted copy is cached."""
+    """A model that cannot be loaded here: the embedded GGUF is missing, a folder holds no model,
+    or a hub model is not in the cache while the hub is offline."""
 
 
 def cache_root() -> Path:
@@ -184,7 +197,9 @@ def _version(package: str) -> str | None:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_tokenizer(name: str = EMBEDDED_NAME, cache_dir: Path | None = None) -> PreTrainedTokenizerBase:
+def load_tokenizer(
+    name: str = EMBEDDED_NAME, cache_dir: Path | None = None, local_files_only: bool = False
+) -> PreTrainedTokenizerBase:
     """A tokenizer with the lab's chat template, response template and pad token.
 
     Args:
@@ -193,13 +208,14 @@ def load_tokenizer(name: str = EMBEDDED_NAME, cache_dir: Path | None = None) -> 
             local folder or hub id for ``AutoTokenizer.from_pretrained`` (offline
             with ``HF_HUB_OFFLINE=1`` once it is in the hub cache).
         cache_dir: the labkit cache root for the embedded tokenizer.
+        local_files_only: read a hub id from the hub cache only, never the network.
     """
     from transformers import AutoTokenizer
 
     if name in (EMBEDDED_NAME, TINY_NAME):
         tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir(cache_dir))
     else:
-        tokenizer = AutoTokenizer.from_pretrained(name)
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_files_only)
     return _configure_tokenizer(tokenizer)
 
 
@@ -232,3 +248,172 @@ def load_embedded_model(dtype: torch.dtype | None = None, cache_dir: Path | None
 
     model = AutoModelForCausalLM.from_pretrained(embedded_model_dir(cache_dir), dtype=dtype or torch.float32)
     return model.eval()
+
+
+# ----------------------------------------------------------------------------- any model, by name
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to generate (in eval mode), its tokenizer with the lab's templates, and the name it was loaded by."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+
+
+def tiny_model(tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> PreTrainedModel:
+    """A random-init 2-layer Llama over the embedded tokenizer: the ``tiny`` profile's model.
+
+    It knows nothing, but it runs every code path (templates, generation, LoRA,
+    saving and loading) in seconds. The same seed gives the same weights, so an
+    adapter trained on ``tiny`` reloads onto the same base.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):  # seeds the init without disturbing the caller's random stream
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    # PEFT records this as an adapter's base; load_model maps it back here.
+    model.name_or_path = model.config.name_or_path = TINY_NAME
+    return model.eval()
+
+
+def load_model(name_or_path: str | Path, profile: str = "cpu", dtype: torch.dtype | None = None) -> LoadedModel:
+    """Load a model and its tokenizer by the name the lab uses for it.
+
+    Args:
+        name_or_path: ``"tiny"``, ``"smollm2-135m"``, a LoRA adapter folder (one
+            with ``adapter_config.json``; its base is loaded first), a merged
+            checkpoint folder, or a hub id.
+        profile: a :mod:`labkit.profiles` name. With ``"gpu"``, CUDA and unsloth
+            installed, the model loads through unsloth; everywhere else through
+            transformers (and PEFT for adapters).
+        dtype: the weights' dtype; fp32 by default (unsloth picks its own).
+
+    Hub ids are read from the hub cache first, so a cached model needs no network.
+    An uncached one is downloaded only when the hub is online.
+
+    Raises:
+        ModelNotAvailableError: the model is not installed, not cached, or the folder holds no model.
+    """
+    get_profile(profile)  # an unknown profile fails here, with the list of known ones
+    name = str(name_or_path)
+    folder = Path(name).expanduser()
+    adapter = folder if (folder / ADAPTER_CONFIG).is_file() else None
+    base = _lab_name(_adapter_base(adapter) if adapter else name)
+    if base != TINY_NAME and _use_unsloth(profile):  # tiny is built here, not loadable by unsloth
+        return _load_with_unsloth(name, dtype)
+    if adapter is not None:
+        return _load_adapter(adapter, base, name, dtype)
+    loaded = _load_base(base, dtype)
+    return LoadedModel(loaded.model, loaded.tokenizer, name)
+
+
+def _lab_name(name: str) -> str:
+    """Map the embedded cache folder (wherever it lives: adapters record their machine's path) to its lab name."""
+    return EMBEDDED_NAME if Path(name).name == EMBEDDED_DIR_NAME else name
+
+
+def _adapter_base(adapter: Path) -> str:
+    config = json.loads((adapter / ADAPTER_CONFIG).read_text())
+    base = config.get("base_model_name_or_path")
+    if not isinstance(base, str) or not base:
+        raise ModelNotAvailableError(f"{adapter / ADAPTER_CONFIG} names no base model (base_model_name_or_path)")
+    return base
+
+
+def _load_base(name: str, dtype: torch.dtype | None) -> LoadedModel:
+    if name == EMBEDDED_NAME:
+        return LoadedModel(load_embedded_model(dtype), load_tokenizer(EMBEDDED_NAME), name)
+    if name == TINY_NAME:
+        tokenizer = load_tokenizer(TINY_NAME)
+        model = tiny_model(tokenizer)
+        return LoadedModel(model.to(dtype) if dtype else model, tokenizer, name)
+    return _load_pretrained(name, dtype)
+
+
+def _load_adapter(adapter: Path, base_name: str, name: str, dtype: torch.dtype | None) -> LoadedModel:
+    from peft import PeftModel
+
+    base = _load_base(base_name, dtype)
+    has_tokenizer = any((adapter / f).is_file() for f in TOKENIZER_FILES)
+    tokenizer = load_tokenizer(str(adapter)) if has_tokenizer else base.tokenizer  # training may have changed it
+    model = PeftModel.from_pretrained(base.model, adapter)
+    return LoadedModel(model.eval(), tokenizer, name)
+
+
+def _load_pretrained(name: str, dtype: torch.dtype | None) -> LoadedModel:
+    """A merged checkpoint folder or a hub id: the hub cache first, the network only when it is online."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HFValidationError
+
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ModelNotAvailableError(
+                f"{folder} holds no model: expected {ADAPTER_CONFIG} (a LoRA adapter) or config.json (a checkpoint)"
+            )
+        return _from_pretrained(str(folder), dtype, local_files_only=True)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # meant as a path, not an "org/model" hub id
+        raise ModelNotAvailableError(f"no model folder at {folder}")
+    try:
+        return _from_pretrained(name, dtype, local_files_only=True)
+    except (OSError, HFValidationError) as cached:
+        if constants.HF_HUB_OFFLINE:
+            raise ModelNotAvailableError(_not_cached(name, "the hub is offline (HF_HUB_OFFLINE=1)", cached)) from None
+    try:
+        return _from_pretrained(name, dtype, local_files_only=False)
+    except (OSError, HFValidationError) as download:
+        raise ModelNotAvailableError(_not_cached(name, "it could not be downloaded", download)) from None
+
+
+def _not_cached(name: str, why: str, error: Exception) -> str:
+    reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    return (
+        f"model {name!r} is not in the Hugging Face cache and {why}: {reason}. "
+        f"Run once with network to download it (e.g. `HF_HUB_OFFLINE=0 hf download {name}`), or pass a local folder."
+    )
+
+
+def _from_pretrained(name: str, dtype: torch.dtype | None, local_files_only: bool) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype or torch.float32, local_files_only=local_files_only)
+    tokenizer = load_tokenizer(name, local_files_only=local_files_only)
+    return LoadedModel(model.eval(), tokenizer, name)
+
+
+def _use_unsloth(profile: str) -> bool:
+    """Only on the gpu profile, with CUDA, and with unsloth installed: on CPU it would monkeypatch TRL (DESIGN §7)."""
+    if profile != "gpu" or importlib.util.find_spec("unsloth") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _load_with_unsloth(name: str, dtype: torch.dtype | None) -> LoadedModel:
+    # Imported here and only here, so CPU runs never load it. It should come before trl; entry points
+    # that train on a GPU import it first for the full speed-up.
+    from unsloth import FastLanguageModel
+
+    source = str(embedded_model_dir()) if name == EMBEDDED_NAME else name
+    model, tokenizer = FastLanguageModel.from_pretrained(model_name=source, dtype=dtype, load_in_4bit=False)
+    FastLanguageModel.for_inference(model)
+    return LoadedModel(model.eval(), _configure_tokenizer(tokenizer), name)

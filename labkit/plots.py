@@ -52,3 +52,37 @@ def dataset_comparison(stats: dict[str, dict[str, list]]) -> Figure:
     axes[0].set_ylabel("episodes")
     axes[0].legend()
     return fig
+
+
+def robustness_curve(by_policy: dict[str, dict[str, dict]]) -> Figure:
+    """Success against evolution level, one line per policy, with 95% intervals as bands."""
+    fig = Figure(figsize=(6, 3.4), layout="constrained")
+    ax = fig.subplots()
+    for name, by_level in by_policy.items():
+        levels = sorted(by_level, key=int)
+        x = [int(level) for level in levels]
+        y = [by_level[level]["success"] for level in levels]
+        ax.plot(x, y, marker="o", label=name)
+        ax.fill_between(x, [by_level[level]["ci95"][0] for level in levels], [by_level[level]["ci95"][1] for level in levels], alpha=0.2)
+    ax.set_xlabel("evolution level")
+    ax.set_ylabel("success")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xticks(range(5))
+    ax.set_title("Robustness to changed tools")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def failure_taxonomy(by_policy: dict[str, dict[str, int]], order: tuple[str, ...]) -> Figure:
+    """Horizontal bars: how many failed episodes fall under each cause, per policy."""
+    fig = Figure(figsize=(7, 0.35 * len(order) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    height = 0.8 / max(1, len(by_policy))
+    for i, (name, counts) in enumerate(by_policy.items()):
+        ax.barh([j + i * height for j in range(len(order))], [counts.get(f, 0) for f in order], height=height, label=name)
+    ax.set_yticks([j + height * (len(by_policy) - 1) / 2 for j in range(len(order))], labels=[f.replace("_", " ") for f in order])
+    ax.invert_yaxis()
+    ax.set_xlabel("failed episodes")
+    ax.set_title("Failure taxonomy")
+    ax.legend(fontsize=8)
+    return fig

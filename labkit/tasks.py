@@ -58,6 +58,9 @@ class Task:
     hops: int = 1
     meta: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.calls = [c if isinstance(c, GoldCall) else GoldCall(**c) for c in self.calls]
+
     @property
     def called_tools(self) -> list[str]:
         """The tools the gold path calls, or every offered tool when there is no gold path."""
@@ -80,7 +83,6 @@ class Task:
         values = {k: v for k, v in row.items() if k in known}
         values["meta"] = {**row.get("meta", {}), **{k: v for k, v in row.items() if k not in known}}
         task = cls(**values)
-        task.calls = [c if isinstance(c, GoldCall) else GoldCall(**c) for c in task.calls]
         _validate(task)
         return task
 

@@ -21,6 +21,7 @@ def _(mo):
 
 @app.cell
 def _():
+    import json
     from pathlib import Path
 
     import marimo as mo
@@ -38,6 +39,7 @@ def _():
     return (
         ModelNotAvailableError,
         Path,
+        json,
         TeachConfig,
         catalog,
         data_dir,
@@ -80,10 +82,10 @@ def _(mo):
 
 
 @app.cell
-def _(catalog, generate_tasks, lessons, level_picker, mo, task_index):
+def _(catalog, generate_tasks, json, lessons, level_picker, mo, task_index):
     task = generate_tasks("evolved", 50, seed=7, level=level_picker.value, catalog=catalog)[task_index.value]
     pair = lessons.teacher_pair(catalog, task)
-    changes = "; ".join(c.detail for c in pair["trial"].toolset.changes)
+    changes = "; ".join(c["detail"] for c in json.loads(pair["trial"]["changes"]))
     mo.vstack(
         [
             mo.md(f"**Task:** {task.query}  \n**What changed (hidden from both):** {changes}"),

@@ -66,3 +66,30 @@ def test_the_course_lists_ready_notebooks_that_exist():
     notebooks = Path(__file__).parent.parent / "notebooks"
     for stage in lessons.COURSE:
         assert (notebooks / stage.notebook).exists() == stage.ready, stage.notebook
+
+
+def test_teacher_pair_and_transcripts_escape_html(catalog):
+    task = generate_tasks("evolved", 5, seed=2, level=3, catalog=catalog)[0]
+    pair = lessons.teacher_pair(catalog, task)
+    assert pair["trial"]["success"] and pair["trial"]["n_trials"] >= 1
+    page = lessons.transcript_html(pair["trial"])
+    assert "trial" in page and "solved" in page and "#3b82f6" in page
+    row = dict(pair["golden"])
+    row["messages"] = row["messages"][:2] + [
+        {"role": "assistant", "content": "<execute>x</execute>", "tool_calls": None, "name": None},
+        {"role": "tool", "content": '<script>alert("hi")</script>', "tool_calls": None, "name": "t"},
+    ]
+    page = lessons.transcript_html(row)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_dataset_stats_and_comparison_plot(catalog, tokenizer):
+    rows = [lessons.teacher_pair(catalog, t)["trial"] for t in generate_tasks("train", 6, seed=1, catalog=catalog)]
+    stats = lessons.dataset_stats(rows, tokenizer)
+    assert len(stats["tokens per trajectory"]) == 6 and min(stats["tokens per trajectory"]) > 100
+    assert isinstance(plots.dataset_comparison({"trial": stats}), Figure)
+
+
+def test_teacher_success_rates(catalog):
+    assert lessons.teacher_success(catalog, "trial", "evolved", 2, 20) == 1.0
+    assert lessons.teacher_success(catalog, "golden", "evolved", 2, 20) < 0.8

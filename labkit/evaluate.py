@@ -1,0 +1,296 @@
+"""Evaluation: any policy on any split, with bootstrap confidence intervals, a failure taxonomy and a report.
+
+    labkit eval --policy P --split S [--level L] [--tools-module M --tasks F] --n N --seeds K --out DIR
+
+Writes into ``DIR``: ``episodes.jsonl`` (one row per finished episode; a rerun
+skips what is there, so an interrupted evaluation resumes), ``traces/`` (the
+same rows as an HF dataset with a card: the trace viewer's input),
+``metrics.json`` and ``report.md`` with its plots.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from labkit.data import append_rows, read_rows, trajectory_row, write_dataset
+from labkit.env import EnvConfig, ToolEnv, run_episode
+from labkit.tasks import Task, generate_tasks, load_tasks
+from labkit.tools import load_catalog
+
+# Errors that mean the call itself was malformed for the tool as it really is (not a bad value).
+SCHEMA_ERRORS = {"unknown_tool", "malformed_arguments", "unknown_parameter", "missing_parameter", "wrong_type", "bad_format"}
+FAILURES = (
+    "budget_exhausted",
+    "bad_format",
+    "wrong_tool",
+    "repeated_failing_call",
+    "ignored_error",
+    "wrong_parameter_name",
+    "wrong_value_or_format",
+    "tried_but_not_used",
+    "never_tried",
+    "wrong_answer",
+)
+METRICS = (
+    "success",
+    "valid_call_rate",
+    "trials_per_episode",
+    "trial_then_use_rate",
+    "error_recovery_rate",
+    "calls_per_episode",
+    "tokens_per_episode",
+)
+
+
+@dataclass
+class EvalConfig:
+    policy: str = "teacher:trial"
+    split: str = "evolved"
+    level: int | None = None
+    n: int = 50
+    seeds: int = 3
+    tools_modules: list[str] = field(default_factory=list)
+    tasks_file: str | None = None
+    out: str = "runs/eval"
+    profile: str = "cpu"
+    max_turns: int = EnvConfig.max_turns
+    max_new_tokens: int = 96
+    batch_size: int = 16
+
+
+# ----------------------------------------------------------------------------- what went wrong
+
+
+def _calls(row: dict) -> list[tuple[str, str]]:
+    """(name, arguments) of each assistant turn's tool call, '' where the turn made none."""
+    out = []
+    for message in row["messages"]:
+        if message["role"] == "assistant":
+            call = (message.get("tool_calls") or [{}])[0].get("function", {})
+            out.append((call.get("name", ""), call.get("arguments", "")))
+    return out
+
+
+def classify_failure(row: dict) -> str | None:
+    """The first matching cause of a failed episode, in the order of ``FAILURES``; None for a success."""
+    if row["success"]:
+        return None
+    phases, errors, called = row["phases"], row["errors"], row["tools_called"]
+    if row["end_reason"].startswith("budget"):
+        return "budget_exhausted"
+    if phases and phases.count("invalid") * 2 >= len(phases):
+        return "bad_format"
+    decoys = {doc["function"]["name"] for doc in json.loads(row["tools"])} - set(row["gold_tools"])
+    if "unknown_tool" in errors or any(c in decoys for c, p in zip(called, phases) if p == "execution"):
+        return "wrong_tool"
+    calls = _calls(row)
+    for i in range(1, len(errors)):
+        if errors[i] and errors[i - 1] and calls[i] == calls[i - 1] and calls[i][0]:
+            return "repeated_failing_call"
+    last_call = max((i for i, c in enumerate(called) if c), default=None)
+    if last_call is not None and errors[last_call] and phases[-1] == "answer":
+        return "ignored_error"
+    if {"unknown_parameter", "missing_parameter"} & set(errors):
+        return "wrong_parameter_name"
+    if {"invalid_value", "wrong_type", "malformed_arguments"} & set(errors):
+        return "wrong_value_or_format"
+    trialled = {c for c, p in zip(called, phases) if p == "trial" and c}
+    if trialled and not any(c in trialled for c, p in zip(called, phases) if p == "execution"):
+        return "tried_but_not_used"
+    if row["level"] > 0 and not trialled:
+        return "never_tried"
+    return "wrong_answer"
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _episode_values(row: dict) -> dict[str, tuple[float, float]]:
+    """Per-episode (numerator, denominator) pairs: ratio metrics pool over episodes, means average."""
+    phases, errors, called = row["phases"], row["errors"], row["tools_called"]
+    attempts = [e for p, e in zip(phases, errors) if p in ("trial", "execution", "invalid")]
+    trialled = {c for c, p in zip(called, phases) if p == "trial" and c}
+    used = any(c in trialled for c, p, e in zip(called, phases, errors) if p == "execution" and not e)
+    return {
+        "success": (float(row["success"]), 1.0),
+        "valid_call_rate": (float(sum(e not in SCHEMA_ERRORS for e in attempts)), float(len(attempts))),
+        "trials_per_episode": (float(row["n_trials"]), 1.0),
+        "trial_then_use_rate": (float(used), 1.0 if trialled else 0.0),
+        "error_recovery_rate": (float(row["n_recoveries"]), float(row["n_errors"])),
+        "calls_per_episode": (float(row["n_calls"]), 1.0),
+        "tokens_per_episode": (float(row.get("n_tokens", 0)), 1.0),
+    }
+
+
+def _ratio(values: np.ndarray) -> float:
+    total = values[:, 1].sum()
+    return float(values[:, 0].sum() / total) if total else float("nan")
+
+
+def bootstrap_metrics(rows: list[dict], resamples: int = 1000, seed: int = 0) -> dict:
+    """Each metric with a 95% bootstrap interval over episodes (ratios are pooled, so resample episodes)."""
+    if not rows:
+        raise ValueError("no episodes to measure")
+    table = {name: np.array([_episode_values(r)[name] for r in rows]) for name in METRICS}
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(rows), size=(resamples, len(rows)))
+    out: dict = {"n": len(rows)}
+    for name, values in table.items():
+        samples = np.array([_ratio(values[idx]) for idx in picks])
+        samples = samples[~np.isnan(samples)]
+        out[name] = _ratio(values)
+        out[f"{name}_ci95"] = [float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))] if samples.size else [None, None]
+    return out
+
+
+def summarize(rows: list[dict]) -> dict:
+    """metrics.json: the headline metrics with intervals, then success by level and seed, and failures."""
+    metrics = bootstrap_metrics(rows)
+    by_level = defaultdict(list)
+    for row in rows:
+        by_level[row["level"]].append(row)
+    metrics["success_by_level"] = {}
+    for level, group in sorted(by_level.items()):
+        level_metrics = bootstrap_metrics(group)
+        metrics["success_by_level"][str(level)] = {"success": level_metrics["success"], "ci95": level_metrics["success_ci95"], "n": len(group)}
+    metrics["success_by_seed"] = {str(s): float(np.mean([r["success"] for r in rows if r["seed"] == s])) for s in sorted({r["seed"] for r in rows})}
+    metrics["failures"] = dict(Counter(r["failure"] for r in rows if r["failure"]).most_common())
+    return metrics
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def eval_tasks(config: EvalConfig, catalog, seed: int) -> list[Task]:
+    if config.tasks_file:
+        return load_tasks(config.tasks_file, catalog)
+    return generate_tasks(config.split, config.n, seed, config.level, catalog)
+
+
+def _episodes(config: EvalConfig, policy, tasks: list[Task], catalog, env_config: EnvConfig, seed: int):
+    """Yield finished trajectories: model policies through the batched rollout engine, others one by one."""
+    from labkit.policies import ModelPolicy
+
+    if isinstance(policy, ModelPolicy):
+        from labkit.rollout import GenerationConfig, rollout_batch
+
+        gen = GenerationConfig(max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, seed=seed)
+        for start in range(0, len(tasks), config.batch_size):
+            chunk = tasks[start : start + config.batch_size]
+            for rollout in rollout_batch(policy.loaded.model, policy.loaded.tokenizer, chunk, catalog, env_config, gen, progress=False):
+                yield rollout.trajectory
+        return
+    env = ToolEnv(catalog, env_config)
+    for task in tasks:
+        yield run_episode(env, policy, task)
+    env.close()
+
+
+def evaluate(config: EvalConfig, progress: bool = True) -> dict:
+    """Run (or resume) an evaluation and write its traces, metrics and report; returns the metrics."""
+    from labkit.policies import load_policy
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "episodes.jsonl"
+    done = {(r["seed"], r["task_id"]) for r in read_rows(log, repair=True)}
+    catalog = load_catalog(config.tools_modules)
+    env_config = EnvConfig(max_turns=config.max_turns)
+    total = config.seeds * (len(load_tasks(config.tasks_file, catalog)) if config.tasks_file else config.n)
+    bar = tqdm(total=total, initial=len(done), desc=f"eval {config.policy} on {config.split}", disable=not progress)
+    for seed in range(config.seeds):
+        todo = [t for t in eval_tasks(config, catalog, seed) if (seed, t.id) not in done]
+        if not todo:
+            continue
+        policy = load_policy(config.policy, config.profile, seed=seed)
+        for trajectory in _episodes(config, policy, todo, catalog, env_config, seed):
+            row = trajectory_row(trajectory, config.policy)
+            row.update(seed=seed, eval_split=config.split)
+            row["failure"] = classify_failure(row)
+            append_rows(log, [row])
+            bar.update(1)
+    bar.close()
+    rows = list(read_rows(log))
+    metrics = {"policy": config.policy, "split": config.split, "level": config.level, **summarize(rows)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_dataset(rows, out / "traces", _traces_card(config, metrics))
+    write_report(config, metrics, out)
+    return metrics
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def _fmt(metrics: dict, name: str) -> str:
+    value, (low, high) = metrics[name], metrics[f"{name}_ci95"]
+    if value != value or low is None:  # nan: nothing to measure (e.g. no errors to recover from)
+        return "n/a"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _traces_card(config: EvalConfig, metrics: dict) -> str:
+    return (
+        f"# Evaluation traces: {config.policy} on {config.split}\n\n"
+        f"{metrics['n']} episodes over {config.seeds} seed(s). One row per episode, in the lab's trajectory format, "
+        "plus `seed` and `failure` (the failure taxonomy label).\n\n"
+        f"Made with `{eval_command(config)}`.\n"
+    )
+
+
+def eval_command(config: EvalConfig) -> str:
+    source = f"--tasks {config.tasks_file}" if config.tasks_file else f"--split {config.split} --n {config.n}"
+    extras = "".join(f" --tools-module {m}" for m in config.tools_modules)
+    extras += f" --level {config.level}" if config.level is not None else ""
+    return f"labkit eval --policy {config.policy} {source}{extras} --seeds {config.seeds} --profile {config.profile} --out {config.out}"
+
+
+def write_report(config: EvalConfig, metrics: dict, out: Path) -> Path:
+    from labkit import plots
+
+    plots.robustness_curve({config.policy: metrics["success_by_level"]}).savefig(out / "robustness.png", dpi=110)
+    plots.failure_taxonomy({config.policy: metrics["failures"]}, FAILURES).savefig(out / "failures.png", dpi=110)
+    lines = [
+        f"# Evaluation: `{config.policy}` on `{config.split}`",
+        "",
+        f"{metrics['n']} episodes, {config.seeds} seed(s). Command: `{eval_command(config)}`",
+        "",
+        "| metric | value [95% bootstrap CI] |",
+        "|:--|:--|",
+        *[f"| {name} | {_fmt(metrics, name)} |" for name in METRICS],
+        "",
+        "## Success by evolution level",
+        "",
+        "| level | success [95% CI] | n |",
+        "|:--|:--|:--|",
+        *[
+            f"| {level} | {v['success']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}] | {v['n']} |"
+            for level, v in metrics["success_by_level"].items()
+        ],
+        "",
+        "![success by level](robustness.png)",
+        "",
+        "## Failure taxonomy",
+        "",
+        "| failure | episodes |",
+        "|:--|:--|",
+        *[f"| {name} | {count} |" for name, count in metrics["failures"].items()],
+        "",
+        "![failure taxonomy](failures.png)",
+        "",
+    ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def sample_failures(rows: list[dict], label: str | None = None, k: int = 5, seed: int = 0) -> list[dict]:
+    """A few failed episodes (of one label, if given) to read through."""
+    failed = [r for r in rows if r.get("failure") and (label is None or r["failure"] == label)]
+    return random.Random(seed).sample(failed, min(k, len(failed)))

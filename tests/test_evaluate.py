@@ -1,0 +1,108 @@
+import json
+
+import pytest
+
+from labkit.data import trajectory_row
+from labkit.env import Answer, EnvConfig, Invalid, ToolCall, ToolEnv, build_toolset, run_episode
+from labkit.evaluate import FAILURES, METRICS, bootstrap_metrics, classify_failure, summarize
+from labkit.tasks import Task, generate_tasks
+from labkit.teachers import GoldenTeacher, TrialTeacher
+
+
+def capital_task(level=0, seed=0):
+    return Task(
+        id=f"cap-{level}-{seed}",
+        query="What is the capital of Japan?",
+        tools=["get_capital", "get_population"],
+        answer="Tokyo",
+        level=level,
+        evolve_seed=seed,
+        split="evolved" if level else "seen",
+        calls=[{"name": "get_capital", "arguments": {"country": "Japan"}, "read": "capital"}],
+    )
+
+
+def scripted(catalog, task, actions, config=None):
+    env = ToolEnv(catalog, config or EnvConfig())
+    env.reset(task)
+    for action in actions:
+        if env.step(action).done:
+            break
+    row = trajectory_row(env.trajectory, "scripted")
+    row["seed"] = 0
+    row["failure"] = classify_failure(row)
+    return row
+
+
+def changed_by(catalog, level, operator):
+    """A get_capital task whose evolution includes ``operator``."""
+    for seed in range(200):
+        task = capital_task(level, seed)
+        if any(c.operator == operator for c in build_toolset(catalog, task).changes):
+            return task
+    raise AssertionError(f"no seed applies {operator}")
+
+
+@pytest.fixture(scope="module")
+def renamed(catalog):
+    return changed_by(catalog, 1, "rename_parameter")
+
+
+def test_each_failure_cause_is_recognised(catalog, renamed):
+    ok = ToolCall("get_capital", {"country": "Japan"}, "execution")
+    cases = {
+        "budget_exhausted": (capital_task(), [ok, ok], EnvConfig(max_calls=1)),
+        "bad_format": (capital_task(), [Invalid("??", "no action"), Invalid("??", "no action"), Answer("x")], None),
+        "wrong_tool": (capital_task(), [ToolCall("get_population", {"country": "Japan"}), Answer("125")], None),
+        "repeated_failing_call": (renamed, [ok, ok, Answer("Osaka")], None),
+        "ignored_error": (renamed, [ok, Answer("Kyoto")], None),
+        "wrong_value_or_format": (capital_task(), [ToolCall("get_capital", {"country": "Atlantis"}), ok, Answer("Kyoto")], None),
+        "tried_but_not_used": (capital_task(), [ToolCall("get_capital", {"country": "France"}, "trial"), Answer("Kyoto")], None),
+        "never_tried": (changed_by(catalog, 2, "change_output_shape"), [ok, Answer("ok")], None),
+        "wrong_answer": (capital_task(), [ok, Answer("Kyoto")], None),
+    }
+    for expected, (task, actions, config) in cases.items():
+        row = scripted(catalog, task, actions, config)
+        assert row["failure"] == expected, (expected, row["failure"], row["errors"])
+    assert scripted(catalog, capital_task(), [ok, Answer("Tokyo")])["failure"] is None
+    assert set(FAILURES) >= {c for c in cases}
+
+
+def rows_for(catalog, policy, tasks):
+    env = ToolEnv(catalog)
+    rows = []
+    for task in tasks:
+        row = trajectory_row(run_episode(env, policy, task), "p")
+        row.update(seed=0, failure=None)
+        row["failure"] = classify_failure(row)
+        rows.append(row)
+    return rows
+
+
+def test_metrics_have_intervals_and_separate_the_teachers(catalog):
+    tasks = generate_tasks("evolved", 80, seed=3, catalog=catalog)
+    trial = bootstrap_metrics(rows_for(catalog, TrialTeacher(), tasks))
+    golden = bootstrap_metrics(rows_for(catalog, GoldenTeacher(), tasks))
+    assert trial["n"] == golden["n"] == 80
+    for name in METRICS:
+        low, high = trial[f"{name}_ci95"]
+        assert low <= trial[name] <= high, name
+    assert trial["success"] == 1.0 and golden["success"] < 0.6
+    assert golden["success_ci95"][1] < trial["success_ci95"][0], "the intervals don't even overlap"
+    assert trial["trials_per_episode"] >= 1 and golden["trials_per_episode"] == 0
+    assert trial["error_recovery_rate"] == 1.0 and trial["trial_then_use_rate"] == 1.0
+    assert bootstrap_metrics(rows_for(catalog, TrialTeacher(), tasks[:10])) == bootstrap_metrics(rows_for(catalog, TrialTeacher(), tasks[:10]))
+
+
+def test_summary_has_levels_seeds_and_failures(catalog):
+    rows = rows_for(catalog, GoldenTeacher(), generate_tasks("evolved", 60, seed=1, catalog=catalog))
+    summary = summarize(rows)
+    assert set(summary["success_by_level"]) == {"1", "2", "3", "4"}
+    assert sum(summary["failures"].values()) == sum(not r["success"] for r in rows)
+    assert set(summary["failures"]) <= set(FAILURES)
+    json.dumps(summary)
+
+
+def test_no_episodes_is_a_clear_error():
+    with pytest.raises(ValueError, match="no episodes"):
+        bootstrap_metrics([])
