@@ -140,7 +140,7 @@ def cmd_teach(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from labkit.evaluate import METRICS, EvalConfig, evaluate
+    from labkit.evaluate import METRICS, EvalConfig, evaluate, format_metric
 
     config = EvalConfig(
         policy=args.policy,
@@ -153,12 +153,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out=str(args.out),
         profile=args.profile,
         max_new_tokens=args.max_new_tokens,
+        max_turns=args.max_turns,
     )
     metrics = evaluate(config)
     for name in METRICS:
-        low, high = metrics[f"{name}_ci95"]
-        interval = f" [{low:.3f}, {high:.3f}]" if low is not None else ""
-        print(f"{name:22s} {metrics[name]:.3f}{interval}")
+        print(f"{name:22s} {format_metric(metrics, name)}")
     print(f"n = {metrics['n']}; failures: {metrics['failures']}")
     print(f"wrote {args.out}/metrics.json, report.md, traces/")
     return 0
@@ -231,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=50, help="tasks per seed")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--profile", choices=("tiny", "cpu", "gpu", "multi-gpu"), default="cpu")
-    p.add_argument("--max-new-tokens", type=int, default=96, help="model tokens per turn")
+    p.add_argument("--max-new-tokens", type=int, help="model tokens per turn (default: the profile's)")
+    p.add_argument("--max-turns", type=int, help="turns per episode (default: the profile's)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_eval)
     return parser

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from labkit.env import ToolCall, Trajectory
+from labkit.toolset import ErrorKind
 from labkit.protocol import SYSTEM_PROMPT, trajectory_messages
 
 
@@ -44,15 +45,23 @@ def _flat_messages(messages: list[dict]) -> list[dict]:
 
 
 def recoveries(trajectory: Trajectory) -> int:
-    """Failed tool calls that a later successful call in the same episode followed: the agent moved on."""
-    recovered = 0
-    steps = trajectory.steps
-    for i, step in enumerate(steps):
-        if not isinstance(step.action, ToolCall) or step.observation is None or step.observation.ok:
-            continue
-        if any(isinstance(s.action, ToolCall) and s.observation is not None and s.observation.ok for s in steps[i + 1 :]):
-            recovered += 1
-    return recovered
+    """Failed tool calls put right later in the episode.
+
+    A fix is a later successful call of the same tool, or of an undocumented one (where a redirect
+    pointed); after calling a tool that is unknown or disabled, a success with any tool is the fix.
+    Merely moving on to the next hop is not a recovery.
+    """
+    documented = {doc["function"]["name"] for doc in trajectory.toolset.docs}
+    calls = [(s.action.name, s.observation) for s in trajectory.steps if isinstance(s.action, ToolCall) and s.observation]
+    switched = {ErrorKind.UNKNOWN_TOOL, ErrorKind.UNAVAILABLE}
+
+    def fixes(name: str, error: ErrorKind, later: str) -> bool:
+        return later == name or later not in documented or error in switched
+
+    return sum(
+        not obs.ok and any(later_obs.ok and fixes(name, obs.error, later) for later, later_obs in calls[i + 1 :])
+        for i, (name, obs) in enumerate(calls)
+    )
 
 
 def trajectory_row(trajectory: Trajectory, policy: str, system: str = SYSTEM_PROMPT) -> dict:

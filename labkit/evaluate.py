@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from labkit.data import append_rows, read_rows, trajectory_row, write_dataset
 from labkit.env import EnvConfig, ToolEnv, run_episode
+from labkit.profiles import get_profile
 from labkit.tasks import Task, generate_tasks, load_tasks
 from labkit.tools import load_catalog
 
@@ -60,9 +61,14 @@ class EvalConfig:
     tasks_file: str | None = None
     out: str = "runs/eval"
     profile: str = "cpu"
-    max_turns: int = EnvConfig.max_turns
-    max_new_tokens: int = 96
+    max_turns: int | None = None  # None: the profile's (a model that never answers costs every turn)
+    max_new_tokens: int | None = None  # None: the profile's
     batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        profile = get_profile(self.profile)
+        self.max_turns = self.max_turns or profile.max_turns
+        self.max_new_tokens = self.max_new_tokens or profile.max_new_tokens
 
 
 # ----------------------------------------------------------------------------- what went wrong
@@ -228,7 +234,7 @@ def evaluate(config: EvalConfig, progress: bool = True) -> dict:
 # ----------------------------------------------------------------------------- the report
 
 
-def _fmt(metrics: dict, name: str) -> str:
+def format_metric(metrics: dict, name: str) -> str:
     value, (low, high) = metrics[name], metrics[f"{name}_ci95"]
     if value != value or low is None:  # nan: nothing to measure (e.g. no errors to recover from)
         return "n/a"
@@ -248,6 +254,7 @@ def eval_command(config: EvalConfig) -> str:
     source = f"--tasks {config.tasks_file}" if config.tasks_file else f"--split {config.split} --n {config.n}"
     extras = "".join(f" --tools-module {m}" for m in config.tools_modules)
     extras += f" --level {config.level}" if config.level is not None else ""
+    extras += f" --max-turns {config.max_turns} --max-new-tokens {config.max_new_tokens}"
     return f"labkit eval --policy {config.policy} {source}{extras} --seeds {config.seeds} --profile {config.profile} --out {config.out}"
 
 
@@ -263,7 +270,7 @@ def write_report(config: EvalConfig, metrics: dict, out: Path) -> Path:
         "",
         "| metric | value [95% bootstrap CI] |",
         "|:--|:--|",
-        *[f"| {name} | {_fmt(metrics, name)} |" for name in METRICS],
+        *[f"| {name} | {format_metric(metrics, name)} |" for name in METRICS],
         "",
         "## Success by evolution level",
         "",

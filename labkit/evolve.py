@@ -129,11 +129,7 @@ def add_distractors(toolset: ToolSet, name: str, rng: random.Random) -> Change |
     added = []
     for suffix in suffixes:
         twin = name + suffix
-
-        def disabled(_kwargs: dict, twin: str = twin) -> Any:
-            raise ToolCallError(ErrorKind.UNAVAILABLE, f"'{twin}' is not enabled for this account (HTTP 403).")
-
-        toolset.tools[twin] = replace(toolset.tools[name], name=twin, run=disabled)
+        toolset.tools[twin] = replace(toolset.tools[name], name=twin, refusal=f"'{twin}' is not enabled for this account (HTTP 403).")
         twin_doc = {"type": "function", "function": {**doc["function"], "name": twin}}
         toolset.docs.insert(rng.randrange(len(toolset.docs) + 1), twin_doc)
         added.append(twin)

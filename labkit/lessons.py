@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from labkit.data import trajectory_row
 from labkit.env import Observation, ToolCall, ToolEnv, call_once, run_episode
+from labkit.evaluate import EvalConfig, evaluate
 from labkit.evolve import LEVEL_DESCRIPTIONS, evolve_toolset
 from labkit.plots import PHASE_COLOURS
 from labkit.tasks import Task, example_arguments, generate_tasks
@@ -32,7 +33,7 @@ COURSE = [
     Stage("02_teacher_trajectories.py", "golden vs trial-and-execution trajectories", "labkit teach", ready=True),
     Stage("03_sft.py", "supervised fine-tuning on each kind of trajectory", "labkit sft"),
     Stage("04_rl_grpo.py", "GRPO in the live tool environment", "labkit rl"),
-    Stage("05_evaluation.py", "the ablation: who copes with changed and unseen tools", "labkit eval / labkit ablation"),
+    Stage("05_evaluation.py", "metrics, baselines, robustness curve, failure taxonomy", "labkit eval", ready=True),
 ]
 
 
@@ -236,3 +237,43 @@ def dataset_stats(rows: list[dict], tokenizer=None) -> dict[str, list]:
     if tokenizer is not None:
         stats["tokens per trajectory"] = token_lengths(rows, tokenizer)
     return stats
+
+
+# ----------------------------------------------------------------------------- notebook 05: evaluation
+
+
+METRIC_MEANINGS = {
+    "success": "share of episodes whose final answer passes the task's checker",
+    "valid_call_rate": "share of attempted calls that were well-formed for the tool as it really is (right name, parameters, types)",
+    "trials_per_episode": "turns the agent itself labelled <trial>",
+    "trial_then_use_rate": "of episodes with a trial, the share that then used a trialled tool successfully in execution",
+    "error_recovery_rate": "of failed calls, the share followed later by a successful call",
+    "calls_per_episode": "tool calls per episode",
+    "tokens_per_episode": "tokens the agent generated per episode",
+}
+
+
+def slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
+
+
+def compare_policies(policies: list[str], splits: list[str], n: int, seeds: int, profile: str, out_root: str, progress: bool = False) -> dict:
+    """``{(policy, split): metrics}``; each evaluation resumes from its own folder under ``out_root``."""
+    return {
+        (policy, split): evaluate(
+            EvalConfig(policy=policy, split=split, n=n, seeds=seeds, profile=profile, out=f"{out_root}/{slug(policy)}-{split}"), progress
+        )
+        for policy in policies
+        for split in splits
+    }
+
+
+def robustness_by_policy(results: dict) -> dict[str, dict]:
+    """Success by level per policy: level 0 from the seen split, levels 1-4 from the evolved split."""
+    curves: dict[str, dict] = {}
+    for (policy, split), metrics in results.items():
+        if split == "seen":
+            curves.setdefault(policy, {})["0"] = {"success": metrics["success"], "ci95": metrics["success_ci95"], "n": metrics["n"]}
+        elif split == "evolved":
+            curves.setdefault(policy, {}).update({k: v for k, v in metrics["success_by_level"].items() if k != "0"})
+    return curves

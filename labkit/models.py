@@ -370,7 +370,7 @@ def _load_pretrained(name: str, dtype: torch.dtype | None) -> LoadedModel:
             )
         return _from_pretrained(str(folder), dtype, local_files_only=True)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:  # meant as a path, not an "org/model" hub id
-        raise ModelNotAvailableError(f"no model folder at {folder}")
+        raise ModelNotAvailableError(f"no model folder at {folder.resolve()}")
     try:
         return _from_pretrained(name, dtype, local_files_only=True)
     except (OSError, HFValidationError) as cached:
@@ -383,7 +383,7 @@ def _load_pretrained(name: str, dtype: torch.dtype | None) -> LoadedModel:
 
 
 def _not_cached(name: str, why: str, error: Exception) -> str:
-    reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    reason = str(error).strip().splitlines()[0][:200].rstrip(".") if str(error).strip() else type(error).__name__
     return (
         f"model {name!r} is not in the Hugging Face cache and {why}: {reason}. "
         f"Run once with network to download it (e.g. `HF_HUB_OFFLINE=0 hf download {name}`), or pass a local folder."

@@ -86,3 +86,29 @@ def failure_taxonomy(by_policy: dict[str, dict[str, int]], order: tuple[str, ...
     ax.set_title("Failure taxonomy")
     ax.legend(fontsize=8)
     return fig
+
+
+def success_by_split(results: dict) -> Figure:
+    """Grouped bars of success with 95% intervals: ``{(policy, split): metrics}``."""
+    policies = list(dict.fromkeys(p for p, _ in results))
+    splits = list(dict.fromkeys(s for _, s in results))
+    fig = Figure(figsize=(7, 3.4), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(policies)
+    for i, policy in enumerate(policies):
+        xs, ys, errs = [], [], [[], []]
+        for j, split in enumerate(splits):
+            metrics = results.get((policy, split))
+            if metrics is None:
+                continue
+            low, high = metrics["success_ci95"]
+            xs.append(j + i * width)
+            ys.append(metrics["success"])
+            errs[0].append(metrics["success"] - low)
+            errs[1].append(high - metrics["success"])
+        ax.bar(xs, ys, width=width, yerr=errs, capsize=3, label=policy)
+    ax.set_xticks([j + width * (len(policies) - 1) / 2 for j in range(len(splits))], labels=splits)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success")
+    ax.legend(fontsize=8)
+    return fig

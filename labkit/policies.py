@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.env import Action, Answer, Observation, ToolCall
+from labkit.env import Action, Answer, Observation, Policy, ToolCall
 from labkit.models import EMBEDDED_NAME, TINY_NAME, LoadedModel, load_model
 from labkit.tasks import Task
 from labkit.teachers.scripted import GoldenTeacher, TrialTeacher, format_answer
@@ -60,7 +60,7 @@ class ModelPolicy:
         return self.loaded.name
 
 
-def load_policy(spec: str, profile: str = "cpu", seed: int = 0):
+def load_policy(spec: str, profile: str = "cpu", seed: int = 0) -> Policy | ModelPolicy:
     """The policy a spec names (see :func:`describe_policy_specs`); its ``.name`` is the spec.
 
     Raises:
@@ -71,7 +71,7 @@ def load_policy(spec: str, profile: str = "cpu", seed: int = 0):
         raise _spec_error(f"no policy named (got {spec!r})")
     spec = spec.strip()
     kind, colon, rest = spec.partition(":")
-    if kind == "teacher" and colon:
+    if kind == "teacher":
         if rest not in TEACHERS:
             raise _spec_error(f"unknown teacher {rest!r} in {spec!r}")
         return TrialTeacher(seed=seed) if rest == "trial" else GoldenTeacher()
@@ -86,7 +86,7 @@ def load_policy(spec: str, profile: str = "cpu", seed: int = 0):
     return ModelPolicy(load_model(spec, profile=profile))
 
 
-def _openai_policy(rest: str):
+def _openai_policy(rest: str) -> Policy:
     from labkit.teachers.llm import LLMConfigError, LLMTeacher, LLMTeacherConfig, display_url
 
     # The first "@" ends the model: a URL may carry "user:password@host" after it.

@@ -18,13 +18,15 @@ class Profile:
     description: str
     n_tasks: int  # tasks a lesson or demo samples per split
     n_episodes: int  # scripted episodes a lesson or demo runs
+    max_new_tokens: int  # model tokens per turn when a model acts
+    max_turns: int  # turns per episode when a model acts
 
 
 PROFILES = {
-    "tiny": Profile("tiny", "tiny", "random-init tiny Llama; every code path in seconds (tests, CI)", 4, 8),
-    "cpu": Profile("cpu", "smollm2-135m", "embedded SmolLM2-135M-Instruct on a laptop CPU", 24, 100),
-    "gpu": Profile("gpu", "Qwen/Qwen2.5-0.5B-Instruct", "one CUDA GPU with unsloth and vLLM", 64, 400),
-    "multi-gpu": Profile("multi-gpu", "Qwen/Qwen2.5-1.5B-Instruct", "accelerate launch over many GPUs", 128, 1000),
+    "tiny": Profile("tiny", "tiny", "random-init tiny Llama; every code path in seconds (tests, CI)", 4, 8, 16, 3),
+    "cpu": Profile("cpu", "smollm2-135m", "embedded SmolLM2-135M-Instruct on a laptop CPU", 24, 100, 96, 16),
+    "gpu": Profile("gpu", "Qwen/Qwen2.5-0.5B-Instruct", "one CUDA GPU with unsloth and vLLM", 64, 400, 192, 20),
+    "multi-gpu": Profile("multi-gpu", "Qwen/Qwen2.5-1.5B-Instruct", "accelerate launch over many GPUs", 128, 1000, 192, 20),
 }
 
 

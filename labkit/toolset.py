@@ -163,8 +163,11 @@ class LiveTool:
     run: Callable[[dict], Any]
     description: str = ""
     family: str = ""
+    refusal: str | None = None  # set on endpoints that answer every call with an access error
 
     def call(self, arguments: Any) -> Any:
+        if self.refusal:  # a disabled endpoint refuses before it looks at the arguments, like a real 403
+            raise ToolCallError(ErrorKind.UNAVAILABLE, self.refusal)
         return self.run(check_arguments(self.name, self.params, arguments))
 
     def real_schema(self) -> dict:

@@ -106,3 +106,45 @@ def test_summary_has_levels_seeds_and_failures(catalog):
 def test_no_episodes_is_a_clear_error():
     with pytest.raises(ValueError, match="no episodes"):
         bootstrap_metrics([])
+
+
+def test_labkit_eval_writes_metrics_report_and_traces(tmp_path):
+    from labkit.cli import main
+    from labkit.data import load_dataset_dir
+
+    out = tmp_path / "eval"
+    assert main(["eval", "--policy", "teacher:trial", "--split", "evolved", "--n", "12", "--seeds", "2", "--profile", "cpu", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for name in ("success", "valid_call_rate", "trials_per_episode", "error_recovery_rate"):
+        assert 0 <= metrics[name] and len(metrics[f"{name}_ci95"]) == 2
+    assert metrics["n"] == 24 and metrics["success"] == 1.0 and set(metrics["success_by_seed"]) == {"0", "1"}
+    report = (out / "report.md").read_text()
+    assert "robustness.png" in report and (out / "robustness.png").stat().st_size > 1000 and (out / "failures.png").exists()
+    traces = load_dataset_dir(out / "traces")
+    assert len(traces) == 24 and {"seed", "failure", "messages", "phases"} <= set(traces.column_names)
+
+
+def test_a_killed_evaluation_resumes_without_redoing_episodes(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from labkit.data import read_rows
+
+    out = tmp_path / "eval"
+    command = [sys.executable, "-m", "labkit.cli", "eval", "--policy", "teacher:trial", "--split", "train", "--n", "3000", "--seeds", "1", "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "episodes.jsonl"
+    deadline = time.monotonic() + 60
+    while not (log.exists() and len(list(read_rows(log))) >= 50):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    before = [r["task_id"] for r in read_rows(log)]
+    assert 50 <= len(before) < 3000
+    small = command[:-6] + ["--n", str(len(before) + 20), "--seeds", "1", "--out", str(out)]
+    assert subprocess.run(small, capture_output=True, timeout=300).returncode == 0
+    after = [r["task_id"] for r in read_rows(log)]
+    assert after[: len(before)] == before, "finished episodes are kept, not redone"
+    assert len(after) == len(set(after)) == len(before) + 20

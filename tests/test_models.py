@@ -25,11 +25,14 @@ from labkit.env import Answer, Invalid, Observation, ToolCall
 from labkit.models import (
     EMBEDDED_DIR_NAME,
     MARKER_NAME,
+    LoadedModel,
     ModelNotAvailableError,
     _publish,
     embedded_model_dir,
     load_embedded_model,
+    load_model,
     load_tokenizer,
+    tiny_model,
 )
 
 TOOLS = [
@@ -321,3 +324,200 @@ def test_leading_whitespace_keeps_mask_and_prefix(tokenizer):
     assert out["input_ids"][: len(prompt["input_ids"])] == prompt["input_ids"]
     (span,) = masked_spans(out["input_ids"], out["assistant_masks"])
     assert not tokenizer.decode(span).startswith("\n")
+
+
+# ----------------------------------------------------------------------------- load_model: the tiny profile
+
+
+def test_tiny_model_loads_fast_and_fits_the_tokenizer(tokenizer):
+    started = time.perf_counter()
+    loaded = load_model("tiny", profile="tiny")
+    assert time.perf_counter() - started < 2.0
+    assert isinstance(loaded, LoadedModel) and loaded.name == "tiny" and not loaded.model.training
+    config = loaded.model.config
+    assert config.vocab_size == len(loaded.tokenizer) == len(tokenizer)
+    assert (config.num_hidden_layers, config.hidden_size, config.tie_word_embeddings) == (2, 64, True)
+    assert loaded.tokenizer.chat_template == protocol.CHAT_TEMPLATE
+    assert loaded.model.generation_config.eos_token_id == tokenizer.eos_token_id
+
+
+def test_tiny_model_is_deterministic_per_seed(tokenizer):
+    import torch
+
+    before = torch.random.get_rng_state()
+    first, again, other = (tiny_model(tokenizer, seed) for seed in (0, 0, 1))
+    assert torch.equal(torch.random.get_rng_state(), before), "the caller's random stream is left alone"
+    for a, b in zip(first.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not torch.equal(first.model.embed_tokens.weight, other.model.embed_tokens.weight)
+
+
+def test_tiny_model_generates_with_the_lab_template(tokenizer):
+    import torch
+
+    model = tiny_model(tokenizer)
+    inputs = tokenizer.apply_chat_template(
+        conversation()[:2], tools=TOOLS, add_generation_prompt=True, return_dict=True, return_tensors="pt"
+    )
+    n_prompt = inputs["input_ids"].shape[1]
+    with torch.no_grad():
+        first = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+        again = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+    assert n_prompt < first.shape[1] <= n_prompt + 6 and torch.equal(first, again)
+    assert tokenizer.decode(first[0, :n_prompt]).endswith("<|im_start|>assistant\n")
+
+
+# ----------------------------------------------------------------------------- load_model: adapters and checkpoints
+
+
+def with_lora(model):
+    from peft import LoraConfig, get_peft_model
+
+    # init_lora_weights=False draws B at random too: a fresh LoRA would be a no-op and prove nothing.
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    return get_peft_model(model, config).eval()
+
+
+def logits(model, tokenizer):
+    import torch
+
+    ids = tokenizer(protocol.render(conversation(), TOOLS), return_tensors="pt")["input_ids"][:, :16]
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def test_tiny_adapter_round_trip(tokenizer, tmp_path):
+    import torch
+    from peft import PeftModel
+
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        adapted = with_lora(tiny_model(tokenizer))
+    # save_embedding_layers=False: otherwise PEFT asks the hub whether a repo named "tiny" exists
+    adapted.save_pretrained(tmp_path / "adapter", save_embedding_layers=False)
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "tiny"  # recorded by PEFT from the tiny model itself
+
+    loaded = load_model(tmp_path / "adapter")
+    assert isinstance(loaded.model, PeftModel) and loaded.name == str(tmp_path / "adapter") and not loaded.model.training
+    assert torch.allclose(logits(loaded.model, tokenizer), logits(adapted, tokenizer), atol=1e-6)
+    assert not torch.allclose(logits(loaded.model, tokenizer), logits(tiny_model(tokenizer), tokenizer), atol=1e-3)
+    assert loaded.tokenizer.model_max_length == tokenizer.model_max_length  # no tokenizer saved: the base's
+
+    saved = load_tokenizer("tiny")
+    saved.model_max_length = 1234
+    saved.save_pretrained(tmp_path / "adapter")
+    with_tokenizer = load_model(tmp_path / "adapter")
+    assert with_tokenizer.tokenizer.model_max_length == 1234, "a tokenizer saved with the adapter wins"
+    assert with_tokenizer.tokenizer.chat_template == protocol.CHAT_TEMPLATE
+
+    merged = tmp_path / "merged"
+    adapted.merge_and_unload().save_pretrained(merged)
+    tokenizer.save_pretrained(merged)
+    checkpoint = load_model(str(merged))
+    assert type(checkpoint.model).__name__ == "LlamaForCausalLM" and checkpoint.tokenizer.chat_template == protocol.CHAT_TEMPLATE
+    assert torch.allclose(logits(checkpoint.model, tokenizer), logits(adapted, tokenizer), atol=1e-5)
+
+
+def test_embedded_adapter_from_another_machine(tokenizer, tmp_path):
+    """Adapters trained on the embedded model record its cache path; another machine's path still finds it."""
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        adapted = with_lora(load_embedded_model())
+    adapted.save_pretrained(tmp_path, save_embedding_layers=False)
+    config_path = tmp_path / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    assert config["base_model_name_or_path"] == str(embedded_model_dir())
+    config["base_model_name_or_path"] = f"/home/someone-else/.cache/labkit/{EMBEDDED_DIR_NAME}"
+    config_path.write_text(json.dumps(config))
+    loaded = load_model(tmp_path)
+    assert torch.allclose(logits(loaded.model, tokenizer), logits(adapted, tokenizer), atol=1e-5)
+
+
+def test_load_model_names_the_embedded_model(tokenizer):
+    loaded = load_model("smollm2-135m")
+    assert loaded.name == "smollm2-135m" and not loaded.model.training
+    assert sum(p.numel() for p in loaded.model.parameters()) == 134515008
+    assert loaded.tokenizer.chat_template == protocol.CHAT_TEMPLATE
+
+
+def test_uncached_hub_model_offline_says_what_to_do(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelNotAvailableError) as info:
+        load_model("labkit-tests/no-such-model")
+    message = str(info.value)
+    assert "labkit-tests/no-such-model" in message and "HF_HUB_OFFLINE" in message
+    assert "with network" in message and "local folder" in message
+
+
+def test_folders_that_hold_no_model_are_typed_errors(tmp_path):
+    with pytest.raises(ModelNotAvailableError, match="holds no model"):
+        load_model(tmp_path)
+    with pytest.raises(ModelNotAvailableError, match="no model folder"):
+        load_model("./runs/no-such-run/final")
+    with pytest.raises(ModelNotAvailableError, match="names no base model"):
+        (tmp_path / "adapter_config.json").write_text("{}")
+        load_model(tmp_path)
+    with pytest.raises(ValueError, match="unknown profile"):
+        load_model("tiny", profile="quantum")
+
+
+# ----------------------------------------------------------------------------- the gpu profile on a machine without CUDA
+
+
+# Stands in for unsloth: installed as far as importlib can tell, so only the CUDA check keeps it out.
+# It builds the tiny model and records how it was called, to run the GPU branch's own code here.
+UNSLOTH_STANDIN = """
+calls = []
+
+class FastLanguageModel:
+    @staticmethod
+    def from_pretrained(model_name, **options):
+        from labkit.models import load_tokenizer, tiny_model
+        calls.append((model_name, options))
+        tokenizer = load_tokenizer("tiny")
+        tokenizer.chat_template = None  # unsloth hands back the checkpoint's own template
+        return tiny_model(tokenizer).train(), tokenizer
+
+    @staticmethod
+    def for_inference(model):
+        calls.append(("for_inference",))
+"""
+
+
+def test_gpu_profile_uses_unsloth_only_with_cuda(tokenizer, tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    tiny_model(tokenizer).save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    (tmp_path / "site" / "unsloth").mkdir(parents=True)
+    (tmp_path / "site" / "unsloth" / "__init__.py").write_text(UNSLOTH_STANDIN)
+    code = (
+        "import importlib.util, json, sys, torch\n"
+        "import labkit.models, labkit.policies\n"
+        "assert importlib.util.find_spec('unsloth') is not None and not torch.cuda.is_available()\n"
+        f"for name in ('tiny', 'smollm2-135m', {str(checkpoint)!r}):\n"
+        "    loaded = labkit.models.load_model(name, profile='gpu')\n"
+        "    assert not loaded.model.training and loaded.tokenizer.chat_template\n"
+        "labkit.policies.load_policy('tiny', profile='gpu')\n"
+        "assert 'unsloth' not in sys.modules, 'imported without CUDA'\n"
+        "torch.cuda.is_available = lambda: True  # pretend, to run the GPU branch\n"
+        "labkit.models.load_model('tiny', profile='gpu'); labkit.models.load_model('smollm2-135m', profile='cpu')\n"
+        "assert 'unsloth' not in sys.modules, 'tiny and cpu never go through unsloth'\n"
+        "gpu = labkit.models.load_model('smollm2-135m', profile='gpu')\n"
+        "import unsloth\n"
+        "print(json.dumps({'calls': unsloth.calls, 'name': gpu.name, 'training': gpu.model.training,\n"
+        "                  'template': gpu.tokenizer.chat_template == loaded.tokenizer.chat_template}))\n"
+    )
+    path = os.pathsep.join(p for p in (str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    (source, options), inference = report["calls"]
+    assert source == str(embedded_model_dir()) and options == {"dtype": None, "load_in_4bit": False}
+    assert inference == ["for_inference"]
+    assert (report["name"], report["training"], report["template"]) == ("smollm2-135m", False, True)

@@ -1,0 +1,232 @@
+"""Batched multi-turn generation: the one rollout engine that evaluation and RL share.
+
+Every live episode in a chunk advances with ONE ``model.generate`` call per
+turn: the episodes' transcripts are left-padded into one batch, each row's new
+tokens are parsed into an action (:func:`labkit.protocol.parse_turn`) and
+stepped in its own :class:`~labkit.env.ToolEnv`, and the environment's reply is
+appended as the tokens the chat template gives it. Finished episodes drop out
+of the batch.
+
+A :class:`Rollout` keeps the episode as token ids with an ``owner`` mask (1 =
+sampled by the model, 0 = prompt, tool results, feedback, template glue), which
+is what RL's loss masking needs. The model-owned spans hold exactly the tokens
+the model sampled, so log-probs recomputed on ``token_ids`` are on-policy. The
+environment's spans are rendered by the tokenizer's chat template, so when the
+model writes its turns in the form :func:`labkit.protocol.assistant_message`
+renders (what SFT teaches), ``token_ids`` equal
+``tokenizer.apply_chat_template(trajectory_messages(traj), tools=docs)``
+token-for-token and ``owner`` equals the template's assistant-token mask. A turn
+the model wrote differently (odd spacing, differently formatted JSON, an unusual
+split into tokens) differs from the template only inside its own owner-1 span.
+
+Two decisions that keep the transcript well formed:
+
+- A turn that hits ``max_new_tokens`` without ``<|im_end|>`` gets one appended
+  with owner 0: the model never sampled it, so no loss should push it up or
+  down (the template's assistant mask would count it). The turn's problems
+  gain ``"truncated"``.
+- ``token_ids`` never grow past ``gen.max_length``. An episode continues only
+  while the environment's reply plus a full next turn (``max_new_tokens + 1``)
+  still fit; otherwise it ends with ``end_reason = "budget_length"`` (no
+  invented answer step, so the transcript stays true). The environment's last
+  reply is appended only if it fits; if not, ``token_ids`` stop after the
+  model's last turn, a prefix of the template's rendering (tokens after the
+  model's last turn carry no loss anyway). A prompt with no room for one turn
+  ends its episode before any step, with empty ``token_ids``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Sequence
+
+from tqdm.auto import tqdm
+
+from labkit.env import EnvConfig, ToolEnv, Trajectory
+from labkit.protocol import END_OF_TURN, parse_turn, trajectory_messages
+from labkit.tasks import Task
+from labkit.tools.registry import Catalog, load_catalog
+
+if TYPE_CHECKING:  # torch/transformers stay out of `import labkit`
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+TRUNCATED = "truncated"  # a per-turn problem: the turn hit max_new_tokens before <|im_end|>
+BUDGET_LENGTH = "budget_length"  # end_reason when the transcript would outgrow gen.max_length
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 96  # per turn
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    batch_size: int = 16  # episodes generated together
+    max_length: int = 2048  # tokens in a whole episode's transcript
+    seed: int = 0
+
+
+@dataclass
+class Rollout:
+    trajectory: Trajectory
+    token_ids: list[int]  # the whole episode as the model saw and wrote it
+    owner: list[int]  # 1 where the model sampled the token, 0 elsewhere
+    problems: list[list[str]]  # format slips per turn (ParsedTurn.problems, plus "truncated")
+    generated_tokens: int
+
+
+@dataclass
+class _Episode:
+    """One live episode: its environment and the token transcript built so far."""
+
+    env: ToolEnv
+    docs: list[dict]
+    token_ids: list[int] = field(default_factory=list)
+    owner: list[int] = field(default_factory=list)
+    problems: list[list[str]] = field(default_factory=list)
+
+    @property
+    def trajectory(self) -> Trajectory:
+        return self.env.trajectory
+
+    @property
+    def done(self) -> bool:
+        return self.trajectory.done
+
+    def extend(self, ids: list[int], owner: int) -> None:
+        self.token_ids += ids
+        self.owner += [owner] * len(ids)
+
+    def rollout(self) -> Rollout:
+        return Rollout(self.trajectory, self.token_ids, self.owner, self.problems, sum(self.owner))
+
+
+def rollout_batch(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: Sequence[Task],
+    catalog: Catalog | None,
+    env_config: EnvConfig | None = None,
+    gen: GenerationConfig | None = None,
+    progress: bool = True,
+) -> list[Rollout]:
+    """Run one episode per task with the model as the policy; rollouts come back in task order."""
+    import torch
+
+    gen = gen or GenerationConfig()
+    catalog = catalog or load_catalog()  # once, not once per environment
+    torch.manual_seed(gen.seed)
+    rollouts = []
+    with tqdm(total=len(tasks), desc="rollout", unit="episode", disable=not progress) as bar:
+        for start in range(0, len(tasks), gen.batch_size):
+            chunk = [_start(ToolEnv(catalog, env_config), task, tokenizer, gen) for task in tasks[start : start + gen.batch_size]]
+            bar.update(sum(e.done for e in chunk))
+            live = [e for e in chunk if not e.done]
+            while live:
+                for episode, new_ids in zip(live, _generate(model, tokenizer, live, gen)):
+                    _take_turn(episode, new_ids, tokenizer, gen)
+                    bar.update(episode.done)
+                live = [e for e in live if not e.done]
+            for episode in chunk:
+                episode.env.close()
+            rollouts += [e.rollout() for e in chunk]
+    return rollouts
+
+
+def sequential_rollouts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: Sequence[Task],
+    catalog: Catalog | None,
+    env_config: EnvConfig | None = None,
+    gen: GenerationConfig | None = None,
+    progress: bool = True,
+) -> list[Rollout]:
+    """The naive baseline: one episode at a time, one unpadded ``generate`` of batch 1 per turn."""
+    return rollout_batch(model, tokenizer, tasks, catalog, env_config, replace(gen or GenerationConfig(), batch_size=1), progress)
+
+
+# ----------------------------------------------------------------------------- one episode
+
+
+def _render(tokenizer, episode: _Episode, messages: list[dict], generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tools=episode.docs, tokenize=False, add_generation_prompt=generation_prompt)
+
+
+def _start(env: ToolEnv, task: Task, tokenizer, gen: GenerationConfig) -> _Episode:
+    """Reset the environment and write the first prompt: system + tools, user, generation prompt."""
+    episode = _Episode(env, env.reset(task).docs)
+    _append_reply(episode, tokenizer, gen, lambda live: _render(tokenizer, episode, trajectory_messages(episode.trajectory), live))
+    return episode
+
+
+def _take_turn(episode: _Episode, new_ids: list[int], tokenizer, gen: GenerationConfig) -> None:
+    """Parse and step the model's turn, then append the environment's reply."""
+    eos = tokenizer.eos_token_id
+    stopped = bool(new_ids) and new_ids[-1] == eos
+    text = tokenizer.decode(new_ids[:-1] if stopped else new_ids, skip_special_tokens=False)
+    parsed = parse_turn(text, n_tokens=len(new_ids))
+    episode.env.step(parsed.action)
+    episode.problems.append(parsed.problems if stopped else parsed.problems + [TRUNCATED])
+    episode.extend(new_ids, owner=1)
+    if not stopped:
+        episode.extend([eos], owner=0)  # see the module docstring: well formed, but not the model's
+
+    messages = trajectory_messages(episode.trajectory)
+    # The turn added the assistant message and, unless it answered, the environment's reply.
+    n_through_turn = len(messages) - (episode.trajectory.steps[-1].observation is not None)
+    through_turn = _render(tokenizer, episode, messages[:n_through_turn], False)
+    # That render ends "<|im_end|>\n": everything after the <|im_end|> is the environment's.
+    assert through_turn.endswith(END_OF_TURN + "\n"), through_turn[-40:]
+    cut = len(through_turn) - 1
+    _append_reply(episode, tokenizer, gen, lambda live: _render(tokenizer, episode, messages, live)[cut:])
+
+
+def _append_reply(episode: _Episode, tokenizer, gen: GenerationConfig, reply_text) -> None:
+    """Append the environment's text (``reply_text(generation_prompt)``), ending the episode when it runs out of room.
+
+    The reply starts right after a special token (or at the start), so tokenizing
+    it alone gives the same ids as tokenizing the whole transcript.
+    """
+
+    def encode(live: bool) -> list[int]:
+        return tokenizer(reply_text(live), add_special_tokens=False)["input_ids"]
+
+    ids = encode(live=not episode.done)
+    if not episode.done and len(episode.token_ids) + len(ids) + gen.max_new_tokens + 1 > gen.max_length:
+        trajectory = episode.trajectory
+        trajectory.done, trajectory.end_reason = True, BUDGET_LENGTH
+        ids = encode(live=False)
+    if len(episode.token_ids) + len(ids) <= gen.max_length:
+        episode.extend(ids, owner=0)
+
+
+# ----------------------------------------------------------------------------- one batched turn
+
+
+def _generate(model, tokenizer, episodes: list[_Episode], gen: GenerationConfig) -> list[list[int]]:
+    """One ``generate`` call for all live episodes; each row's new ids, through its <|im_end|> if it wrote one."""
+    import torch
+
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    width = max(len(e.token_ids) for e in episodes)
+    input_ids = torch.full((len(episodes), width), pad, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, episode in enumerate(episodes):  # left padding: every row's next token lands in the same column
+        input_ids[row, width - len(episode.token_ids) :] = torch.tensor(episode.token_ids)
+        attention_mask[row, width - len(episode.token_ids) :] = 1
+    if gen.temperature > 0:
+        # top_k=0 switches off transformers' default top-50, so temperature and top_p alone shape sampling.
+        sampling = dict(do_sample=True, temperature=gen.temperature, top_p=gen.top_p, top_k=0)
+    else:
+        sampling = dict(do_sample=False)
+    with torch.no_grad():
+        output = model.generate(
+            input_ids=input_ids.to(model.device),
+            attention_mask=attention_mask.to(model.device),
+            max_new_tokens=gen.max_new_tokens,
+            eos_token_id=eos,
+            pad_token_id=pad,
+            **sampling,
+        )
+    # Rows that stopped early are filled with pad after their eos; pad may equal eos, so cut at the first eos.
+    new = output[:, width:].tolist()
+    return [ids[: ids.index(eos) + 1] if eos in ids else ids for ids in new]
