@@ -25,7 +25,6 @@ bfcl-eval's own code, unmodified.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import os
@@ -448,37 +447,3 @@ def evaluate_bfcl(
             for row in rows:
                 handle.write(json.dumps(row, default=str) + "\n")
     return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labkit.bfcl", description=f"BFCL ({BFCL_PACKAGE}) AST accuracy.")
-    parser.add_argument(
-        "--model", default="smollm2-135m", help="smollm2-135m, tiny, an adapter or checkpoint folder, or a hub id"
-    )
-    parser.add_argument("--categories", nargs="+", choices=CATEGORIES, default=list(CATEGORIES))
-    parser.add_argument("--limit", type=int, help="items per category: a seeded random subset (default: all)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--out", type=Path, help="write bfcl.json and bfcl_items.jsonl here")
-    args = parser.parse_args(argv)
-    from labkit.models import ModelNotAvailableError
-
-    try:
-        summary = evaluate_bfcl(
-            args.model, args.categories, args.limit, args.out, args.seed, args.max_new_tokens, args.batch_size, progress=True
-        )
-    except (BFCLNotAvailableError, ModelNotAvailableError, ValueError, OSError) as exc:
-        print(f"labkit bfcl: {exc}", file=sys.stderr)
-        return 2
-    for category, row in summary["categories"].items():
-        low, high = row["ci95"]
-        print(f"{category:14s} accuracy {row['accuracy']:.3f} [{low:.3f}, {high:.3f}]  n={row['n']}  ({row['seconds']} s)")
-        print(f"{'':14s} errors: {row['error_types']}")
-    if args.out:
-        print(f"wrote {args.out}/bfcl.json and bfcl_items.jsonl")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

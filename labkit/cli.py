@@ -163,6 +163,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bfcl(args: argparse.Namespace) -> int:
+    from labkit.bfcl import BFCLNotAvailableError, evaluate_bfcl
+    from labkit.models import ModelNotAvailableError
+
+    try:
+        summary = evaluate_bfcl(args.model, args.categories, args.limit, args.out, args.seed, args.max_new_tokens, args.batch_size, progress=True)
+    except (BFCLNotAvailableError, ModelNotAvailableError) as exc:
+        print(f"labkit bfcl: {exc}", file=sys.stderr)
+        return 2
+    for category, row in summary["categories"].items():
+        low, high = row["ci95"]
+        print(f"{category:14s} accuracy {row['accuracy']:.3f} [{low:.3f}, {high:.3f}]  n={row['n']}  ({row['seconds']} s)")
+        print(f"{'':14s} errors: {row['error_types']}")
+    if args.out:
+        print(f"wrote {args.out}/bfcl.json and bfcl_items.jsonl")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="ToolMaster Lab: trial-and-execution tool learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -234,6 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-turns", type=int, help="turns per episode (default: the profile's)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bfcl", help="score a model on BFCL simple_python and multiple with BFCL's own AST checker")
+    p.add_argument("--model", default="smollm2-135m", help="smollm2-135m, tiny, an adapter or checkpoint folder, or a hub id")
+    p.add_argument("--categories", nargs="+", choices=("simple_python", "multiple"), default=["simple_python", "multiple"])
+    p.add_argument("--limit", type=int, help="items per category: a seeded random subset (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--out", type=Path, help="write bfcl.json and bfcl_items.jsonl here")
+    p.set_defaults(func=cmd_bfcl)
     return parser
 
 

@@ -160,7 +160,7 @@ def _start(env: ToolEnv, task: Task, tokenizer, gen: GenerationConfig) -> _Episo
 
 def _take_turn(episode: _Episode, new_ids: list[int], tokenizer, gen: GenerationConfig) -> None:
     """Parse and step the model's turn, then append the environment's reply."""
-    eos = tokenizer.eos_token_id
+    eos = tokenizer.convert_tokens_to_ids(END_OF_TURN)
     stopped = bool(new_ids) and new_ids[-1] == eos
     text = tokenizer.decode(new_ids[:-1] if stopped else new_ids, skip_special_tokens=False)
     parsed = parse_turn(text, n_tokens=len(new_ids))
@@ -206,7 +206,7 @@ def _generate(model, tokenizer, episodes: list[_Episode], gen: GenerationConfig)
     """One ``generate`` call for all live episodes; each row's new ids, through its <|im_end|> if it wrote one."""
     import torch
 
-    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    pad, eos = tokenizer.pad_token_id, tokenizer.convert_tokens_to_ids(END_OF_TURN)
     width = max(len(e.token_ids) for e in episodes)
     input_ids = torch.full((len(episodes), width), pad, dtype=torch.long)
     attention_mask = torch.zeros_like(input_ids)
