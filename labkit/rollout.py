@@ -1,11 +1,14 @@
 """Batched multi-turn generation: the one rollout engine that evaluation and RL share.
 
-Every live episode in a chunk advances with ONE ``model.generate`` call per
-turn: the episodes' transcripts are left-padded into one batch, each row's new
-tokens are parsed into an action (:func:`labkit.protocol.parse_turn`) and
-stepped in its own :class:`~labkit.env.ToolEnv`, and the environment's reply is
-appended as the tokens the chat template gives it. Finished episodes drop out
-of the batch.
+Every live episode in a chunk of ``batch_size`` tasks advances with ONE
+``model.generate`` call per turn: the episodes are left-padded into one batch,
+each row's new tokens are parsed into an action
+(:func:`labkit.protocol.parse_turn`) and stepped in its own
+:class:`~labkit.env.ToolEnv`, and the environment's reply is appended as the
+tokens the chat template gives it. Finished episodes drop out of the batch. The
+KV cache is kept between turns, so each turn the model reads only what the
+environment added, not the whole transcript again. :func:`sequential_rollouts`
+is the naive baseline: batch of 1, the whole transcript re-read every turn.
 
 A :class:`Rollout` keeps the episode as token ids with an ``owner`` mask (1 =
 sampled by the model, 0 = prompt, tool results, feedback, template glue), which
@@ -62,6 +65,7 @@ class GenerationConfig:
     batch_size: int = 16  # episodes generated together
     max_length: int = 2048  # tokens in a whole episode's transcript
     seed: int = 0
+    reuse_cache: bool = True  # keep the KV cache between turns; False re-reads the whole transcript every turn
 
 
 @dataclass
@@ -118,15 +122,17 @@ def rollout_batch(
     with tqdm(total=len(tasks), desc="rollout", unit="episode", disable=not progress) as bar:
         for start in range(0, len(tasks), gen.batch_size):
             chunk = [_start(ToolEnv(catalog, env_config), task, tokenizer, gen) for task in tasks[start : start + gen.batch_size]]
-            bar.update(sum(e.done for e in chunk))
-            live = [e for e in chunk if not e.done]
-            while live:
-                for episode, new_ids in zip(live, _generate(model, tokenizer, live, gen)):
-                    _take_turn(episode, new_ids, tokenizer, gen)
-                    bar.update(episode.done)
-                live = [e for e in live if not e.done]
-            for episode in chunk:
-                episode.env.close()
+            try:
+                bar.update(sum(e.done for e in chunk))
+                batch = _Batch([e for e in chunk if not e.done], tokenizer.pad_token_id, _end_of_turn_id(tokenizer))
+                while batch.episodes:
+                    for episode, new_ids in zip(batch.episodes, batch.generate(model, gen)):
+                        _take_turn(episode, new_ids, tokenizer, gen)
+                        bar.update(episode.done)
+                    batch.drop_finished()
+            finally:
+                for episode in chunk:
+                    episode.env.close()
             rollouts += [e.rollout() for e in chunk]
     return rollouts
 
@@ -140,11 +146,16 @@ def sequential_rollouts(
     gen: GenerationConfig | None = None,
     progress: bool = True,
 ) -> list[Rollout]:
-    """The naive baseline: one episode at a time, one unpadded ``generate`` of batch 1 per turn."""
-    return rollout_batch(model, tokenizer, tasks, catalog, env_config, replace(gen or GenerationConfig(), batch_size=1), progress)
+    """The naive baseline: one episode at a time, one ``generate`` of batch 1 per turn over the whole transcript."""
+    naive = replace(gen or GenerationConfig(), batch_size=1, reuse_cache=False)
+    return rollout_batch(model, tokenizer, tasks, catalog, env_config, naive, progress)
 
 
 # ----------------------------------------------------------------------------- one episode
+
+
+def _end_of_turn_id(tokenizer) -> int:
+    return tokenizer.convert_tokens_to_ids(END_OF_TURN)
 
 
 def _render(tokenizer, episode: _Episode, messages: list[dict], generation_prompt: bool) -> str:
@@ -160,7 +171,7 @@ def _start(env: ToolEnv, task: Task, tokenizer, gen: GenerationConfig) -> _Episo
 
 def _take_turn(episode: _Episode, new_ids: list[int], tokenizer, gen: GenerationConfig) -> None:
     """Parse and step the model's turn, then append the environment's reply."""
-    eos = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    eos = _end_of_turn_id(tokenizer)
     stopped = bool(new_ids) and new_ids[-1] == eos
     text = tokenizer.decode(new_ids[:-1] if stopped else new_ids, skip_special_tokens=False)
     parsed = parse_turn(text, n_tokens=len(new_ids))
@@ -202,31 +213,78 @@ def _append_reply(episode: _Episode, tokenizer, gen: GenerationConfig, reply_tex
 # ----------------------------------------------------------------------------- one batched turn
 
 
-def _generate(model, tokenizer, episodes: list[_Episode], gen: GenerationConfig) -> list[list[int]]:
-    """One ``generate`` call for all live episodes; each row's new ids, through its <|im_end|> if it wrote one."""
-    import torch
+class _Batch:
+    """The live episodes of a chunk as one left-padded batch, with their KV cache kept from turn to turn.
 
-    pad, eos = tokenizer.pad_token_id, tokenizer.convert_tokens_to_ids(END_OF_TURN)
-    width = max(len(e.token_ids) for e in episodes)
-    input_ids = torch.full((len(episodes), width), pad, dtype=torch.long)
-    attention_mask = torch.zeros_like(input_ids)
-    for row, episode in enumerate(episodes):  # left padding: every row's next token lands in the same column
-        input_ids[row, width - len(episode.token_ids) :] = torch.tensor(episode.token_ids)
-        attention_mask[row, width - len(episode.token_ids) :] = 1
-    if gen.temperature > 0:
-        # top_k=0 switches off transformers' default top-50, so temperature and top_p alone shape sampling.
-        sampling = dict(do_sample=True, temperature=gen.temperature, top_p=gen.top_p, top_k=0)
-    else:
-        sampling = dict(do_sample=False)
-    with torch.no_grad():
-        output = model.generate(
-            input_ids=input_ids.to(model.device),
-            attention_mask=attention_mask.to(model.device),
-            max_new_tokens=gen.max_new_tokens,
-            eos_token_id=eos,
-            pad_token_id=pad,
-            **sampling,
-        )
-    # Rows that stopped early are filled with pad after their eos; pad may equal eos, so cut at the first eos.
-    new = output[:, width:].tolist()
-    return [ids[: ids.index(eos) + 1] if eos in ids else ids for ids in new]
+    ``ids``/``mask`` hold every column the model has been fed or has written, pads
+    included: left padding, the pads after a row's <|im_end|> when other rows
+    wrote on, and the padding that right-aligns each row's new tokens. Pads are
+    masked, and position ids come from the mask's running count, so each row is
+    computed as if it were alone. Each turn only the tokens the environment
+    added since the last turn are new to the model: with ``reuse_cache`` the
+    model reads just those, instead of the whole transcript again.
+    """
+
+    def __init__(self, episodes: list[_Episode], pad: int, eos: int):
+        self.episodes, self.pad, self.eos = episodes, pad, eos
+        self._reset()
+
+    def _reset(self) -> None:
+        import torch
+
+        self.ids = torch.empty((len(self.episodes), 0), dtype=torch.long)
+        self.mask = torch.empty_like(self.ids)
+        self.cache = None
+        self.fed = [0] * len(self.episodes)  # how much of each episode's token_ids the columns hold
+
+    def generate(self, model, gen: GenerationConfig) -> list[list[int]]:
+        """One ``generate`` call for every row; each row's new ids, through its <|im_end|> if it wrote one."""
+        import torch
+
+        if not gen.reuse_cache:
+            self._reset()
+        new = [e.token_ids[n:] for e, n in zip(self.episodes, self.fed)]
+        width = max(len(ids) for ids in new)
+        columns = torch.full((len(new), width), self.pad, dtype=torch.long)
+        real = torch.zeros_like(columns)
+        for row, ids in enumerate(new):  # right-aligned: every row's next token lands in the same column
+            columns[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            real[row, width - len(ids) :] = 1
+        self.ids, self.mask = torch.cat([self.ids, columns], dim=1), torch.cat([self.mask, real], dim=1)
+
+        if gen.temperature > 0:
+            # top_k=0 switches off transformers' default top-50, so temperature and top_p alone shape sampling.
+            sampling = dict(do_sample=True, temperature=gen.temperature, top_p=gen.top_p, top_k=0)
+        else:
+            sampling = dict(do_sample=False)
+        with torch.no_grad():
+            output = model.generate(
+                input_ids=self.ids.to(model.device),
+                attention_mask=self.mask.to(model.device),
+                past_key_values=self.cache,
+                max_new_tokens=gen.max_new_tokens,
+                eos_token_id=self.eos,
+                pad_token_id=self.pad,
+                return_dict_in_generate=True,
+                **sampling,
+            )
+        written = output.sequences[:, self.ids.shape[1] :].cpu()
+        # Rows that stopped early are filled with pad after their eos; pad may equal eos, so cut at the first eos.
+        turns = [ids[: ids.index(self.eos) + 1] if self.eos in ids else ids for ids in written.tolist()]
+        real = torch.zeros_like(written)
+        for row, ids in enumerate(turns):
+            real[row, : len(ids)] = 1  # the pads after a row's eos are holes from now on
+        self.ids, self.mask = torch.cat([self.ids, written], dim=1), torch.cat([self.mask, real], dim=1)
+        self.cache, self.device = (output.past_key_values if gen.reuse_cache else None), model.device
+        self.fed = [len(e.token_ids) + len(ids) for e, ids in zip(self.episodes, turns)]
+        return turns
+
+    def drop_finished(self) -> None:
+        import torch
+
+        keep = [row for row, e in enumerate(self.episodes) if not e.done]
+        self.episodes = [self.episodes[row] for row in keep]
+        self.fed = [self.fed[row] for row in keep]
+        self.ids, self.mask = self.ids[keep], self.mask[keep]
+        if self.cache is not None:
+            self.cache.batch_select_indices(torch.tensor(keep, dtype=torch.long, device=self.device))

@@ -1,11 +1,13 @@
 """The batched rollout engine, on the tiny random-init model (seconds) and once on the embedded SmolLM2-135M.
 
-The tiny model knows nothing, so left to itself it writes gibberish turns that
-hit ``max_new_tokens``. To check transcripts token-for-token against the chat
-template, some tests force its decoding to scripted turns written in the
-canonical form (:class:`ScriptedTurns`, a logits processor handed to the real
-``model.generate``): padding, stopping, parsing, stepping and the environment's
-replies all run for real.
+The tiny model knows nothing, so left to itself it writes turns of newlines
+that hit ``max_new_tokens``. Two logits processors handed to the real
+``model.generate`` steer it where a test needs it: :class:`ScriptedTurns` forces
+scripted turns in the canonical form, to check transcripts token-for-token
+against the chat template; :class:`StopEarly` ends the model's own turns at
+different lengths, so batched rows finish at different times. Padding,
+stopping, the KV cache, parsing, stepping and the environment's replies all
+run for real.
 """
 
 from __future__ import annotations
@@ -26,6 +28,21 @@ GENERATION_PROMPT = "<|im_start|>assistant\n"
 @pytest.fixture(scope="module")
 def tiny(tokenizer):
     return tiny_model(tokenizer, seed=0)
+
+
+@pytest.fixture(scope="module")
+def sharp(tokenizer):
+    """The tiny model with its weights scaled up tenfold, so that what it writes depends on all it reads.
+
+    The plain tiny model writes newlines whatever its context; this one notices
+    a wrong position, an unmasked pad or a stale cache entry.
+    """
+    model = tiny_model(tokenizer, seed=0)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if "norm" not in name:
+                weight.mul_(10)
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +78,15 @@ def prompt_ids(tokenizer, catalog, task) -> tuple[int, ...]:
     return tuple(tokenizer.apply_chat_template(messages, tools=docs, add_generation_prompt=True, return_dict=False))
 
 
+def where_in_turn(ids: list[int], eos: int, turn_start: list[int]) -> tuple[tuple[int, ...], int, int]:
+    """A batch row's episode prompt, which turn it is writing, and how many tokens of it are written so far."""
+    while ids[0] == eos:  # left padding (pad = <|im_end|>); every prompt opens with <|im_start|>
+        ids = ids[1:]
+    n = len(turn_start)
+    starts = [i + n for i in range(len(ids) - n + 1) if ids[i : i + n] == turn_start]
+    return tuple(ids[: starts[0]]), len(starts) - 1, len(ids) - starts[-1]
+
+
 class ScriptedTurns(LogitsProcessor):
     """Forces every episode's k-th turn to a scripted text; each row finds its episode by its prompt."""
 
@@ -71,15 +97,31 @@ class ScriptedTurns(LogitsProcessor):
 
     def __call__(self, input_ids, scores):
         forced = torch.full_like(scores, float("-inf"))
-        n = len(self.turn_start)
         for row, ids in enumerate(input_ids.tolist()):
-            while ids[0] == self.eos:  # left padding (pad = <|im_end|>); every prompt opens with <|im_start|>
-                ids = ids[1:]
-            turns = next(s for p, s in self.scripts.items() if tuple(ids[: len(p)]) == p)
-            starts = [i + n for i in range(len(ids) - n + 1) if ids[i : i + n] == self.turn_start]
-            script, written = turns[len(starts) - 1], len(ids) - starts[-1]
+            prompt, turn, written = where_in_turn(ids, self.eos, self.turn_start)
+            script = self.scripts[prompt][turn]
             forced[row, script[written] if written < len(script) else self.eos] = 0.0
         return forced
+
+
+class StopEarly(LogitsProcessor):
+    """Ends each turn after a length set by its episode's prompt and turn number; the tokens before are the model's own.
+
+    Rows then finish at different times and stay in the batch as masked holes,
+    while what each row writes does not depend on the rest of the batch.
+    """
+
+    def __init__(self, tokenizer):
+        self.eos = tokenizer.eos_token_id
+        self.turn_start = tokenizer.encode(GENERATION_PROMPT, add_special_tokens=False)
+
+    def __call__(self, input_ids, scores):
+        for row, ids in enumerate(input_ids.tolist()):
+            prompt, turn, written = where_in_turn(ids, self.eos, self.turn_start)
+            if written >= 2 + (len(prompt) + 5 * turn) % 11:
+                scores[row] = float("-inf")
+                scores[row, self.eos] = 0.0
+        return scores
 
 
 def scripted_actions(task, i: int) -> list:
@@ -155,7 +197,8 @@ def test_transcripts_equal_the_chat_template_token_for_token(scripted, tokenizer
         assert r.token_ids == expected
         assert r.owner == mask
         assert r.generated_tokens == sum(r.owner)
-        assert all(problems == ([] if isinstance(s.action, (ToolCall, Answer)) else ["no_action"]) for s, problems in zip(r.trajectory.steps, r.problems))
+        for step, problems in zip(r.trajectory.steps, r.problems, strict=True):
+            assert problems == ([] if isinstance(step.action, (ToolCall, Answer)) else ["no_action"])
     assert [[s.phase for s in r.trajectory.steps] for r in rollouts[:4]] == [
         ["answer"],
         ["trial", "answer"],
@@ -184,15 +227,19 @@ def test_free_running_turns_are_capped_and_kept_as_written(tiny, tokenizer, cata
         check_against_template(tokenizer, r)
 
 
-def test_batched_and_sequential_greedy_rollouts_are_identical(tiny, tokenizer, catalog, tasks):
+def test_batched_and_sequential_greedy_rollouts_are_identical(sharp, tokenizer, catalog, tasks):
+    """Batched: left padding, holes where rows stopped early, the KV cache kept between turns. Sequential: none of it."""
+    model = Recorder(sharp, StopEarly(tokenizer))
     gen, env_config = GenerationConfig(max_new_tokens=16, batch_size=6), EnvConfig(max_turns=3)
-    batched = rollout_batch(tiny, tokenizer, tasks[:6], catalog, env_config, gen, progress=False)
-    sequential = sequential_rollouts(tiny, tokenizer, tasks[:6], catalog, env_config, gen, progress=False)
+    batched = rollout_batch(model, tokenizer, tasks[:6], catalog, env_config, gen, progress=False)
+    sequential = sequential_rollouts(model, tokenizer, tasks[:6], catalog, env_config, gen, progress=False)
     for b, s in zip(batched, sequential):
         assert b.token_ids == s.token_ids and b.owner == s.owner and b.problems == s.problems
         assert [st.action for st in b.trajectory.steps] == [st.action for st in s.trajectory.steps]
-    # the prompts differ in length, so the batched run really was left-padded
-    assert len({len(prompt) for prompt in (r.token_ids[: r.owner.index(1)] for r in batched)}) > 1
+    assert model.batch_sizes[:3] == [6, 6, 6] and set(model.batch_sizes[3:]) == {1}
+    # prompts and turns differ in length, so the batched run really was padded and had holes
+    assert len({len(r.token_ids[: r.owner.index(1)]) for r in batched}) > 1
+    assert len({len(ids) for r in batched for bit, ids in runs(r.token_ids, r.owner) if bit}) > 1
 
 
 def test_max_length_ends_episodes_without_outgrowing_it(tiny, tokenizer, catalog, tasks):
