@@ -209,10 +209,11 @@ def evaluate(config: EvalConfig, progress: bool = True) -> dict:
     done = {(r["seed"], r["task_id"]) for r in read_rows(log, repair=True)}
     catalog = load_catalog(config.tools_modules)
     env_config = EnvConfig(max_turns=config.max_turns)
-    total = config.seeds * (len(load_tasks(config.tasks_file, catalog)) if config.tasks_file else config.n)
+    tasks_by_seed = {seed: eval_tasks(config, catalog, seed) for seed in range(config.seeds)}
+    total = sum(len(tasks) for tasks in tasks_by_seed.values())
     bar = tqdm(total=total, initial=len(done), desc=f"eval {config.policy} on {config.split}", disable=not progress)
-    for seed in range(config.seeds):
-        todo = [t for t in eval_tasks(config, catalog, seed) if (seed, t.id) not in done]
+    for seed, tasks in tasks_by_seed.items():
+        todo = [t for t in tasks if (seed, t.id) not in done]
         if not todo:
             continue
         policy = load_policy(config.policy, config.profile, seed=seed)

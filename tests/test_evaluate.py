@@ -148,3 +148,14 @@ def test_a_killed_evaluation_resumes_without_redoing_episodes(tmp_path):
     after = [r["task_id"] for r in read_rows(log)]
     assert after[: len(before)] == before, "finished episodes are kept, not redone"
     assert len(after) == len(set(after)) == len(before) + 20
+
+
+def test_sample_failures_picks_failed_episodes_of_one_cause(catalog):
+    from labkit.evaluate import sample_failures
+
+    rows = rows_for(catalog, GoldenTeacher(), generate_tasks("evolved", 40, seed=5, catalog=catalog))
+    label = next(r["failure"] for r in rows if r["failure"])
+    picked = sample_failures(rows, label, k=3)
+    assert picked and all(r["failure"] == label for r in picked)
+    assert sample_failures(rows, None, k=3, seed=1) == sample_failures(rows, None, k=3, seed=1)
+    assert sample_failures(rows, "no_such_cause") == []
