@@ -6,7 +6,9 @@
 #   make doctor   what this machine can run
 #   make bench    speed ratios (bench/)
 #   make data     regenerate the shipped tasks and teacher datasets in data/
+#   make ablation the SFT ablation (cpu profile): reports/ablation_sft.md and data/adapters/
 #   make gpu      add unsloth + vLLM (CUDA machines only)
+#   make gpu-smoke the GPU track end to end in minutes: unsloth LoRA SFT, then evaluation
 #   make clean    remove the venv and build/test caches (keeps runs/ and .cache/)
 
 PYTHON ?= python3
@@ -33,10 +35,10 @@ endif
 # Gradio calls home at launch unless told not to.
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: help setup lab test doctor bench data gpu clean
+.PHONY: help setup lab test doctor bench data ablation gpu gpu-smoke clean
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(STAMP)
 
@@ -73,6 +75,12 @@ data: $(STAMP)
 	$(BIN)/labkit teach --teacher trial --tasks data/tasks/train.jsonl --out data/trajectories/trial-train
 	$(BIN)/labkit teach --teacher golden --tasks data/tasks/train.jsonl --out data/trajectories/golden-train
 
+# Trains SFT-golden and SFT-trial, evaluates them with the base model, writes the
+# report and ships the adapters notebook 03 loads. Resumes where it stopped.
+ablation: export HF_HUB_OFFLINE := 1
+ablation: $(STAMP)
+	$(BIN)/labkit ablation --profile cpu --ship data/adapters
+
 bench: export HF_HUB_OFFLINE := 1
 bench: export TRANSFORMERS_OFFLINE := 1
 bench: export HF_DATASETS_OFFLINE := 1
@@ -90,6 +98,14 @@ gpu: $(STAMP)
 	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.version.cuda else 1)" || \
 	  { echo "warning: this venv's torch is a CPU build. Reinstall the CUDA build with:"; \
 	    echo "  $(BIN)/python -m pip install --force-reinstall --no-deps --index-url https://pypi.org/simple torch==$(TORCH_VERSION)"; }
+
+# One command for a GPU owner: the gpu profile's model (Qwen2.5-0.5B-Instruct, from the hub once)
+# trains a small LoRA through unsloth and is evaluated; each step prints its timing and figures.
+gpu-smoke: gpu
+	$(BIN)/labkit doctor
+	time $(BIN)/labkit sft --profile gpu --data data/trajectories/trial-train --token-budget 100000 --out runs/gpu-smoke/sft-trial
+	time $(BIN)/labkit eval --policy runs/gpu-smoke/sft-trial --profile gpu --split evolved --n 64 --seeds 1 --out runs/gpu-smoke/eval-sft-trial
+	time $(BIN)/labkit eval --policy Qwen/Qwen2.5-0.5B-Instruct --profile gpu --split evolved --n 64 --seeds 1 --out runs/gpu-smoke/eval-base
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis tests/artifacts

@@ -181,6 +181,33 @@ def cmd_bfcl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sft(args: argparse.Namespace) -> int:
+    from labkit.sft import SFTRunConfig, train_sft
+
+    config = SFTRunConfig(
+        data=args.data, policy=args.policy, profile=args.profile, out=str(args.out), token_budget=args.token_budget,
+        max_length=args.max_length, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        full=args.full, seed=args.seed, report_to=args.report_to,
+    )
+    card = train_sft(config)
+    print(f"{card['steps']} steps on {card['data']['rows']} rows ({card['data']['tokens']} tokens) in {card['seconds']} s, "
+          f"{card['tokens_per_second']} tokens/s; final loss {card['final_loss']}")
+    print(f"wrote {args.out} (adapter, run_card.json, README.md, loss.png); evaluate it with `labkit eval --policy {args.out}`")
+    return 0
+
+
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from labkit.ablation import AblationConfig, run_ablation
+
+    config = AblationConfig(profile=args.profile, out=str(args.out), report=str(args.report), n=args.n, seeds=args.seeds, token_budget=args.token_budget, ship=args.ship)
+    result = run_ablation(config)
+    print(f"wrote {config.report}")
+    for (arm, split), metrics in result["metrics"].items():
+        low, high = metrics["success_ci95"]
+        print(f"{arm:11s} {split:8s} success {metrics['success']:.3f} [{low:.3f}, {high:.3f}]  n={metrics['n']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="ToolMaster Lab: trial-and-execution tool learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -252,6 +279,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-turns", type=int, help="turns per episode (default: the profile's)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_eval)
+
+    profiles = ("tiny", "cpu", "gpu", "multi-gpu")
+    p = sub.add_parser("sft", help="fine-tune on teacher trajectories (TRL SFTTrainer, LoRA); rerun to resume")
+    p.add_argument("--data", default="data/trajectories/trial-train", help="a trajectory dataset folder from `labkit teach`")
+    p.add_argument("--policy", help="the base model (default: the profile's)")
+    p.add_argument("--profile", choices=profiles, default="cpu")
+    p.add_argument("--token-budget", type=int, help="training tokens per epoch (default: the profile's)")
+    p.add_argument("--max-length", type=int, help="leave out rows longer than this (default: the profile's)")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--full", action="store_true", help="train every weight instead of a LoRA adapter")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report-to", default="tensorboard", help="tensorboard (default), trackio, wandb or none")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_sft)
+
+    p = sub.add_parser("ablation", help="SFT-golden vs SFT-trial vs base on seen, evolved and unseen; writes reports/ablation_sft.md")
+    p.add_argument("--profile", choices=profiles, default="cpu")
+    p.add_argument("--n", type=int, help="tasks per seed per split (default: the profile's)")
+    p.add_argument("--seeds", type=int, help="default: the profile's")
+    p.add_argument("--token-budget", type=int, help="training tokens per arm (default: the profile's)")
+    p.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    p.add_argument("--report", type=Path, default=Path("reports/ablation_sft.md"))
+    p.add_argument("--ship", help="also copy the trained adapters here (data/adapters is what notebook 03 loads)")
+    p.set_defaults(func=cmd_ablation)
 
     p = sub.add_parser("bfcl", help="score a model on BFCL simple_python and multiple with BFCL's own AST checker")
     p.add_argument("--model", default="smollm2-135m", help="smollm2-135m, tiny, an adapter or checkpoint folder, or a hub id")

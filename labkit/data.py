@@ -167,7 +167,7 @@ def load_dataset_dir(path: str | Path):
     from datasets import Dataset
 
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or not path.suffix:  # a dataset folder, existing or not
         path = path / "data.parquet"
     if not path.exists():
         raise DatasetFileError(f"no trajectory data at {path}; make it with `labkit teach --out {path.parent}`")

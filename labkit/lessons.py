@@ -6,6 +6,7 @@ import html
 import json
 from collections import Counter
 from dataclasses import dataclass
+from typing import Callable
 
 from labkit.data import trajectory_row
 from labkit.env import Observation, ToolCall, ToolEnv, call_once, run_episode
@@ -31,7 +32,7 @@ COURSE = [
     Stage("00_welcome.py", "the idea, the path, your hardware", "labkit doctor", ready=True),
     Stage("01_tool_world.py", "browse, call and evolve tools; sample tasks", "labkit tools list / tools evolve / tasks generate", ready=True),
     Stage("02_teacher_trajectories.py", "golden vs trial-and-execution trajectories", "labkit teach", ready=True),
-    Stage("03_sft.py", "supervised fine-tuning on each kind of trajectory", "labkit sft"),
+    Stage("03_sft.py", "supervised fine-tuning on each kind of trajectory", "labkit sft / labkit ablation", ready=True),
     Stage("04_rl_grpo.py", "GRPO in the live tool environment", "labkit rl"),
     Stage("05_evaluation.py", "metrics, baselines, robustness curve, failure taxonomy", "labkit eval", ready=True),
 ]
@@ -277,3 +278,70 @@ def robustness_by_policy(results: dict) -> dict[str, dict]:
         elif split == "evolved":
             curves.setdefault(policy, {}).update({k: v for k, v in metrics["success_by_level"].items() if k != "0"})
     return curves
+
+
+# ----------------------------------------------------------------------------- notebook 03: SFT
+
+SHIPPED_ADAPTERS = "data/adapters"  # the ablation's trained adapters, for machines too slow to train in class
+
+
+def label_mask_html(row: dict, tokenizer) -> str:
+    """A training row token by token: green tokens carry labels (the model learns to write them), grey ones are context.
+
+    The mask is the chat template's assistant mask, the one TRL's ``assistant_only_loss`` uses.
+    """
+    tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
+    encoded = tokenizer.apply_chat_template(row["messages"], tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    spans = []
+    for token, learned in zip(encoded["input_ids"], encoded["assistant_masks"]):
+        text = html.escape(tokenizer.decode([token]))
+        style = "background:#dcfce7;color:#14532d" if learned else "color:#6b7280"
+        spans.append(f'<span style="{style}">{text}</span>')
+    learned = sum(encoded["assistant_masks"])
+    header = f"<p><b>{learned}</b> of {len(encoded['input_ids'])} tokens carry labels ({learned / len(encoded['input_ids']):.0%}).</p>"
+    return header + '<pre style="white-space:pre-wrap;font-size:11px;line-height:1.5">' + "".join(spans) + "</pre>"
+
+
+def live_loss(show: Callable[[list, dict], None]) -> tuple[list, Callable[[dict], None]]:
+    """A ``train_sft(on_log=...)`` callback that collects ``[step, loss]`` points and calls ``show(points, logs)`` on each."""
+    points: list = []
+
+    def on_log(logs: dict) -> None:
+        if "loss" in logs:
+            points.append([logs["step"], logs["loss"]])
+            show(points, logs)
+
+    return points, on_log
+
+
+def shipped_adapter(name: str, root: str | None = None) -> str | None:
+    """The folder of a shipped adapter (``sft-golden``, ``sft-trial``), or None when it is not there."""
+    from pathlib import Path
+
+    folder = Path(root or SHIPPED_ADAPTERS) / name
+    return str(folder) if (folder / "adapter_config.json").is_file() else None
+
+
+def paired_transcripts(results: dict, split: str, out_root: str, policies: list[str]) -> list[tuple[str, dict]]:
+    """The same task as each policy played it: the first task where their outcomes differ (else the first task)."""
+    from labkit.data import read_rows
+
+    rows = {p: {r["task_id"]: r for r in read_rows(f"{out_root}/{slug(p)}-{split}/episodes.jsonl")} for p in policies}
+    shared = [t for t in rows[policies[0]] if all(t in rows[p] for p in policies)]
+    if not shared:
+        return []
+    differing = [t for t in shared if len({rows[p][t]["success"] for p in policies}) > 1]
+    task = (differing or shared)[0]
+    return [(p, rows[p][task]) for p in policies]
+
+
+def report_parts(report) -> tuple[str, list]:
+    """A Markdown report's text after its title, without image lines, and the image files it shows."""
+    from pathlib import Path
+
+    report = Path(report)
+    if not report.is_file():
+        return "", []
+    lines = report.read_text(encoding="utf-8").splitlines()[1:]
+    images = [report.parent / line.split("](", 1)[1].rstrip(")") for line in lines if line.startswith("![")]
+    return "\n".join(line for line in lines if not line.startswith("![")), [p for p in images if p.is_file()]

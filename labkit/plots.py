@@ -112,3 +112,19 @@ def success_by_split(results: dict) -> Figure:
     ax.set_ylabel("success")
     ax.legend(fontsize=8)
     return fig
+
+
+def loss_curve(curves: dict[str, list]) -> Figure:
+    """Training loss against step, one line per run: ``{name: [[step, loss], ...]}``."""
+    fig = Figure(figsize=(6, 3.2), layout="constrained")
+    ax = fig.subplots()
+    for name, points in curves.items():
+        if points:
+            steps, losses = zip(*points)
+            ax.plot(steps, losses, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (assistant tokens)")
+    ax.set_title("SFT loss")
+    if any(curves.values()):
+        ax.legend(fontsize=8)
+    return fig

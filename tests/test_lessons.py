@@ -93,3 +93,48 @@ def test_dataset_stats_and_comparison_plot(catalog, tokenizer):
 def test_teacher_success_rates(catalog):
     assert lessons.teacher_success(catalog, "trial", "evolved", 2, 20) == 1.0
     assert lessons.teacher_success(catalog, "golden", "evolved", 2, 20) < 0.8
+
+
+# ----------------------------------------------------------------------------- notebook 03
+
+
+def test_label_mask_html_colours_exactly_the_assistant_tokens(tokenizer):
+    from labkit.data import load_dataset_dir
+
+    row = load_dataset_dir("data/trajectories/trial-train")[0]
+    page = lessons.label_mask_html(row, tokenizer)
+    learned = "".join(part.split("</span>")[0] for part in page.split('color:#14532d">')[1:])
+    assert "&lt;tool_call&gt;" in learned and "&lt;answer&gt;" in learned and "&lt;|im_end|&gt;" in learned
+    assert "&quot;error&quot;" not in learned and row["query"][:20] not in learned  # tool replies and the task are context
+    assert "<script" not in page
+
+
+def test_live_loss_collects_points_and_calls_show():
+    shown = []
+    points, on_log = lessons.live_loss(lambda pts, logs: shown.append((len(pts), logs["step"])))
+    for step, logs in enumerate([{"loss": 2.0}, {"learning_rate": 1e-3}, {"loss": 1.5}], 1):
+        on_log({"step": step, **logs})
+    assert points == [[1, 2.0], [3, 1.5]] and shown == [(1, 1), (2, 3)]
+
+
+def test_shipped_adapters_and_report_parts(tmp_path):
+    assert lessons.shipped_adapter("sft-trial", root=str(tmp_path)) is None
+    (tmp_path / "sft-trial").mkdir()
+    (tmp_path / "sft-trial" / "adapter_config.json").write_text("{}")
+    assert lessons.shipped_adapter("sft-trial", root=str(tmp_path)) == str(tmp_path / "sft-trial")
+    assert lessons.report_parts(tmp_path / "none.md") == ("", [])
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "a.png").write_bytes(b"png")
+    (tmp_path / "r.md").write_text("# Title\n\n| a |\n\n![a](figures/a.png)\n![b](figures/missing.png)\n")
+    text, images = lessons.report_parts(tmp_path / "r.md")
+    assert text.strip() == "| a |" and images == [tmp_path / "figures" / "a.png"]
+
+
+def test_paired_transcripts_pick_a_task_where_outcomes_differ(tmp_path):
+    from labkit.data import append_rows
+
+    for policy, outcomes in (("a", [True, True]), ("b", [True, False])):
+        append_rows(tmp_path / f"{policy}-evolved" / "episodes.jsonl", [{"task_id": f"t{i}", "success": ok} for i, ok in enumerate(outcomes)])
+    pair = lessons.paired_transcripts({}, "evolved", str(tmp_path), ["a", "b"])
+    assert [(p, row["task_id"]) for p, row in pair] == [("a", "t1"), ("b", "t1")]
+    assert lessons.paired_transcripts({}, "unseen", str(tmp_path), ["a", "b"]) == []

@@ -1,0 +1,222 @@
+"""The SFT ablation: does training on trial-and-execution trajectories beat training on golden ones?
+
+    labkit ablation --profile cpu
+
+From the same base and the same training tasks, it trains SFT-golden and
+SFT-trial at a matched token budget (:mod:`labkit.sft`), evaluates base,
+SFT-golden and SFT-trial on the seen, evolved and unseen splits over several
+seeds (:mod:`labkit.evaluate`), and writes ``reports/ablation_sft.md`` with its
+plots. Every stage resumes: a finished run or evaluation is read back, an
+interrupted one continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from labkit.data import read_rows
+from labkit.evaluate import EvalConfig, bootstrap_metrics, evaluate, format_metric
+from labkit.profiles import get_profile
+from labkit.sft import SFTRunConfig, row_lengths, ship_adapter, train_sft
+
+ARMS = ("base", "sft-golden", "sft-trial")
+SPLITS = ("seen", "evolved", "unseen")
+DATASETS = {"sft-golden": "data/trajectories/golden-train", "sft-trial": "data/trajectories/trial-train"}
+
+
+@dataclass(frozen=True)
+class AblationSize:
+    n: int  # tasks per seed per split
+    seeds: int
+    max_turns: int
+
+
+SIZES = {
+    "tiny": AblationSize(n=2, seeds=1, max_turns=3),
+    "cpu": AblationSize(n=16, seeds=3, max_turns=8),
+    "gpu": AblationSize(n=100, seeds=3, max_turns=12),
+    "multi-gpu": AblationSize(n=200, seeds=5, max_turns=12),
+}
+
+
+@dataclass
+class AblationConfig:
+    profile: str = "cpu"
+    out: str = "runs/ablation"
+    report: str = "reports/ablation_sft.md"
+    datasets: dict = field(default_factory=lambda: dict(DATASETS))
+    n: int | None = None  # None: the profile's
+    seeds: int | None = None
+    max_turns: int | None = None
+    token_budget: int | None = None  # None: the sft profile's, capped by the smaller dataset
+    ship: str | None = None  # copy the trained adapters here (``data/adapters`` is what the notebooks load)
+
+    def __post_init__(self) -> None:
+        size = SIZES[get_profile(self.profile).name]
+        self.n = self.n or size.n
+        self.seeds = self.seeds or size.seeds
+        self.max_turns = self.max_turns or size.max_turns
+
+    def command(self) -> str:
+        return f"labkit ablation --profile {self.profile} --n {self.n} --seeds {self.seeds} --out {self.out}"
+
+
+def matched_budget(config: AblationConfig, tokenizer) -> int:
+    """One token budget for every arm: the profile's, or less when a dataset cannot fill it."""
+    from labkit.data import load_dataset_dir
+
+    wanted = SFTRunConfig(profile=config.profile, token_budget=config.token_budget)
+    totals = []
+    for path in config.datasets.values():
+        lengths = row_lengths(load_dataset_dir(path), tokenizer)
+        totals.append(sum(n for n in lengths if n <= wanted.max_length))
+    return min([*totals, wanted.token_budget] if wanted.token_budget else totals)
+
+
+def sft_config(config: AblationConfig, arm: str, budget: int) -> SFTRunConfig:
+    return SFTRunConfig(data=config.datasets[arm], profile=config.profile, out=f"{config.out}/{arm}", token_budget=budget)
+
+
+def eval_config(config: AblationConfig, arm: str, split: str) -> EvalConfig:
+    policy = get_profile(config.profile).model if arm == "base" else f"{config.out}/{arm}"
+    return EvalConfig(
+        policy=policy, split=split, n=config.n, seeds=config.seeds, profile=config.profile, max_turns=config.max_turns, out=f"{config.out}/eval/{arm}-{split}"
+    )
+
+
+def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
+    """Train, evaluate and report; returns ``{"runs": {arm: run card}, "metrics": {(arm, split): metrics}}``."""
+    from labkit.models import load_tokenizer
+
+    tokenizer = load_tokenizer(get_profile(config.profile).model)
+    budget = matched_budget(config, tokenizer)
+    runs = {}
+    for arm in config.datasets:
+        if progress:
+            tqdm.write(f"[ablation] training {arm} on {config.datasets[arm]} ({budget} tokens)")
+        runs[arm] = train_sft(sft_config(config, arm, budget), progress=progress)
+        if config.ship:
+            ship_adapter(f"{config.out}/{arm}", f"{config.ship}/{arm}")
+    metrics = {}
+    for arm in ARMS:
+        for split in SPLITS:
+            if progress:
+                tqdm.write(f"[ablation] evaluating {arm} on {split}")
+            metrics[(arm, split)] = evaluate(eval_config(config, arm, split), progress=progress)
+    result = {"runs": runs, "metrics": metrics, "budget": budget}
+    write_ablation_report(config, result)
+    return result
+
+
+# ----------------------------------------------------------------------------- the comparison
+
+
+def arm_rows(config: AblationConfig, arm: str, splits: tuple[str, ...]) -> list[dict]:
+    return [row for split in splits for row in read_rows(Path(eval_config(config, arm, split).out) / "episodes.jsonl")]
+
+
+def success_gap(rows_a: list[dict], rows_b: list[dict], resamples: int = 2000, seed: int = 0) -> dict:
+    """Success of A minus success of B, with a 95% bootstrap interval (each arm resampled on its own)."""
+    a = np.array([float(r["success"]) for r in rows_a])
+    b = np.array([float(r["success"]) for r in rows_b])
+    if not a.size or not b.size:
+        return {"gap": float("nan"), "ci95": [None, None]}
+    rng = np.random.default_rng(seed)
+    gaps = rng.choice(a, (resamples, a.size)).mean(1) - rng.choice(b, (resamples, b.size)).mean(1)
+    return {"gap": float(a.mean() - b.mean()), "ci95": [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))]}
+
+
+def write_ablation_report(config: AblationConfig, result: dict) -> Path:
+    from labkit import plots
+    from labkit.evaluate import FAILURES
+    from labkit.lessons import robustness_by_policy
+
+    report = Path(config.report)
+    figures = report.parent / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    metrics = result["metrics"]
+    plots.success_by_split({(arm, split): m for (arm, split), m in metrics.items()}).savefig(figures / "ablation_sft_success.png", dpi=110)
+    plots.robustness_curve(robustness_by_policy(metrics)).savefig(figures / "ablation_sft_robustness.png", dpi=110)
+    plots.failure_taxonomy(
+        {arm: {f: sum(metrics[(arm, s)]["failures"].get(f, 0) for s in SPLITS) for f in FAILURES} for arm in ARMS}, FAILURES
+    ).savefig(figures / "ablation_sft_failures.png", dpi=110)
+    plots.loss_curve({arm: card["loss_curve"] for arm, card in result["runs"].items()}).savefig(figures / "ablation_sft_loss.png", dpi=110)
+
+    hard = ("evolved", "unseen")
+    pooled = {arm: bootstrap_metrics(arm_rows(config, arm, hard)) for arm in ARMS}
+    gap = success_gap(arm_rows(config, "sft-trial", hard), arm_rows(config, "sft-golden", hard))
+    low, high = gap["ci95"]
+    rel = Path("figures")
+    lines = [
+        "# SFT ablation: trial-and-execution vs golden trajectories",
+        "",
+        f"Reproduce with `{config.command()}` (every stage resumes from `{config.out}`).",
+        "",
+        f"Both arms start from `{get_profile(config.profile).model}` and train on the same training tasks at a matched budget of "
+        f"{result['budget']} template tokens. Each cell is success over {config.n} tasks x {config.seeds} seed(s), "
+        f"at most {config.max_turns} turns, with a 95% bootstrap interval.",
+        "",
+        "| arm | " + " | ".join(SPLITS) + " | evolved + unseen |",
+        "|:--|" + "--:|" * (len(SPLITS) + 1),
+        *[
+            f"| {arm} | " + " | ".join(format_metric(metrics[(arm, s)], "success") for s in SPLITS) + f" | {format_metric(pooled[arm], 'success')} |"
+            for arm in ARMS
+        ],
+        "",
+        f"**SFT-trial minus SFT-golden on evolved + unseen: {gap['gap']:+.3f}"
+        + (f" [{low:+.3f}, {high:+.3f}]**" if low is not None else "**"),
+        "",
+        "![success by split](figures/ablation_sft_success.png)",
+        "",
+        "## Evolved tools, by level",
+        "",
+        "| arm | " + " | ".join(f"level {lv}" for lv in range(1, 5)) + " |",
+        "|:--|" + "--:|" * 4,
+        *[f"| {arm} | " + " | ".join(_level_cell(metrics[(arm, 'evolved')], lv) for lv in range(1, 5)) + " |" for arm in ARMS],
+        "",
+        f"![robustness]({rel}/ablation_sft_robustness.png)",
+        "",
+        "## How they behave",
+        "",
+        "| arm | valid-call rate | trials per episode | trial-then-use | error recovery | calls per episode |",
+        "|:--|--:|--:|--:|--:|--:|",
+        *[
+            f"| {arm} | "
+            + " | ".join(format_metric(pooled[arm], m) for m in ("valid_call_rate", "trials_per_episode", "trial_then_use_rate", "error_recovery_rate", "calls_per_episode"))
+            + " |"
+            for arm in ARMS
+        ],
+        "",
+        "(evolved + unseen pooled)",
+        "",
+        f"![failures]({rel}/ablation_sft_failures.png)",
+        "",
+        "## Training",
+        "",
+        "| arm | rows | tokens | steps | time | tokens/s | final loss |",
+        "|:--|--:|--:|--:|--:|--:|--:|",
+        *[
+            f"| {arm} | {c['data']['rows']} | {c['data']['tokens']} | {c['steps']} | {c['seconds']:.0f} s | {c['tokens_per_second']} | {c['final_loss']:.3f} |"
+            for arm, c in result["runs"].items()
+        ],
+        "",
+        f"![loss]({rel}/ablation_sft_loss.png)",
+        "",
+    ]
+    report.write_text("\n".join(lines), encoding="utf-8")
+    (Path(config.out) / "ablation.json").write_text(
+        json.dumps({f"{arm}/{split}": {k: m[k] for k in ("success", "success_ci95", "n")} for (arm, split), m in metrics.items()} | {"gap_evolved_unseen": gap}, indent=2)
+    )
+    return report
+
+
+def _level_cell(metrics: dict, level: int) -> str:
+    cell = metrics["success_by_level"].get(str(level))
+    if not cell:
+        return "n/a"
+    return f"{cell['success']:.2f} [{cell['ci95'][0]:.2f}, {cell['ci95'][1]:.2f}] (n={cell['n']})"

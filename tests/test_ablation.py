@@ -1,0 +1,35 @@
+"""The SFT ablation end to end at the tiny profile, and its statistics."""
+
+import json
+
+import pytest
+
+from labkit.ablation import ARMS, SPLITS, AblationConfig, run_ablation, success_gap
+
+
+def test_success_gap_has_a_bootstrap_interval():
+    better = [{"success": True}] * 30 + [{"success": False}] * 10
+    worse = [{"success": True}] * 10 + [{"success": False}] * 30
+    gap = success_gap(better, worse)
+    assert gap["gap"] == pytest.approx(0.5) and 0.2 < gap["ci95"][0] < 0.5 < gap["ci95"][1] < 0.8
+    assert success_gap([], worse)["ci95"] == [None, None]
+
+
+def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
+    config = AblationConfig(profile="tiny", out=str(tmp_path / "runs"), report=str(tmp_path / "reports" / "ablation_sft.md"), ship=str(tmp_path / "adapters"))
+    result = run_ablation(config, progress=False)
+    assert set(result["metrics"]) == {(arm, split) for arm in ARMS for split in SPLITS}
+    golden, trial = (result["runs"][arm]["data"]["tokens"] for arm in ("sft-golden", "sft-trial"))
+    assert abs(golden - trial) < 512 and max(golden, trial) <= result["budget"]
+    report = (tmp_path / "reports" / "ablation_sft.md").read_text()
+    assert "SFT-trial minus SFT-golden on evolved + unseen" in report and "labkit ablation --profile tiny" in report
+    for figure in ("success", "robustness", "failures", "loss"):
+        assert (tmp_path / "reports" / "figures" / f"ablation_sft_{figure}.png").is_file()
+    for arm in ("sft-golden", "sft-trial"):
+        assert (tmp_path / "adapters" / arm / "adapter_model.safetensors").is_file()
+    summary = json.loads((tmp_path / "runs" / "ablation.json").read_text())
+    assert summary["sft-trial/unseen"]["n"] == config.n * config.seeds
+    # A second run reads everything back: same numbers, nothing retrained.
+    again = run_ablation(config, progress=False)
+    assert again["runs"] == result["runs"]
+    assert {k: m["success"] for k, m in again["metrics"].items()} == {k: m["success"] for k, m in result["metrics"].items()}
