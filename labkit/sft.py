@@ -318,19 +318,19 @@ def train_sft(config: SFTRunConfig, progress: bool = True, on_log: Callable[[dic
     trainer = build_trainer(config, loaded, data.dataset, progress, on_log)
     resume = last_checkpoint(out)
     started = time.time()
-    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started
     if config.full:
         trainer.save_model(str(out))
     else:  # LoRA never touches the embeddings; saying so spares PEFT a hub lookup for the base's config
         trainer.model.save_pretrained(str(out), save_embedding_layers=False)
         loaded.tokenizer.save_pretrained(str(out))
-    card = run_card(config, data, trainer, result, seconds, resume)
+    card = run_card(config, data, trainer, seconds, resume)
     _write_card(out, card)
     return card
 
 
-def run_card(config: SFTRunConfig, data: TrainingData, trainer, result, seconds: float, resumed_from: str | None) -> dict:
+def run_card(config: SFTRunConfig, data: TrainingData, trainer, seconds: float, resumed_from: str | None) -> dict:
     import peft
     import torch
     import transformers
@@ -353,7 +353,7 @@ def run_card(config: SFTRunConfig, data: TrainingData, trainer, result, seconds:
         "tokens_per_second": round(tokens_per_step * steps_this_session / max(seconds, 1e-9), 1),
         "final_loss": history[-1]["loss"] if history else None,
         "mean_loss_last_10": sum(e["loss"] for e in history[-10:]) / len(history[-10:]) if history else None,
-        "train_loss": result.training_loss,
+        "mean_loss": sum(e["loss"] for e in history) / len(history) if history else None,  # the Trainer's own mean is off after a resume
         "loss_curve": [[e["step"], e["loss"]] for e in history],
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__, "peft": peft.__version__},
     }
