@@ -102,8 +102,8 @@ def _(mo):
 
 
 @app.cell
-def _(lessons, mo, profile):
-    shipped_ok = profile.model == "smollm2-135m" and all(lessons.shipped_adapter(a) for a in ("sft-golden", "sft-trial"))
+def _(data_dir, lessons, mo, profile):
+    shipped_ok = profile.model == "smollm2-135m" and all(lessons.shipped_adapter(a, str(data_dir / "adapters")) for a in ("sft-golden", "sft-trial"))
     use_shipped = mo.ui.checkbox(value=False, label="use the shipped adapters (no training)", disabled=not shipped_ok)
     use_shipped
     return (use_shipped,)
@@ -114,7 +114,7 @@ def _(SFTRunConfig, data_dir, lessons, mo, plots, profile, read_run_card, train_
     runs = {}
     for arm in ("sft-golden", "sft-trial"):
         if use_shipped.value:
-            runs[arm] = lessons.shipped_adapter(arm)
+            runs[arm] = lessons.shipped_adapter(arm, str(data_dir / "adapters"))
             continue
         config = SFTRunConfig(data=str(data_dir / "trajectories" / f"{arm[4:]}-train"), profile=profile.name, out=f"runs/notebook-sft/{profile.name}/{arm}")
 

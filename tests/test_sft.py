@@ -173,3 +173,25 @@ def test_shipped_adapter_is_bf16_and_loads_like_the_run(tmp_path):
     assert torch.allclose(original, copied, atol=2e-2) and not torch.allclose(original, base, atol=1e-3)
     with pytest.raises(FileNotFoundError, match="not a finished LoRA run"):
         ship_adapter(tmp_path / "nothing", tmp_path / "x")
+
+
+def test_shipped_adapters_changed_how_the_embedded_model_acts(catalog):
+    """The shipped SFT adapters (data/adapters) make the embedded model write the lab's turns; the base model does not."""
+    from labkit.env import EnvConfig, ToolCall
+    from labkit.rollout import GenerationConfig, rollout_batch
+    from labkit.tasks import generate_tasks
+
+    tasks = generate_tasks("seen", 4, seed=0, catalog=catalog)
+    gen = GenerationConfig(max_new_tokens=96)  # the cpu profile's turn
+
+    def first_actions(policy):
+        loaded = load_model(policy)
+        rollouts = rollout_batch(loaded.model, loaded.tokenizer, tasks, catalog, EnvConfig(max_turns=1), gen, progress=False)
+        return [r.trajectory.steps[0].action for r in rollouts]
+
+    trial, golden, base = (first_actions(p) for p in ("data/adapters/sft-trial", "data/adapters/sft-golden", "smollm2-135m"))
+    assert not any(isinstance(a, ToolCall) for a in base)
+    trial_calls, golden_calls = ([a for a in actions if isinstance(a, ToolCall)] for actions in (trial, golden))
+    assert len(trial_calls) >= 3 and len(golden_calls) >= 2
+    assert any(a.phase == "trial" for a in trial_calls), "trained on trial trajectories, it opens by trying a tool"
+    assert all(a.phase == "execution" for a in golden_calls), "golden trajectories never try"
