@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from labkit.models import embedded_model_dir, load_model
+from labkit.models import embedded_model_dir, load_model, load_tokenizer
 from labkit.sft import SFTRunConfig, sft_trainer_class, build_trainer, training_data
 
 
@@ -44,7 +44,7 @@ def _labkit(dataset, config: SFTRunConfig, steps: int):
 
 def run(steps: int = 12) -> dict:
     config = SFTRunConfig(data="data/trajectories/trial-train", profile="cpu", out="/tmp/labkit-bench-sft", report_to="none")
-    tokenizer = load_model("tiny").tokenizer
+    tokenizer = load_tokenizer()
     data = training_data(config, tokenizer)
     dataset = data.dataset.select(range(steps * config.batch_size))  # every row once, in both arms
     arms = []

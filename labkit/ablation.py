@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from labkit.data import read_rows
+from labkit.data import load_dataset_dir, read_rows, token_lengths
 from labkit.evaluate import EvalConfig, bootstrap_metrics, evaluate, format_metric
 from labkit.profiles import get_profile
-from labkit.sft import SFTRunConfig, row_lengths, ship_adapter, train_sft
+from labkit.sft import SFTRunConfig, ship_adapter, train_sft
 
 ARMS = ("base", "sft-golden", "sft-trial")
 SPLITS = ("seen", "evolved", "unseen")
@@ -68,12 +68,11 @@ class AblationConfig:
 
 def matched_budget(config: AblationConfig, tokenizer) -> int:
     """One token budget for every arm: the profile's, or less when a dataset cannot fill it."""
-    from labkit.data import load_dataset_dir
 
     wanted = SFTRunConfig(profile=config.profile, token_budget=config.token_budget)
     totals = []
     for path in config.datasets.values():
-        lengths = row_lengths(load_dataset_dir(path), tokenizer)
+        lengths = token_lengths(load_dataset_dir(path), tokenizer)
         totals.append(sum(n for n in lengths if n <= wanted.max_length))
     return min([*totals, wanted.token_budget] if wanted.token_budget else totals)
 

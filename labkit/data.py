@@ -162,15 +162,28 @@ def write_dataset(rows: list[dict], out_dir: str | Path, card: str) -> Path:
     return out_dir
 
 
+def dataset_file(path: str | Path) -> Path:
+    """The file behind a dataset path: ``data.parquet`` inside a dataset folder, else the file itself."""
+    path = Path(path)
+    return path / "data.parquet" if path.is_dir() or not path.suffix else path  # a folder, existing or not
+
+
 def load_dataset_dir(path: str | Path):
     """A trajectory dataset written by ``write_dataset`` (or any parquet/JSONL file of rows)."""
     from datasets import Dataset
 
-    path = Path(path)
-    if path.is_dir() or not path.suffix:  # a dataset folder, existing or not
-        path = path / "data.parquet"
+    path = dataset_file(path)
     if not path.exists():
         raise DatasetFileError(f"no trajectory data at {path}; make it with `labkit teach --out {path.parent}`")
     if path.suffix == ".jsonl":
         return Dataset.from_list(list(read_rows(path)))
     return Dataset.from_parquet(str(path))
+
+
+def token_lengths(rows: Iterable[dict], tokenizer) -> list[int]:
+    """Tokens of each row as a model reads it: the chat template with the row's tools (a JSON string or a list)."""
+    lengths = []
+    for row in rows:
+        tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
+        lengths.append(len(tokenizer.apply_chat_template(row["messages"], tools=tools, tokenize=True, return_dict=True)["input_ids"]))
+    return lengths

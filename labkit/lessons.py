@@ -8,13 +8,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-from labkit.data import trajectory_row
+from labkit.data import token_lengths, trajectory_row
 from labkit.env import Observation, ToolCall, ToolEnv, call_once, run_episode
 from labkit.evaluate import EvalConfig, evaluate
 from labkit.evolve import LEVEL_DESCRIPTIONS, evolve_toolset
 from labkit.plots import PHASE_COLOURS
 from labkit.tasks import Task, example_arguments, generate_tasks
-from labkit.teach import TEACHER_ENV, token_lengths
+from labkit.teach import TEACHER_ENV
 from labkit.teachers import GoldenTeacher, TrialTeacher
 from labkit.tools.registry import Catalog
 from labkit.toolset import Change, base_toolset

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from labkit.data import DatasetFileError, load_dataset_dir
+from labkit.data import DatasetFileError, dataset_file, load_dataset_dir, token_lengths
 from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, uses_unsloth
 from labkit.profiles import get_profile
 
@@ -122,15 +122,6 @@ class TrainingData:
     fingerprint: str  # sha256 of the data file, for the run card
 
 
-def row_lengths(dataset, tokenizer) -> list[int]:
-    """Tokens of each row as the model reads it in training: the chat template with its tools."""
-    lengths = []
-    for messages, tools in zip(dataset["messages"], dataset["tools"]):
-        tools = json.loads(tools) if isinstance(tools, str) else tools
-        lengths.append(len(tokenizer.apply_chat_template(messages, tools=tools, tokenize=True, return_dict=True)["input_ids"]))
-    return lengths
-
-
 def training_data(config: SFTRunConfig, tokenizer) -> TrainingData:
     """The rows to train on: those that fit ``max_length``, shuffled by the seed, cut to the token budget."""
     dataset = load_dataset_dir(config.data)
@@ -139,7 +130,7 @@ def training_data(config: SFTRunConfig, tokenizer) -> TrainingData:
         raise SFTDataError(f"{config.data} has no {', '.join(sorted(missing))} column; make trajectories with `labkit teach`")
     if len(dataset) == 0:
         raise SFTDataError(f"{config.data} holds no trajectories; make some with `labkit teach`")
-    lengths = row_lengths(dataset, tokenizer)
+    lengths = token_lengths(dataset, tokenizer)
     order = list(range(len(dataset)))
     random.Random(config.seed).shuffle(order)
     fits = [i for i in order if lengths[i] <= config.max_length]
@@ -154,14 +145,13 @@ def training_data(config: SFTRunConfig, tokenizer) -> TrainingData:
             break
         chosen.append(i)
         tokens += lengths[i]
-    data_file = Path(config.data) / "data.parquet" if Path(config.data).is_dir() else Path(config.data)
     return TrainingData(
         dataset=dataset.select(chosen).select_columns(["messages", "tools"]),
         tokens=tokens,
         kept=len(chosen),
         too_long=len(dataset) - len(fits),
         unused=len(fits) - len(chosen),
-        fingerprint=hashlib.sha256(data_file.read_bytes()).hexdigest(),
+        fingerprint=hashlib.sha256(dataset_file(config.data).read_bytes()).hexdigest(),
     )
 
 

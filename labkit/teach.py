@@ -7,17 +7,15 @@ Same seed, same bytes: tasks, trajectories, ``data.parquet`` and ``README.md``.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
 
 from tqdm.auto import tqdm
 from transformers.utils.chat_parsing import parse_response
 
-from labkit.data import read_rows, trajectory_row, write_dataset
+from labkit.data import read_rows, token_lengths, trajectory_row, write_dataset
 from labkit.env import EnvConfig, ToolEnv, Trajectory, run_episode
 from labkit.protocol import RESPONSE_TEMPLATE, message_action
 from labkit.tasks import Task, generate_tasks, load_tasks
@@ -111,13 +109,6 @@ def run_teacher(
 
 
 # ----------------------------------------------------------------------------- the card
-
-
-def token_lengths(rows: Iterable[dict], tokenizer) -> list[int]:
-    return [
-        len(tokenizer.apply_chat_template(row["messages"], tools=json.loads(row["tools"]), tokenize=True, return_dict=True)["input_ids"])
-        for row in rows
-    ]
 
 
 def _percentile(values: list[int], q: float) -> int:

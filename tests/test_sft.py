@@ -10,7 +10,8 @@ import pytest
 
 from labkit.data import DatasetFileError, load_dataset_dir, write_dataset
 from labkit.models import load_model
-from labkit.sft import SFTDataError, SFTRunConfig, build_trainer, read_run_card, row_lengths, train_sft, training_data
+from labkit.data import token_lengths
+from labkit.sft import SFTDataError, SFTRunConfig, build_trainer, read_run_card, train_sft, training_data
 
 TRIAL = "data/trajectories/trial-train"
 GOLDEN = "data/trajectories/golden-train"
@@ -56,7 +57,7 @@ def test_only_assistant_tokens_carry_labels(tiny, tmp_path):
 def test_training_data_fits_the_budget_and_max_length(tiny):
     config = SFTRunConfig(data=TRIAL, profile="tiny", token_budget=5000, max_length=700, report_to="none")
     data = training_data(config, tiny.tokenizer)
-    lengths = row_lengths(data.dataset, tiny.tokenizer)
+    lengths = token_lengths(data.dataset, tiny.tokenizer)
     assert sum(lengths) == data.tokens <= 5000 and max(lengths) <= 700
     assert data.kept == len(data.dataset) and data.kept + data.too_long + data.unused == 400
     assert data.dataset.column_names == ["messages", "tools"]
