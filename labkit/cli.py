@@ -24,6 +24,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    # The app is apps/trace_viewer.py in the lab's checkout (labkit is installed from it in editable mode);
+    # loading it by path keeps apps/ out of the installed package.
+    import importlib.util
+
+    app_file = Path(__file__).resolve().parents[1] / "apps" / "trace_viewer.py"
+    if not app_file.is_file():
+        print(f"labkit view: no {app_file}; the trace viewer ships with the lab's checkout, so install labkit from it (pip install -e .)", file=sys.stderr)
+        return 2
+    spec = importlib.util.spec_from_file_location("trace_viewer", app_file)
+    viewer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(viewer)
+    viewer.serve(args.paths, args.port)
+    return 0
+
+
 def cmd_tools_list(args: argparse.Namespace) -> int:
     catalog = _catalog(args)
     unseen = set(catalog.unseen_families)
@@ -315,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--out", type=Path, help="write bfcl.json and bfcl_items.jsonl here")
     p.set_defaults(func=cmd_bfcl)
+
+    p = sub.add_parser("view", help="the trace viewer (Gradio, 127.0.0.1): runs under ./data and ./runs, and PATHS")
+    p.add_argument("paths", nargs="*", type=Path, help="more trace files or run folders to open (the viewer reads nothing else)")
+    p.add_argument("--port", type=int, help="default: 7860, or the next free port")
+    p.set_defaults(func=cmd_view)
     return parser
 
 
