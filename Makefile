@@ -6,7 +6,7 @@
 #   make doctor   what this machine can run
 #   make bench    speed ratios (bench/)
 #   make data     regenerate the shipped tasks and teacher datasets in data/
-#   make ablation the SFT ablation (cpu profile): reports/ablation_sft.md and data/adapters/
+#   make ablation the ablation, SFT and GRPO arms (cpu profile): reports/ablation.md and data/adapters/
 #   make gpu      add unsloth + vLLM (CUDA machines only)
 #   make gpu-smoke the GPU track end to end in minutes: unsloth LoRA SFT, then evaluation
 #   make clean    remove the venv and build/test caches (keeps runs/ and .cache/)

@@ -1,13 +1,14 @@
-"""The SFT ablation: does training on trial-and-execution trajectories beat training on golden ones?
+"""The ablation: does learning to try tools beat imitating golden calls, and does RL add to it?
 
     labkit ablation --profile cpu
 
 From the same base and the same training tasks, it trains SFT-golden and
-SFT-trial at a matched token budget (:mod:`labkit.sft`), evaluates base,
-SFT-golden and SFT-trial on the seen, evolved and unseen splits over several
-seeds (:mod:`labkit.evaluate`), and writes ``reports/ablation_sft.md`` with its
-plots. Every stage resumes: a finished run or evaluation is read back, an
-interrupted one continues where it stopped.
+SFT-trial at a matched token budget (:mod:`labkit.sft`), then GRPO in the live
+environment twice (:mod:`labkit.rl`): on top of SFT-trial, and from the base
+model alone. It evaluates all five arms on the seen, evolved and unseen splits
+with the same tasks and seeds (:mod:`labkit.evaluate`), and writes
+``reports/ablation.md`` with its plots. Every stage resumes: a finished run or
+evaluation is read back, an interrupted one continues where it stopped.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from tqdm.auto import tqdm
 from labkit.data import load_dataset_dir, read_rows, token_lengths
 from labkit.evaluate import EvalConfig, bootstrap_metrics, evaluate, format_metric
 from labkit.profiles import get_profile
+from labkit.rl import RLRunConfig, format_number, train_rl
 from labkit.sft import SFTRunConfig, ship_adapter, train_sft
 
-ARMS = ("base", "sft-golden", "sft-trial")
+ARMS = ("base", "sft-golden", "sft-trial", "sft-trial-grpo", "grpo-only")
 SPLITS = ("seen", "evolved", "unseen")
 DATASETS = {"sft-golden": "data/trajectories/golden-train", "sft-trial": "data/trajectories/trial-train"}
+RL_ARMS = {"sft-trial-grpo": "sft-trial", "grpo-only": None}  # arm -> the SFT arm it starts from (None: the base model)
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ SIZES = {
 class AblationConfig:
     profile: str = "cpu"
     out: str = "runs/ablation"
-    report: str = "reports/ablation_sft.md"
+    report: str = "reports/ablation.md"
     datasets: dict = field(default_factory=lambda: dict(DATASETS))
     n: int | None = None  # None: the profile's
     seeds: int | None = None
@@ -81,6 +84,12 @@ def sft_config(config: AblationConfig, arm: str, budget: int) -> SFTRunConfig:
     return SFTRunConfig(data=config.datasets[arm], profile=config.profile, out=f"{config.out}/{arm}", token_budget=budget)
 
 
+def rl_config(config: AblationConfig, arm: str) -> RLRunConfig:
+    start = RL_ARMS[arm]
+    init = f"{config.out}/{start}" if start else get_profile(config.profile).model
+    return RLRunConfig(init=init, profile=config.profile, out=f"{config.out}/{arm}")
+
+
 def eval_config(config: AblationConfig, arm: str, split: str) -> EvalConfig:
     policy = get_profile(config.profile).model if arm == "base" else f"{config.out}/{arm}"
     return EvalConfig(
@@ -89,7 +98,7 @@ def eval_config(config: AblationConfig, arm: str, split: str) -> EvalConfig:
 
 
 def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
-    """Train, evaluate and report; returns ``{"runs": {arm: run card}, "metrics": {(arm, split): metrics}}``."""
+    """Train, evaluate and report; returns ``{"runs": {arm: SFT card}, "rl_runs": {arm: GRPO card}, "metrics": {(arm, split): metrics}}``."""
     from labkit.models import load_tokenizer
 
     tokenizer = load_tokenizer(get_profile(config.profile).model)
@@ -101,13 +110,18 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
         runs[arm] = train_sft(sft_config(config, arm, budget), progress=progress)
         if config.ship:
             ship_adapter(f"{config.out}/{arm}", f"{config.ship}/{arm}")
+    rl_runs = {}
+    for arm in RL_ARMS:
+        if progress:
+            tqdm.write(f"[ablation] GRPO {arm} from {rl_config(config, arm).init}")
+        rl_runs[arm] = train_rl(rl_config(config, arm), progress=progress)
     metrics = {}
     for arm in ARMS:
         for split in SPLITS:
             if progress:
                 tqdm.write(f"[ablation] evaluating {arm} on {split}")
             metrics[(arm, split)] = evaluate(eval_config(config, arm, split), progress=progress)
-    result = {"runs": runs, "metrics": metrics, "budget": budget}
+    result = {"runs": runs, "rl_runs": rl_runs, "metrics": metrics, "budget": budget}
     write_ablation_report(config, result)
     return result
 
@@ -139,25 +153,30 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
     figures = report.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     metrics = result["metrics"]
-    plots.success_by_split({(arm, split): m for (arm, split), m in metrics.items()}).savefig(figures / "ablation_sft_success.png", dpi=110)
-    plots.robustness_curve(robustness_by_policy(metrics)).savefig(figures / "ablation_sft_robustness.png", dpi=110)
+    plots.success_by_split({(arm, split): m for (arm, split), m in metrics.items()}).savefig(figures / "ablation_success.png", dpi=110)
+    plots.robustness_curve(robustness_by_policy(metrics)).savefig(figures / "ablation_robustness.png", dpi=110)
     plots.failure_taxonomy(
         {arm: {f: sum(metrics[(arm, s)]["failures"].get(f, 0) for s in SPLITS) for f in FAILURES} for arm in ARMS}, FAILURES
-    ).savefig(figures / "ablation_sft_failures.png", dpi=110)
-    plots.loss_curve({arm: card["loss_curve"] for arm, card in result["runs"].items()}).savefig(figures / "ablation_sft_loss.png", dpi=110)
+    ).savefig(figures / "ablation_failures.png", dpi=110)
+    plots.loss_curve({arm: card["loss_curve"] for arm, card in result["runs"].items()}).savefig(figures / "ablation_loss.png", dpi=110)
+    plots.rl_curves({arm: card["history"] for arm, card in result["rl_runs"].items()}).savefig(figures / "ablation_grpo.png", dpi=110)
 
     hard = ("evolved", "unseen")
     pooled = {arm: bootstrap_metrics(arm_rows(config, arm, hard)) for arm in ARMS}
-    gap = success_gap(arm_rows(config, "sft-trial", hard), arm_rows(config, "sft-golden", hard))
-    low, high = gap["ci95"]
+    gaps = {
+        ("sft-trial", "sft-golden"): success_gap(arm_rows(config, "sft-trial", hard), arm_rows(config, "sft-golden", hard)),
+        ("sft-trial-grpo", "sft-trial"): success_gap(arm_rows(config, "sft-trial-grpo", hard), arm_rows(config, "sft-trial", hard)),
+        ("grpo-only", "base"): success_gap(arm_rows(config, "grpo-only", hard), arm_rows(config, "base", hard)),
+    }
     rel = Path("figures")
     lines = [
-        "# SFT ablation: trial-and-execution vs golden trajectories",
+        "# Ablation: trial-and-execution vs golden trajectories, and what GRPO adds",
         "",
         f"Reproduce with `{config.command()}` (every stage resumes from `{config.out}`).",
         "",
-        f"Both arms start from `{get_profile(config.profile).model}` and train on the same training tasks at a matched budget of "
-        f"{result['budget']} template tokens. Each cell is success over {config.n} tasks x {config.seeds} seed(s), "
+        f"Both SFT arms start from `{get_profile(config.profile).model}` and train on the same training tasks at a matched budget of "
+        f"{result['budget']} template tokens. The GRPO arms train in the live environment on the same training tasks, "
+        f"from SFT-trial and from the base model. Each cell is success over {config.n} tasks x {config.seeds} seed(s), "
         f"at most {config.max_turns} turns, with a 95% bootstrap interval.",
         "",
         "| arm | " + " | ".join(SPLITS) + " | evolved + unseen |",
@@ -167,10 +186,11 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
             for arm in ARMS
         ],
         "",
-        f"**SFT-trial minus SFT-golden on evolved + unseen: {gap['gap']:+.3f}"
-        + (f" [{low:+.3f}, {high:+.3f}]**" if low is not None else "**"),
+        "Differences in success on evolved + unseen, with 95% bootstrap intervals:",
         "",
-        "![success by split](figures/ablation_sft_success.png)",
+        *[f"- **{a} minus {b}: {_gap_text(gap)}**" for (a, b), gap in gaps.items()],
+        "",
+        "![success by split](figures/ablation_success.png)",
         "",
         "## Evolved tools, by level",
         "",
@@ -178,7 +198,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         "|:--|" + "--:|" * 4,
         *[f"| {arm} | " + " | ".join(_level_cell(metrics[(arm, 'evolved')], lv) for lv in range(1, 5)) + " |" for arm in ARMS],
         "",
-        f"![robustness]({rel}/ablation_sft_robustness.png)",
+        f"![robustness]({rel}/ablation_robustness.png)",
         "",
         "## How they behave",
         "",
@@ -193,7 +213,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         "",
         "(evolved + unseen pooled)",
         "",
-        f"![failures]({rel}/ablation_sft_failures.png)",
+        f"![failures]({rel}/ablation_failures.png)",
         "",
         "## Training",
         "",
@@ -204,12 +224,24 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
             for arm, c in result["runs"].items()
         ],
         "",
-        f"![loss]({rel}/ablation_sft_loss.png)",
+        f"![loss]({rel}/ablation_loss.png)",
+        "",
+        "| GRPO arm | from | steps x episodes | time | reward, first 5 steps -> last 5 | success in training | trials per episode | KL (last 5) |",
+        "|:--|:--|--:|--:|--:|--:|--:|--:|",
+        *[
+            f"| {arm} | {c['config']['init']} | {c['steps']} x {c['episodes_per_step']} | {c['seconds']:.0f} s | "
+            f"{format_number(c['first_steps']['reward'])} -> {format_number(c['last_steps']['reward'])} | "
+            f"{format_number(c['first_steps']['episode/success'])} -> {format_number(c['last_steps']['episode/success'])} | "
+            f"{format_number(c['first_steps']['episode/trials'], 2)} -> {format_number(c['last_steps']['episode/trials'], 2)} | {format_number(c['last_steps']['kl'], 4)} |"
+            for arm, c in result["rl_runs"].items()
+        ],
+        "",
+        f"![grpo]({rel}/ablation_grpo.png)",
         "",
     ]
     report.write_text("\n".join(lines), encoding="utf-8")
     (Path(config.out) / "ablation.json").write_text(
-        json.dumps({f"{arm}/{split}": {k: m[k] for k in ("success", "success_ci95", "n")} for (arm, split), m in metrics.items()} | {"gap_evolved_unseen": gap}, indent=2)
+        json.dumps({f"{arm}/{split}": {k: m[k] for k in ("success", "success_ci95", "n")} for (arm, split), m in metrics.items()} | {f"gap_evolved_unseen/{a}-minus-{b}": gap for (a, b), gap in gaps.items()}, indent=2)
     )
     return report
 
@@ -219,3 +251,8 @@ def _level_cell(metrics: dict, level: int) -> str:
     if not cell:
         return "n/a"
     return f"{cell['success']:.2f} [{cell['ci95'][0]:.2f}, {cell['ci95'][1]:.2f}] (n={cell['n']})"
+
+
+def _gap_text(gap: dict) -> str:
+    low, high = gap["ci95"]
+    return f"{gap['gap']:+.3f}" + (f" [{low:+.3f}, {high:+.3f}]" if low is not None else "")

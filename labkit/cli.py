@@ -212,6 +212,40 @@ def cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reward_settings(pairs: list[str]) -> dict:
+    settings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            settings[name.strip()] = int(value) if name.strip().startswith("max_") else float(value)
+        except ValueError:
+            raise SystemExit(f"--reward wants NAME=NUMBER (e.g. format=0 to switch format off), got {pair!r}") from None
+        if not sep:
+            raise SystemExit(f"--reward wants NAME=NUMBER (e.g. format=0 to switch format off), got {pair!r}")
+    return settings
+
+
+def cmd_rl(args: argparse.Namespace) -> int:
+    from labkit.rewards import RewardConfig
+    from labkit.rl import RLRunConfig, train_rl
+
+    try:
+        rewards = RewardConfig.from_dict(_reward_settings(args.reward))
+    except ValueError as error:
+        raise SystemExit(f"--reward: {error}") from None
+    config = RLRunConfig(
+        init=args.init, profile=args.profile, out=str(args.out), tasks=args.tasks, steps=args.steps,
+        prompts_per_step=args.prompts_per_step, num_generations=args.num_generations, learning_rate=args.learning_rate,
+        beta=args.beta, seed=args.seed, report_to=args.report_to, rewards=rewards,
+    )
+    card = train_rl(config)
+    last = card["last_steps"]
+    print(f"{card['steps']} steps x {card['episodes_per_step']} episodes in {card['seconds']} s; "
+          f"last 5 steps: reward {last['reward']:.3f}, success {last['episode/success']:.3f}, trials/episode {last['episode/trials']:.2f}")
+    print(f"wrote {args.out} (adapter, rollouts/, run_card.json, README.md, curves.png); evaluate it with `labkit eval --policy {args.out}`")
+    return 0
+
+
 def cmd_ablation(args: argparse.Namespace) -> int:
     from labkit.ablation import AblationConfig, run_ablation
 
@@ -220,7 +254,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     print(f"wrote {config.report}")
     for (arm, split), metrics in result["metrics"].items():
         low, high = metrics["success_ci95"]
-        print(f"{arm:11s} {split:8s} success {metrics['success']:.3f} [{low:.3f}, {high:.3f}]  n={metrics['n']}")
+        print(f"{arm:14s} {split:8s} success {metrics['success']:.3f} [{low:.3f}, {high:.3f}]  n={metrics['n']}")
     return 0
 
 
@@ -312,13 +346,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_sft)
 
-    p = sub.add_parser("ablation", help="SFT-golden vs SFT-trial vs base on seen, evolved and unseen; writes reports/ablation_sft.md")
+    p = sub.add_parser("rl", help="GRPO in the live tool environment (TRL GRPOTrainer, LoRA); rerun to resume")
+    p.add_argument("--init", help="the policy to start from: an SFT run or adapter folder, or a model (default: the profile's)")
+    p.add_argument("--profile", choices=profiles, default="cpu")
+    p.add_argument("--tasks", default="data/tasks/train.jsonl", help="training tasks (JSONL)")
+    p.add_argument("--steps", type=int, help="default: the profile's")
+    p.add_argument("--prompts-per-step", type=int, help="distinct tasks per step (default: the profile's)")
+    p.add_argument("--num-generations", type=int, help="episodes per task, the group GRPO compares (default: the profile's)")
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--beta", type=float, help="KL coefficient to the init policy")
+    p.add_argument("--reward", action="append", default=[], metavar="NAME=VALUE",
+                   help="a reward weight or guard setting, e.g. --reward format=0 --reward max_trials=2 (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report-to", default="tensorboard", help="tensorboard (default), trackio, wandb or none")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_rl)
+
+    p = sub.add_parser("ablation", help="base, SFT-golden, SFT-trial, SFT-trial+GRPO and GRPO-only on seen, evolved and unseen; writes reports/ablation.md")
     p.add_argument("--profile", choices=profiles, default="cpu")
     p.add_argument("--n", type=int, help="tasks per seed per split (default: the profile's)")
     p.add_argument("--seeds", type=int, help="default: the profile's")
     p.add_argument("--token-budget", type=int, help="training tokens per arm (default: the profile's)")
     p.add_argument("--out", type=Path, default=Path("runs/ablation"))
-    p.add_argument("--report", type=Path, default=Path("reports/ablation_sft.md"))
+    p.add_argument("--report", type=Path, default=Path("reports/ablation.md"))
     p.add_argument("--ship", help="also copy the trained adapters here (data/adapters is what notebook 03 loads)")
     p.set_defaults(func=cmd_ablation)
 

@@ -74,7 +74,7 @@ class EvalConfig:
 # ----------------------------------------------------------------------------- what went wrong
 
 
-def _calls(row: dict) -> list[tuple[str, str]]:
+def turn_calls(row: dict) -> list[tuple[str, str]]:
     """(name, arguments) of each assistant turn's tool call, '' where the turn made none."""
     out = []
     for message in row["messages"]:
@@ -96,7 +96,7 @@ def classify_failure(row: dict) -> str | None:
     decoys = {doc["function"]["name"] for doc in json.loads(row["tools"])} - set(row["gold_tools"])
     if "unknown_tool" in errors or any(c in decoys for c, p in zip(called, phases) if p == "execution"):
         return "wrong_tool"
-    calls = _calls(row)
+    calls = turn_calls(row)
     for i in range(1, len(errors)):
         if errors[i] and errors[i - 1] and calls[i] == calls[i - 1] and calls[i][0]:
             return "repeated_failing_call"

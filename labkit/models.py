@@ -391,7 +391,9 @@ def _load_base(name: str, dtype: torch.dtype | None) -> LoadedModel:
 def _load_adapter(adapter: Path, base_name: str, name: str, dtype: torch.dtype | None) -> LoadedModel:
     from peft import PeftModel
 
-    base = _load_base(base_name, dtype)
+    # An adapter trained on top of another (GRPO on an SFT adapter) names that adapter as its base.
+    stacked = (Path(base_name).expanduser() / ADAPTER_CONFIG).is_file()
+    base = load_model(base_name, dtype=dtype) if stacked else _load_base(base_name, dtype)
     has_tokenizer = any((adapter / f).is_file() for f in TOKENIZER_FILES)
     tokenizer = load_tokenizer(str(adapter)) if has_tokenizer else base.tokenizer  # training may have changed it
     # Merged: the same weights, and generation skips the adapter's extra matmuls on every layer.

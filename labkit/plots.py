@@ -128,3 +128,28 @@ def loss_curve(curves: dict[str, list]) -> Figure:
     if any(curves.values()):
         ax.legend(fontsize=8)
     return fig
+
+
+def rl_curves(histories: dict[str, list[dict]]) -> Figure:
+    """GRPO by step, one line per run: total reward, success, trials per episode and tool-call rate.
+
+    ``histories`` maps a run's name to its ``labkit.rl.step_history``.
+    """
+    panels = (
+        ("reward", "reward (weighted sum)"),
+        ("episode/success", "success"),
+        ("episode/trials", "trials per episode"),
+        ("episode/tool_call_rate", "tool calls per turn"),
+    )
+    fig = Figure(figsize=(11, 2.8), layout="constrained")
+    for ax, (key, title) in zip(fig.subplots(1, len(panels)), panels):
+        for name, history in histories.items():
+            points = [(e["step"], e[key]) for e in history if e.get(key) is not None]
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, marker="o", markersize=3, label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+    if len(histories) > 1:
+        fig.axes[0].legend(fontsize=8)
+    return fig

@@ -40,6 +40,7 @@ Two decisions that keep the transcript well formed:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Sequence
 
@@ -66,6 +67,7 @@ class GenerationConfig:
     max_length: int = 2048  # tokens in a whole episode's transcript
     seed: int = 0
     reuse_cache: bool = True  # keep the KV cache between turns; False re-reads the whole transcript every turn
+    logprobs: bool = False  # record each sampled token's log-probability (RL's importance ratios and checks need them)
 
 
 @dataclass
@@ -75,6 +77,9 @@ class Rollout:
     owner: list[int]  # 1 where the model sampled the token, 0 elsewhere
     problems: list[list[str]]  # format slips per turn (ParsedTurn.problems, plus "truncated")
     generated_tokens: int
+    prompt_length: int  # token_ids[:prompt_length] is the first prompt: system, tools, user, generation prompt
+    logprobs: list[float]  # per token of token_ids: the sampled token's log-prob at the sampling temperature, 0 where owner is 0 (empty unless gen.logprobs)
+    env_seconds: float  # time spent in the environment's step()
 
 
 @dataclass
@@ -86,6 +91,9 @@ class _Episode:
     token_ids: list[int] = field(default_factory=list)
     owner: list[int] = field(default_factory=list)
     problems: list[list[str]] = field(default_factory=list)
+    prompt_length: int = 0
+    logprobs: list[float] = field(default_factory=list)
+    env_seconds: float = 0.0
 
     @property
     def trajectory(self) -> Trajectory:
@@ -95,12 +103,14 @@ class _Episode:
     def done(self) -> bool:
         return self.trajectory.done
 
-    def extend(self, ids: list[int], owner: int) -> None:
+    def extend(self, ids: list[int], owner: int, logprobs: list[float] | None = None) -> None:
         self.token_ids += ids
         self.owner += [owner] * len(ids)
+        self.logprobs += logprobs if logprobs is not None else [0.0] * len(ids)
 
-    def rollout(self) -> Rollout:
-        return Rollout(self.trajectory, self.token_ids, self.owner, self.problems, sum(self.owner))
+    def rollout(self, keep_logprobs: bool) -> Rollout:
+        logprobs = self.logprobs if keep_logprobs else []
+        return Rollout(self.trajectory, self.token_ids, self.owner, self.problems, sum(self.owner), self.prompt_length, logprobs, self.env_seconds)
 
 
 def rollout_batch(
@@ -126,14 +136,15 @@ def rollout_batch(
                 bar.update(sum(e.done for e in chunk))
                 batch = _Batch([e for e in chunk if not e.done], tokenizer.pad_token_id, _end_of_turn_id(tokenizer))
                 while batch.episodes:
-                    for episode, new_ids in zip(batch.episodes, batch.generate(model, gen)):
-                        _take_turn(episode, new_ids, tokenizer, gen)
+                    turns, logprobs = batch.generate(model, gen)
+                    for episode, new_ids, new_logprobs in zip(batch.episodes, turns, logprobs):
+                        _take_turn(episode, new_ids, new_logprobs, tokenizer, gen)
                         bar.update(episode.done)
                     batch.drop_finished()
             finally:
                 for episode in chunk:
                     episode.env.close()
-            rollouts += [e.rollout() for e in chunk]
+            rollouts += [e.rollout(gen.logprobs) for e in chunk]
     return rollouts
 
 
@@ -166,18 +177,21 @@ def _start(env: ToolEnv, task: Task, tokenizer, gen: GenerationConfig) -> _Episo
     """Reset the environment and write the first prompt: system + tools, user, generation prompt."""
     episode = _Episode(env, env.reset(task).docs)
     _append_reply(episode, tokenizer, gen, lambda live: _render(tokenizer, episode, trajectory_messages(episode.trajectory), live))
+    episode.prompt_length = len(episode.token_ids)
     return episode
 
 
-def _take_turn(episode: _Episode, new_ids: list[int], tokenizer, gen: GenerationConfig) -> None:
+def _take_turn(episode: _Episode, new_ids: list[int], logprobs: list[float] | None, tokenizer, gen: GenerationConfig) -> None:
     """Parse and step the model's turn, then append the environment's reply."""
     eos = _end_of_turn_id(tokenizer)
     stopped = bool(new_ids) and new_ids[-1] == eos
     text = tokenizer.decode(new_ids[:-1] if stopped else new_ids, skip_special_tokens=False)
     parsed = parse_turn(text, n_tokens=len(new_ids))
+    started = time.perf_counter()
     episode.env.step(parsed.action)
+    episode.env_seconds += time.perf_counter() - started
     episode.problems.append(parsed.problems if stopped else parsed.problems + [TRUNCATED])
-    episode.extend(new_ids, owner=1)
+    episode.extend(new_ids, owner=1, logprobs=logprobs)
     if not stopped:
         episode.extend([eos], owner=0)  # see the module docstring: well formed, but not the model's
 
@@ -237,8 +251,8 @@ class _Batch:
         self.cache = None
         self.fed = [0] * len(self.episodes)  # how much of each episode's token_ids the columns hold
 
-    def generate(self, model, gen: GenerationConfig) -> list[list[int]]:
-        """One ``generate`` call for every row; each row's new ids, through its <|im_end|> if it wrote one."""
+    def generate(self, model, gen: GenerationConfig) -> tuple[list[list[int]], list[list[float] | None]]:
+        """One ``generate`` call for every row: each row's new ids, through its <|im_end|> if it wrote one, and their log-probs."""
         import torch
 
         if not gen.reuse_cache:
@@ -266,18 +280,20 @@ class _Batch:
                 eos_token_id=self.eos,
                 pad_token_id=self.pad,
                 return_dict_in_generate=True,
+                output_logits=gen.logprobs,
                 **sampling,
             )
         written = output.sequences[:, self.ids.shape[1] :].cpu()
         # Rows that stopped early are filled with pad after their eos; pad may equal eos, so cut at the first eos.
         turns = [ids[: ids.index(self.eos) + 1] if self.eos in ids else ids for ids in written.tolist()]
+        logprobs = _sampled_logprobs(output.logits, written, turns, gen) if gen.logprobs else [None] * len(turns)
         real = torch.zeros_like(written)
         for row, ids in enumerate(turns):
             real[row, : len(ids)] = 1  # the pads after a row's eos are holes from now on
         self.ids, self.mask = torch.cat([self.ids, written], dim=1), torch.cat([self.mask, real], dim=1)
         self.cache, self.device = (output.past_key_values if gen.reuse_cache else None), model.device
         self.fed = [len(e.token_ids) + len(ids) for e, ids in zip(self.episodes, turns)]
-        return turns
+        return turns, logprobs
 
     def drop_finished(self) -> None:
         import torch
@@ -288,3 +304,14 @@ class _Batch:
         self.ids, self.mask = self.ids[keep], self.mask[keep]
         if self.cache is not None:
             self.cache.batch_select_indices(torch.tensor(keep, dtype=torch.long, device=self.device))
+
+
+def _sampled_logprobs(logits, written, turns: list[list[int]], gen: GenerationConfig) -> list[list[float]]:
+    """Each row's sampled tokens' log-probs under the raw logits at the sampling temperature (what RL's loss recomputes)."""
+    import torch
+
+    steps = torch.stack(logits, dim=1).float().cpu()  # (rows, new tokens, vocab)
+    if gen.temperature > 0:
+        steps = steps / gen.temperature
+    chosen = torch.log_softmax(steps, dim=-1).gather(-1, written[:, : steps.shape[1], None]).squeeze(-1)
+    return [chosen[row, : len(ids)].tolist() for row, ids in enumerate(turns)]

@@ -181,7 +181,7 @@ def _(format_metric, lessons, mo, plots, policies, profile, results):
 
 @app.cell(hide_code=True)
 def _(data_dir, lessons, mo):
-    text, figures = lessons.report_parts(data_dir.parent / "reports" / "ablation_sft.md")
+    text, figures = lessons.report_parts(data_dir.parent / "reports" / "ablation.md")
     mo.vstack(
         [
             mo.md(

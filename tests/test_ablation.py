@@ -1,4 +1,4 @@
-"""The SFT ablation end to end at the tiny profile, and its statistics."""
+"""The ablation (SFT and GRPO arms) end to end at the tiny profile, and its statistics."""
 
 import json
 
@@ -16,20 +16,24 @@ def test_success_gap_has_a_bootstrap_interval():
 
 
 def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
-    config = AblationConfig(profile="tiny", out=str(tmp_path / "runs"), report=str(tmp_path / "reports" / "ablation_sft.md"), ship=str(tmp_path / "adapters"))
+    config = AblationConfig(profile="tiny", out=str(tmp_path / "runs"), report=str(tmp_path / "reports" / "ablation.md"), ship=str(tmp_path / "adapters"))
     result = run_ablation(config, progress=False)
     assert set(result["metrics"]) == {(arm, split) for arm in ARMS for split in SPLITS}
     golden, trial = (result["runs"][arm]["data"]["tokens"] for arm in ("sft-golden", "sft-trial"))
     assert abs(golden - trial) < 512 and max(golden, trial) <= result["budget"]
-    report = (tmp_path / "reports" / "ablation_sft.md").read_text()
-    assert "SFT-trial minus SFT-golden on evolved + unseen" in report and "labkit ablation --profile tiny" in report
-    for figure in ("success", "robustness", "failures", "loss"):
-        assert (tmp_path / "reports" / "figures" / f"ablation_sft_{figure}.png").is_file()
+    report = (tmp_path / "reports" / "ablation.md").read_text()
+    for gap in ("sft-trial minus sft-golden", "sft-trial-grpo minus sft-trial", "grpo-only minus base"):
+        assert gap in report
+    assert "labkit ablation --profile tiny" in report
+    assert set(result["rl_runs"]) == {"sft-trial-grpo", "grpo-only"}
+    assert result["rl_runs"]["sft-trial-grpo"]["config"]["init"] == f"{config.out}/sft-trial"
+    for figure in ("success", "robustness", "failures", "loss", "grpo"):
+        assert (tmp_path / "reports" / "figures" / f"ablation_{figure}.png").is_file()
     for arm in ("sft-golden", "sft-trial"):
         assert (tmp_path / "adapters" / arm / "adapter_model.safetensors").is_file()
     summary = json.loads((tmp_path / "runs" / "ablation.json").read_text())
     assert summary["sft-trial/unseen"]["n"] == config.n * config.seeds
     # A second run reads everything back: same numbers, nothing retrained.
     again = run_ablation(config, progress=False)
-    assert again["runs"] == result["runs"]
+    assert again["runs"] == result["runs"] and again["rl_runs"] == result["rl_runs"]
     assert {k: m["success"] for k, m in again["metrics"].items()} == {k: m["success"] for k, m in result["metrics"].items()}

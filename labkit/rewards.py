@@ -1,0 +1,127 @@
+"""Episode rewards for GRPO: named components, each weighted and switchable, plus guards against collapse.
+
+A reward reads one finished episode as a trace row (:func:`labkit.data.trajectory_row`:
+the same rows evaluation writes and the trace viewer shows), so any episode from any
+policy can be scored, and a score can be explained turn by turn.
+
+Components (a weight of 0 switches one off):
+
+- ``outcome``: 1 when the answer checks out, else 0. The one that matters.
+- ``format``: the share of turns written in the lab's format (a phase tag, one call or
+  an answer, valid JSON, finished before the token limit).
+- ``exec_errors``: minus the share of execution-phase calls that failed. Errors while
+  trying a tool are how a trial learns; errors after it are what trials should prevent.
+- ``budget``: minus the share of the turn budget used, and -1 for running out of it.
+- ``trial_use``: 1 when a tool that was tried is later called successfully to execute.
+
+Guards (``guards``, one component with its own weight) penalise the ways an RL policy
+learns to game the components above instead of solving tasks:
+
+- ``no_call``: an episode without a single tool call, whether it guessed an answer or
+  wrote nothing readable. Without it, tool calls disappear: a guess or a turn of noise
+  never fails an execution call, so either outscores an honest agent whose calls fail on
+  changed tools.
+- ``trial_overflow``: each trial beyond ``max_trials``. Trials are free of
+  ``exec_errors``, so a policy could trial forever.
+- ``repeated_failure``: each call identical to the failing call just before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from labkit.evaluate import turn_calls
+
+COMPONENTS = ("outcome", "format", "exec_errors", "budget", "trial_use", "guards")
+GUARDS = ("no_call", "trial_overflow", "repeated_failure")
+
+
+@dataclass
+class RewardConfig:
+    outcome: float = 1.0
+    format: float = 0.2
+    exec_errors: float = 0.2
+    budget: float = 0.1
+    trial_use: float = 0.2
+    guards: float = 1.0
+    max_trials: int = 3  # trials beyond this many count as trial_overflow
+    no_call_penalty: float = 0.5
+    trial_overflow_penalty: float = 0.1  # per trial
+    repeated_failure_penalty: float = 0.1  # per repeat
+
+    def weights(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in COMPONENTS}
+
+    def enabled(self) -> list[str]:
+        return [name for name in COMPONENTS if getattr(self, name)]
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RewardConfig:
+        unknown = set(values) - set(asdict(cls()))
+        if unknown:
+            raise ValueError(f"unknown reward settings {sorted(unknown)}; known: {', '.join(asdict(cls()))}")
+        return cls(**values)
+
+
+@dataclass
+class EpisodeReward:
+    total: float
+    components: dict[str, float]  # unweighted, one per COMPONENTS name
+    guards: dict[str, int]  # how often each guard fired
+
+
+def guard_counts(row: dict, config: RewardConfig) -> dict[str, int]:
+    phases, errors = row["phases"], row["errors"]
+    calls = turn_calls(row)
+    repeats = sum(
+        1 for i in range(1, len(calls)) if calls[i][0] and calls[i] == calls[i - 1] and errors[i] and errors[i - 1]
+    )
+    return {
+        "no_call": int(not any(name for name, _ in calls)),
+        "trial_overflow": max(0, phases.count("trial") - config.max_trials),
+        "repeated_failure": repeats,
+    }
+
+
+def score_episode(row: dict, config: RewardConfig | None = None, max_turns: int = 8, problems: list[list[str]] | None = None) -> EpisodeReward:
+    """Score one finished episode.
+
+    Args:
+        row: a trace row (:func:`labkit.data.trajectory_row`).
+        config: weights and guard settings.
+        max_turns: the episode's turn budget, for the ``budget`` component.
+        problems: per-turn format slips from the rollout (:class:`labkit.rollout.Rollout`);
+            without them, only turns the environment could not read count as badly formatted.
+    """
+    config = config or RewardConfig()
+    phases, errors, called = row["phases"], row["errors"], row["tools_called"]
+    if problems is None:
+        problems = [["invalid"] if phase == "invalid" else [] for phase in phases]
+    executions = [error for phase, error in zip(phases, errors) if phase == "execution"]
+    trialled = {name for name, phase in zip(called, phases) if phase == "trial" and name}
+    used = any(name in trialled for name, phase, error in zip(called, phases, errors) if phase == "execution" and not error)
+    out_of_budget = row["end_reason"].startswith("budget")
+    guards = guard_counts(row, config)
+    components = {
+        "outcome": float(row["success"]),
+        "format": sum(not p for p in problems) / max(1, len(problems)),
+        "exec_errors": -sum(bool(e) for e in executions) / len(executions) if executions else 0.0,
+        "budget": -1.0 if out_of_budget else -min(1.0, len(phases) / max(1, max_turns)),
+        "trial_use": float(used),
+        "guards": -(
+            config.no_call_penalty * guards["no_call"]
+            + config.trial_overflow_penalty * guards["trial_overflow"]
+            + config.repeated_failure_penalty * guards["repeated_failure"]
+        ),
+    }
+    total = sum(config.weights()[name] * value for name, value in components.items())
+    return EpisodeReward(total, components, guards)
+
+
+def group_advantages(rewards: list[float], scale: bool = True) -> np.ndarray:
+    """GRPO's advantages for one group of rollouts of the same prompt, as TRL computes them (``scale_rewards="group"``)."""
+    r = np.asarray(rewards, dtype=float)
+    centred = r - r.mean()
+    return centred / (r.std(ddof=1) + 1e-4) if scale and r.size > 1 else centred

@@ -1,0 +1,540 @@
+"""GRPO in the live tool environment: TRL's GRPOTrainer, with the lab's rollout engine as its ``rollout_func``.
+
+    labkit rl --init data/adapters/sft-trial --profile cpu --out runs/rl-sft-trial
+
+Each step draws ``prompts_per_step`` training tasks (seen families, evolution
+levels 0-4, so the tools often differ from their docs) and plays each one
+``num_generations`` times as a whole live episode: trials, execution, errors,
+answer. The episodes are scored by :mod:`labkit.rewards`, and TRL turns each
+group's rewards into advantages and the policy-gradient loss.
+
+Why ``rollout_func`` with the lab's engine rather than TRL's own tool loop
+(``tools=`` / ``environment_factory=``): TRL renders tool docs from the methods
+it calls, so it cannot show the agent *stale* docs of a changed tool, which is
+the whole point of the evolved tasks; it has no turn, call or token budgets and
+no typed error observations; and it re-reads the whole transcript on every
+turn. The engine (:mod:`labkit.rollout`) is the one evaluation uses, so RL and
+evaluation play by the same rules, and it hands TRL the episode as token ids with
+an ownership mask: tokens the model sampled carry loss, the environment's (tool
+results, feedback, template glue) go to TRL as ``env_mask`` = 0 and carry none.
+
+The run folder becomes a policy (``labkit eval --policy RUN``): a LoRA adapter
+trained on top of the ``--init`` policy, which it names as its base.
+
+    RUN/adapter_model.safetensors, adapter_config.json, tokenizer files
+    RUN/checkpoints/checkpoint-N/   every save_steps; rerunning the command resumes from the newest
+    RUN/rollouts/step-00001.jsonl   every episode of every step, with its rewards and advantage
+    RUN/run_card.json, README.md    config, times, curves; written last
+    RUN/curves.png
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from labkit.data import trajectory_row
+from labkit.env import EnvConfig
+from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, uses_unsloth
+from labkit.profiles import get_profile
+from labkit.rewards import COMPONENTS, GUARDS, RewardConfig, score_episode
+from labkit.rollout import GenerationConfig, Rollout, rollout_batch
+from labkit.sft import CHECKPOINTS, RUN_CARD, bf16_ok, last_checkpoint, log_callback, read_run_card, report_backend, unsloth_lora
+from labkit.tasks import Task, load_tasks
+
+ROLLOUTS = "rollouts"
+SHIPPED_INIT = "data/adapters/sft-trial"  # the cpu profile starts from the shipped SFT-trial adapter
+
+
+@dataclass(frozen=True)
+class RLSize:
+    init: str
+    steps: int
+    prompts_per_step: int  # distinct tasks per step
+    num_generations: int  # episodes per task: the group GRPO compares
+    max_new_tokens: int  # per turn
+    max_turns: int
+    max_length: int  # tokens in a whole episode
+    learning_rate: float
+    beta: float  # KL to the init policy
+    temperature: float
+    save_steps: int
+
+
+# cpu: 16 episodes a step on SmolLM2-135M take about 100 s on 2 cores (about 55% generating, 45% training),
+# so 16 steps fit the ~30 minutes a workshop can spend.
+SIZES = {
+    "tiny": RLSize(TINY_NAME, 2, 2, 2, 16, 3, 1024, 1e-4, 0.02, 1.0, 1),
+    "cpu": RLSize(SHIPPED_INIT, 16, 2, 8, 64, 6, 1536, 5e-5, 0.02, 0.7, 2),
+    "gpu": RLSize("Qwen/Qwen2.5-0.5B-Instruct", 200, 8, 8, 192, 12, 4096, 1e-5, 0.02, 1.0, 25),
+    "multi-gpu": RLSize("Qwen/Qwen2.5-1.5B-Instruct", 400, 16, 8, 192, 12, 4096, 1e-5, 0.02, 1.0, 25),
+}
+
+
+@dataclass
+class RLRunConfig:
+    init: str | None = None  # the policy to start from; None: the profile's
+    profile: str = "cpu"
+    out: str = "runs/rl"
+    tasks: str = "data/tasks/train.jsonl"
+    steps: int | None = None  # None: the profile's, for this and every field below
+    prompts_per_step: int | None = None
+    num_generations: int | None = None
+    max_new_tokens: int | None = None
+    max_turns: int | None = None
+    max_length: int | None = None
+    learning_rate: float | None = None
+    beta: float | None = None
+    temperature: float | None = None
+    save_steps: int | None = None
+    micro_batch: int = 4  # episodes per forward/backward pass; a step's episodes are accumulated. Lower it if memory runs out
+    lora_r: int = 16
+    lora_alpha: int = 32
+    seed: int = 0
+    report_to: str = "tensorboard"
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+
+    def __post_init__(self) -> None:
+        size = SIZES[get_profile(self.profile).name]
+        for name, value in asdict(size).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if isinstance(self.rewards, dict):
+            self.rewards = RewardConfig.from_dict(self.rewards)
+        if self.num_generations < 2:
+            raise ValueError("num_generations must be at least 2: GRPO compares episodes within a group")
+        self.micro_batch = min(self.micro_batch, self.episodes_per_step)
+        if self.episodes_per_step % self.micro_batch:
+            raise ValueError(f"micro_batch ({self.micro_batch}) must divide the {self.episodes_per_step} episodes of a step")
+
+    @property
+    def episodes_per_step(self) -> int:
+        return self.prompts_per_step * self.num_generations
+
+    def command(self) -> str:
+        return f"labkit rl --init {self.init} --profile {self.profile} --steps {self.steps} --out {self.out}"
+
+    def env_config(self) -> EnvConfig:
+        return EnvConfig(max_turns=self.max_turns)
+
+    def generation(self, step: int) -> GenerationConfig:
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            batch_size=self.episodes_per_step,
+            max_length=self.max_length,
+            seed=self.seed * 100_003 + step,  # a different draw every step, the same on a rerun
+            logprobs=True,
+        )
+
+
+# ----------------------------------------------------------------------------- one episode, as TRL sees it
+
+
+@dataclass
+class EpisodeTokens:
+    """One rollout split the way GRPOTrainer wants it."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    env_mask: list[int]  # 1 where the model sampled the token (carries loss), 0 for the environment's tokens
+    logprobs: list[float]
+
+
+def episode_tokens(rollout: Rollout, eos_id: int) -> EpisodeTokens:
+    """Split an episode after its first prompt; drop what the environment added after the model's last token.
+
+    Those trailing tokens (the last tool result of an episode that ran out of turns) carry
+    no loss, so scoring them would only cost time. An ``<|im_end|>`` the engine added to a
+    truncated turn stays, so every completion ends as the template ends a turn.
+    """
+    n = rollout.prompt_length
+    ids, owner = rollout.token_ids, rollout.owner
+    last = max((i for i in range(n, len(ids)) if owner[i]), default=None)
+    if last is None:  # the prompt left no room for a turn: one masked token keeps TRL's shapes valid
+        return EpisodeTokens(ids[:n], [eos_id], [0], [0.0])
+    end = last + 2 if last + 1 < len(ids) and ids[last + 1] == eos_id else last + 1
+    logprobs = rollout.logprobs[n:end] if rollout.logprobs else [0.0] * (end - n)
+    return EpisodeTokens(ids[:n], ids[n:end], owner[n:end], logprobs)
+
+
+def loss_spans(tokens: EpisodeTokens, tokenizer) -> list[list]:
+    """The completion as ``[text, carried_loss]`` runs, for the trace viewer."""
+    spans: list[list] = []
+    start = 0
+    for i in range(1, len(tokens.completion_ids) + 1):
+        if i == len(tokens.completion_ids) or tokens.env_mask[i] != tokens.env_mask[start]:
+            text = tokenizer.decode(tokens.completion_ids[start:i], skip_special_tokens=False)
+            spans.append([text, bool(tokens.env_mask[start])])
+            start = i
+    return spans
+
+
+def turn_counts(row: dict) -> dict[str, float]:
+    phases = row["phases"]
+    turns = max(1, len(phases))
+    return {
+        "tool_call_rate": sum(p in ("trial", "execution") for p in phases) / turns,
+        "trials": float(phases.count("trial")),
+        "turns": float(len(phases)),
+        "success": float(row["success"]),
+    }
+
+
+class EpisodeRollouts:
+    """GRPOTrainer's ``rollout_func``: each prompt's task played as a live episode by the lab's rollout engine.
+
+    TRL passes only the prompts; the tasks come from the trainer (:func:`grpo_trainer_class`
+    records each batch's). Besides TRL's keys it returns ``reward_components`` for the
+    reward functions, and it keeps the batch's trace rows so the trainer can log them
+    with their advantages.
+    """
+
+    def __init__(self, config: RLRunConfig, tokenizer, catalog=None):
+        from labkit.tools import load_catalog
+
+        self.config, self.tokenizer = config, tokenizer
+        self.catalog = catalog or load_catalog()
+        self.eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.rows: list[dict] = []
+        self.last_rollouts: list[Rollout] = []
+        self.seconds = {"rollout": 0.0, "environment": 0.0}
+
+    def play(self, model, tasks: list[Task], step: int) -> list[Rollout]:
+        import torch
+
+        # Generation with the LoRA folded into the weights skips two small matmuls per layer per token.
+        merged = hasattr(model, "merge_adapter")
+        was_training = model.training
+        model.eval()
+        if merged:
+            model.merge_adapter()
+        try:
+            with torch.no_grad():
+                return rollout_batch(model, self.tokenizer, tasks, self.catalog, self.config.env_config(), self.config.generation(step), progress=False)
+        finally:
+            if merged:
+                model.unmerge_adapter()
+            model.train(was_training)
+
+    def __call__(self, prompts: list, trainer) -> dict:
+        tasks = trainer.batch_tasks
+        if len(tasks) != len(prompts):
+            raise RuntimeError(f"rollout_func got {len(prompts)} prompts for {len(tasks)} tasks")
+        started = time.perf_counter()
+        rollouts = self.play(trainer.model, tasks, trainer.state.global_step)
+        self.last_rollouts = rollouts
+        self.seconds = {"rollout": time.perf_counter() - started, "environment": sum(r.env_seconds for r in rollouts)}
+        split = [episode_tokens(r, self.eos_id) for r in rollouts]
+        self.rows = []
+        for rollout, tokens in zip(rollouts, split):
+            row = trajectory_row(rollout.trajectory, policy=f"rl:{self.config.out}")
+            score = score_episode(row, self.config.rewards, self.config.max_turns, rollout.problems)
+            row.update(reward=score.total, rewards=score.components, guards=score.guards, loss_spans=loss_spans(tokens, self.tokenizer))
+            self.rows.append(row)
+        self._log(trainer)
+        return {
+            "prompt_ids": [t.prompt_ids for t in split],
+            "completion_ids": [t.completion_ids for t in split],
+            "logprobs": [t.logprobs for t in split],
+            "env_mask": [t.env_mask for t in split],
+            "reward_components": [row["rewards"] for row in self.rows],
+        }
+
+    def _log(self, trainer) -> None:
+        metrics = trainer._metrics["train"]
+        for row in self.rows:
+            for name, value in turn_counts(row).items():
+                metrics[f"episode/{name}"].append(value)
+            for name in GUARDS:
+                metrics[f"guards/{name}"].append(float(row["guards"][name]))
+        metrics["time/rollout_s"].append(self.seconds["rollout"])
+        metrics["time/environment_s"].append(self.seconds["environment"])
+
+
+def reward_function(name: str) -> Callable:
+    """A TRL reward function for one component, so TRL weighs it and logs it under its own name."""
+
+    def reward(completions, reward_components, **unused):
+        return [components[name] for components in reward_components]
+
+    reward.__name__ = name
+    return reward
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+def grpo_trainer_class():
+    """GRPOTrainer that knows each batch's tasks and logs every episode; on CPU it also scores tokens from logits.
+
+    TRL 1.15 computes per-token log-probs with a fused LM head made of Triton kernels,
+    which the CPU torch wheel lacks (the same gap :func:`labkit.sft.sft_trainer_class`
+    fills for SFT). On CPU the subclass computes them from the model's logits with TRL's
+    own ``selective_log_softmax_and_entropy``.
+    """
+    import torch
+    from trl import GRPOTrainer
+    from trl.trainer import utils as trl_utils
+
+    class LabGRPOTrainer(GRPOTrainer):
+        def _generate_and_score_completions(self, inputs):
+            self.batch_tasks = [Task.from_row(json.loads(x["task"])) for x in inputs]
+            output = super()._generate_and_score_completions(inputs)
+            write_rollout_log(Path(self.args.output_dir).parent, self.state.global_step + 1, self.rollout_func.rows, output["advantages"].tolist(), self.num_generations)
+            return output
+
+    if torch.cuda.is_available() and trl_utils._ChunkedLogProbFunction is not None:
+        return LabGRPOTrainer
+
+    class LogitsGRPOTrainer(LabGRPOTrainer):
+        def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **unused):
+            batch_size = batch_size or input_ids.size(0)
+            logps, entropies = [], []
+            for start in range(0, input_ids.size(0), batch_size):
+                ids, mask = input_ids[start : start + batch_size], attention_mask[start : start + batch_size]
+                with self.accelerator.autocast():
+                    logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=logits_to_keep + 1, use_cache=False).logits
+                chosen, entropy = trl_utils.selective_log_softmax_and_entropy(
+                    logits[:, :-1].float(), ids[:, -logits_to_keep:], entropy_requires_grad=False, temperature=self.temperature
+                )
+                logps.append(chosen)
+                entropies.append(entropy)
+            return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
+
+    return LogitsGRPOTrainer
+
+
+def write_rollout_log(out: Path, step: int, rows: list[dict], advantages: list[float], group_size: int) -> Path:
+    """One JSONL file per step, written whole and renamed into place, so a killed run leaves no half step."""
+    folder = out / ROLLOUTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step-{step:05d}.jsonl"
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for i, (row, advantage) in enumerate(zip(rows, advantages)):
+            f.write(json.dumps({**row, "step": step, "group": i // group_size, "advantage": advantage}, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_rollout_log(out: str | Path) -> list[dict]:
+    rows = []
+    for path in sorted((Path(out) / ROLLOUTS).glob("step-*.jsonl")):
+        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows
+
+
+def prompt_dataset(config: RLRunConfig):
+    """One row per training task: the opening messages (what TRL logs) and the task itself."""
+    from datasets import Dataset
+
+    from labkit.protocol import SYSTEM_PROMPT
+
+    tasks = load_tasks(config.tasks)
+    return Dataset.from_list(
+        [{"prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": t.query}], "task": t.to_json()} for t in tasks]
+    )
+
+
+def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = True, on_log: Callable[[dict], None] | None = None):
+    import os
+
+    import torch
+    from peft import LoraConfig
+    from trl import GRPOConfig
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL 1.15, which we pin
+    cuda = torch.cuda.is_available()
+    weights = config.rewards.weights()
+    enabled = config.rewards.enabled()
+    if not enabled:
+        raise ValueError("every reward component has weight 0: switch at least one on (outcome is the one that matters)")
+    args = GRPOConfig(
+        output_dir=str(Path(config.out) / CHECKPOINTS),
+        max_steps=config.steps,
+        # One rollout of every episode in the step, then one optimizer step over them in micro-batches:
+        # the full-vocabulary logits of 16 long episodes at once do not fit in 24 GB.
+        per_device_train_batch_size=config.micro_batch,
+        gradient_accumulation_steps=config.episodes_per_step // config.micro_batch,
+        num_generations=config.num_generations,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="constant",
+        beta=config.beta,
+        temperature=config.temperature,
+        max_completion_length=config.max_length,
+        reward_weights=[weights[name] for name in enabled],
+        logging_steps=1,
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=not cuda,
+        bf16=bf16_ok(),
+        gradient_checkpointing=False,  # at 135M the activations fit; recomputing them costs ~30% on a CPU
+        report_to=report_backend(config.report_to),
+        disable_tqdm=not progress,
+    )
+    model, peft_config = loaded.model, None
+    if uses_unsloth(config.profile):
+        model = unsloth_lora(model, config.lora_r, config.lora_alpha, config.seed)
+    else:
+        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = grpo_trainer_class()(
+        model=model.train(),
+        reward_funcs=[reward_function(name) for name in enabled],
+        args=args,
+        train_dataset=prompt_dataset(config),
+        processing_class=loaded.tokenizer,
+        peft_config=peft_config,
+        rollout_func=EpisodeRollouts(config, loaded.tokenizer),
+    )
+    if on_log is not None:
+        trainer.add_callback(log_callback(on_log))
+    return trainer
+
+
+# ----------------------------------------------------------------------------- a run, resumable
+
+
+def drop_steps_after(out: Path, step: int) -> None:
+    """Forget the rollout logs of steps a resume will play again, so no step is logged twice."""
+    for path in (out / ROLLOUTS).glob("step-*.jsonl"):
+        if int(path.stem.split("-")[1]) > step:
+            path.unlink()
+
+
+def train_rl(config: RLRunConfig, progress: bool = True, on_log: Callable[[dict], None] | None = None, loaded: LoadedModel | None = None) -> dict:
+    """Train (or resume, or just return the finished run's card). Returns the run card."""
+    out = Path(config.out)
+    card = read_run_card(out)
+    if card is not None:
+        return card
+    if (out / ADAPTER_CONFIG).is_file() and not (out / CHECKPOINTS).is_dir():
+        raise FileExistsError(f"{out} holds a model that no `labkit rl` run made; choose another --out or delete the folder")
+    loaded = loaded or load_model(config.init, profile=config.profile)  # an adapter comes merged: GRPO's LoRA trains on top
+    trainer = build_trainer(config, loaded, progress, on_log)
+    resume = last_checkpoint(out)
+    drop_steps_after(out, int(Path(resume).name.split("-")[-1]) if resume else 0)
+    started = time.time()
+    trainer.train(resume_from_checkpoint=resume)
+    seconds = time.time() - started
+    trainer.model.save_pretrained(str(out), save_embedding_layers=False)
+    loaded.tokenizer.save_pretrained(str(out))
+    stack_on_init(out, config.init)
+    card = run_card(config, trainer, seconds, resume)
+    _write_card(out, card)
+    return card
+
+
+def stack_on_init(out: Path, init: str) -> None:
+    """Name the init policy as the adapter's base when it is itself an adapter, so loading rebuilds SFT + GRPO."""
+    if not (Path(init) / ADAPTER_CONFIG).is_file():
+        return
+    path = out / ADAPTER_CONFIG
+    adapter = json.loads(path.read_text())
+    adapter["base_model_name_or_path"] = str(init)
+    path.write_text(json.dumps(adapter, indent=2) + "\n")
+
+
+def step_history(trainer) -> list[dict]:
+    """One entry per logged step: reward, its components, success, trials, guards, KL and timings."""
+    keep = ("reward", "kl", "frac_reward_zero_std", "step_time", "loss")
+    history = []
+    for entry in trainer.state.log_history:
+        if "reward" not in entry:
+            continue
+        picked = {k: entry[k] for k in keep if k in entry}
+        picked.update({k: v for k, v in entry.items() if k.startswith(("rewards/", "episode/", "guards/", "time/"))})
+        history.append({"step": entry["step"], **picked})
+    return history
+
+
+def run_card(config: RLRunConfig, trainer, seconds: float, resumed_from: str | None) -> dict:
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    history = step_history(trainer)
+    last = history[-5:]
+
+    def mean(key: str, entries: list[dict]) -> float | None:
+        values = [e[key] for e in entries if e.get(key) is not None]
+        return sum(values) / len(values) if values else None
+
+    step_time = mean("step_time", history)
+    rollout_time = mean("time/rollout_s", history)
+    env_time = mean("time/environment_s", history)
+    return {
+        "command": config.command(),
+        "config": asdict(config),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "bf16": bool(trainer.args.bf16),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "steps": trainer.state.global_step,
+        "episodes_per_step": config.episodes_per_step,
+        "resumed_from": resumed_from,
+        "seconds": round(seconds, 1),
+        "seconds_per_step": step_time,
+        "time_shares": {
+            "generation": (rollout_time - env_time) / step_time if step_time and rollout_time is not None else None,
+            "environment": env_time / step_time if step_time and env_time is not None else None,
+            "training": 1 - rollout_time / step_time if step_time and rollout_time is not None else None,
+        },
+        "first_steps": {k: mean(k, history[:5]) for k in ("reward", "episode/success", "episode/trials", "episode/tool_call_rate")},
+        "last_steps": {k: mean(k, last) for k in ("reward", "episode/success", "episode/trials", "episode/tool_call_rate", "kl", "frac_reward_zero_std")},
+        "history": history,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__, "peft": peft.__version__},
+    }
+
+
+def _write_card(out: Path, card: dict) -> None:
+    from labkit.plots import rl_curves
+
+    rl_curves({Path(card["config"]["out"]).name: card["history"]}).savefig(out / "curves.png", dpi=110)
+    (out / "README.md").write_text(_card_markdown(card), encoding="utf-8")
+    tmp = out / f".{RUN_CARD}.tmp"
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(out / RUN_CARD)  # last, and atomic: its presence means the run is complete
+
+
+def format_number(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _card_markdown(card: dict) -> str:
+    c, first, last, shares = card["config"], card["first_steps"], card["last_steps"], card["time_shares"]
+    weights = ", ".join(f"{name} {c['rewards'][name]}" for name in COMPONENTS)
+    lines = [
+        f"# GRPO run from {c['init']}",
+        "",
+        f"Made with `{card['command']}`. Finished {card['finished']}.",
+        "",
+        "| what | value |",
+        "|:--|:--|",
+        f"| init policy | {c['init']} (LoRA r={c['lora_r']} alpha={c['lora_alpha']} on top) |",
+        f"| tasks | {c['tasks']} |",
+        f"| steps x episodes | {card['steps']} x {card['episodes_per_step']} ({c['prompts_per_step']} tasks x {c['num_generations']} episodes) |",
+        f"| episode limits | {c['max_turns']} turns, {c['max_new_tokens']} tokens a turn, {c['max_length']} tokens in all |",
+        f"| lr, KL beta, temperature | {c['learning_rate']}, {c['beta']}, {c['temperature']} |",
+        f"| reward weights | {weights} |",
+        f"| seed | {c['seed']} |",
+        f"| time | {card['seconds']} s on {card['device']}, {format_number(card['seconds_per_step'], 1)} s a step{' (resumed from ' + Path(card['resumed_from']).name + ')' if card['resumed_from'] else ''} |",
+        f"| share of a step | generation {format_number(shares['generation'], 2)}, environment {format_number(shares['environment'], 4)}, training {format_number(shares['training'], 2)} |",
+        f"| reward, first 5 steps -> last 5 | {format_number(first['reward'])} -> {format_number(last['reward'])} |",
+        f"| success | {format_number(first['episode/success'])} -> {format_number(last['episode/success'])} |",
+        f"| trials per episode | {format_number(first['episode/trials'])} -> {format_number(last['episode/trials'])} |",
+        f"| tool-call rate | {format_number(first['episode/tool_call_rate'])} -> {format_number(last['episode/tool_call_rate'])} |",
+        f"| KL (last 5 steps) | {format_number(last['kl'], 4)} |",
+        f"| groups with zero advantage (last 5) | {format_number(last['frac_reward_zero_std'], 2)} |",
+        "",
+        "![curves](curves.png)",
+        "",
+        "Evaluate it with `labkit eval --policy <this folder> --split evolved`; its episodes are in `rollouts/`.",
+        "",
+    ]
+    return "\n".join(lines)
