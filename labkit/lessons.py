@@ -6,7 +6,7 @@ import html
 import json
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from labkit.data import token_lengths, trajectory_row
 from labkit.env import Observation, ToolCall, ToolEnv, call_once, run_episode
@@ -18,6 +18,9 @@ from labkit.teach import TEACHER_ENV
 from labkit.teachers import GoldenTeacher, TrialTeacher
 from labkit.tools.registry import Catalog
 from labkit.toolset import Change, base_toolset
+
+if TYPE_CHECKING:  # torch stays out of `import labkit.lessons`
+    from labkit.rewards import RewardConfig
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ COURSE = [
     Stage("01_tool_world.py", "browse, call and evolve tools; sample tasks", "labkit tools list / tools evolve / tasks generate", ready=True),
     Stage("02_teacher_trajectories.py", "golden vs trial-and-execution trajectories", "labkit teach", ready=True),
     Stage("03_sft.py", "supervised fine-tuning on each kind of trajectory", "labkit sft / labkit ablation", ready=True),
-    Stage("04_rl_grpo.py", "GRPO in the live tool environment", "labkit rl"),
+    Stage("04_rl_grpo.py", "GRPO in the live tool environment: rewards, advantages, collapse modes, a short run", "labkit rl", ready=True),
     Stage("05_evaluation.py", "metrics, baselines, robustness curve, failure taxonomy", "labkit eval", ready=True),
 ]
 
@@ -345,3 +348,336 @@ def report_parts(report) -> tuple[str, list]:
     lines = report.read_text(encoding="utf-8").splitlines()[1:]
     images = [report.parent / line.split("](", 1)[1].rstrip(")") for line in lines if line.startswith("![")]
     return "\n".join(line for line in lines if not line.startswith("![")), [p for p in images if p.is_file()]
+
+
+# ----------------------------------------------------------------------------- notebook 04: GRPO
+
+REWARD_MEANINGS = {
+    "outcome": "1 when the answer checks out, else 0: the one that matters",
+    "format": "share of turns written in the lab's format (a phase tag, one call or an answer, valid JSON, finished in time)",
+    "exec_errors": "minus the share of execution-phase calls that failed (failed trials are free: that is how a trial learns)",
+    "budget": "minus the share of the turn budget used; -1 for running out of it",
+    "trial_use": "1 when a tool that was tried is later called successfully to execute",
+    "guards": "minus the penalties for gaming the others: no tool call at all, trials past the limit, a failing call repeated",
+}
+
+# The notebook's short run, per profile: a few steps over the profile's RL size (cpu: 2 tasks x 4 episodes a step, about 10 minutes).
+NOTEBOOK_RL = {"tiny": {"steps": 2}, "cpu": {"steps": 4, "prompts_per_step": 2}, "gpu": {"steps": 40}, "multi-gpu": {"steps": 40}}
+SHIPPED_RL = "sft-trial-grpo"  # the GRPO run shipped in data/adapters/, for machines too slow to train in class
+COLLAPSE_MAX_TURNS = 6  # the turn budget tests/test_rewards.py checks the hackers at: room for the trial farmer to pass max_trials
+
+
+def rl_init(profile: str, adapters_root: str | None = None) -> tuple[str, str]:
+    """The policy GRPO starts from at this profile, and a sentence saying which.
+
+    At the cpu size that is the shipped SFT-trial adapter (found under ``adapters_root``, so it
+    works from any folder); without it, the base model (the GRPO-only arm).
+    """
+    from labkit.profiles import get_profile
+    from labkit.rl import SHIPPED_INIT, SIZES
+
+    profile_ = get_profile(profile)
+    init = SIZES[profile_.name].init
+    if init != SHIPPED_INIT:
+        return init, f"GRPO starts from `{init}`, the {profile_.name} profile's model."
+    folder = shipped_adapter("sft-trial", adapters_root)
+    if folder is not None:
+        return folder, "GRPO starts from the shipped SFT-trial adapter (notebook 03): SFT first, then RL."
+    return profile_.model, (
+        f"The shipped SFT-trial adapter is not in `{adapters_root or SHIPPED_ADAPTERS}/sft-trial`, so GRPO starts from the base "
+        f"model `{profile_.model}` (the GRPO-only arm). Run `labkit ablation --profile cpu --ship data/adapters` to make it."
+    )
+
+
+@dataclass
+class Group:
+    """One GRPO group: one task played several times by one policy, the way training plays it."""
+
+    task: Task
+    rows: list[dict]  # trace rows (labkit.data.trajectory_row), one per episode
+    problems: list[list[list[str]]]  # per episode, per turn: the format slips the rollout engine saw
+    max_turns: int
+
+
+def group_size(profile: str) -> int:
+    """Episodes per group in the profile's GRPO runs: what the playground plays at first."""
+    from labkit.profiles import get_profile
+    from labkit.rl import SIZES
+
+    return SIZES[get_profile(profile).name].num_generations
+
+
+def task_options(tasks: list[Task], n: int = 12) -> dict[str, int]:
+    """``{label: index}`` for a dropdown of the first ``n`` tasks; the label says whether the tools changed."""
+    return {f"{t.query[:70]} (level {t.level})": i for i, t in enumerate(tasks[:n])}
+
+
+def play_group(loaded, task: Task, n: int, profile: str, seed: int = 0, catalog: Catalog | None = None) -> Group:
+    """Play ``task`` ``n`` times with a model through the rollout engine, with the RL size's budgets and temperature."""
+    from labkit.env import EnvConfig
+    from labkit.profiles import get_profile
+    from labkit.rl import SIZES
+    from labkit.rollout import GenerationConfig, rollout_batch
+
+    size = SIZES[get_profile(profile).name]
+    gen = GenerationConfig(
+        max_new_tokens=size.max_new_tokens, temperature=size.temperature, batch_size=n, max_length=size.max_length, seed=seed
+    )
+    rollouts = rollout_batch(loaded.model, loaded.tokenizer, [task] * n, catalog, EnvConfig(max_turns=size.max_turns), gen, progress=False)
+    return Group(task, [trajectory_row(r.trajectory, loaded.name) for r in rollouts], [r.problems for r in rollouts], size.max_turns)
+
+
+def reward_config(weights: dict[str, float], switches: dict[str, bool] | None = None, **guard_settings) -> RewardConfig:
+    """The reward the playground's widgets describe: a component switched off weighs 0."""
+    from labkit.rewards import RewardConfig
+
+    switches = switches or {}
+    return RewardConfig.from_dict({name: (weight if switches.get(name, True) else 0.0) for name, weight in weights.items()} | guard_settings)
+
+
+def _round(value: float) -> float:
+    return round(value, 3) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _steps_text(row: dict) -> str:
+    return " → ".join(f"{p} ✗" if e else p for p, e in zip(row["phases"], row["errors"])) or "(nothing)"
+
+
+def score_group(group: Group, config: RewardConfig) -> list[dict]:
+    """One row per episode: what it did, each component's weighted share of the reward, the reward, and its advantage.
+
+    The weighted shares add up to the reward; the advantages are GRPO's: the group's rewards centred and scaled.
+    """
+    from labkit.rewards import COMPONENTS, group_advantages, score_episode
+
+    scores = [score_episode(row, config, group.max_turns, problems) for row, problems in zip(group.rows, group.problems)]
+    advantages = group_advantages([s.total for s in scores])
+    weights = config.weights()
+    return [
+        {
+            "episode": i + 1,
+            "turns": _steps_text(row),
+            "answer": row["answer"][:40],
+            "solved": bool(row["success"]),
+            **{name: _round(weights[name] * score.components[name]) for name in COMPONENTS},
+            "reward": _round(score.total),
+            "advantage": _round(float(advantage)),
+            "guards fired": ", ".join(f"{g} ×{n}" for g, n in score.guards.items() if n) or "-",
+        }
+        for i, (row, score, advantage) in enumerate(zip(group.rows, scores, advantages))
+    ]
+
+
+def scaled_weights_check(group: Group, config: RewardConfig, factor: float = 2.0) -> tuple[list[float], list[float]]:
+    """The group's advantages under ``config`` and under every weight times ``factor``: GRPO's scaling cancels it."""
+    from dataclasses import replace
+
+    from labkit.rewards import COMPONENTS
+
+    scaled = replace(config, **{name: getattr(config, name) * factor for name in COMPONENTS})
+    return [r["advantage"] for r in score_group(group, config)], [r["advantage"] for r in score_group(group, scaled)]
+
+
+def group_chart(table: list[dict]):
+    """Left: each episode's reward as stacked weighted components, the total as a dot. Right: its advantage."""
+    from matplotlib.figure import Figure
+
+    from labkit.rewards import COMPONENTS
+
+    colours = dict(zip(COMPONENTS, ("#16a34a", "#3b82f6", "#dc2626", "#f59e0b", "#7c3aed", "#6b7280")))
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    rewards_ax, advantages_ax = fig.subplots(1, 2)
+    episodes = [str(r["episode"]) for r in table]
+    up, down = [0.0] * len(table), [0.0] * len(table)
+    for name in COMPONENTS:
+        values = [r[name] for r in table]
+        bottoms = [u if v >= 0 else d for v, u, d in zip(values, up, down)]
+        rewards_ax.bar(episodes, values, bottom=bottoms, color=colours[name], label=name)
+        up = [u + max(v, 0) for u, v in zip(up, values)]
+        down = [d + min(v, 0) for d, v in zip(down, values)]
+    rewards_ax.plot(episodes, [r["reward"] for r in table], "ko", label="reward")
+    rewards_ax.axhline(0, color="black", linewidth=0.5)
+    rewards_ax.set(title="reward = sum of weighted components", xlabel="episode")
+    rewards_ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    advantages = [r["advantage"] for r in table]
+    advantages_ax.bar(episodes, advantages, color=["#16a34a" if a > 0 else "#dc2626" for a in advantages])
+    advantages_ax.axhline(0, color="black", linewidth=0.5)
+    advantages_ax.set(title="advantage (pushed up if > 0, down if < 0)", xlabel="episode")
+    return fig
+
+
+# The collapse modes: crafted policies that game the reward, next to the two honest teachers.
+
+
+def collapse_policies() -> dict[str, object]:
+    from labkit.policies import GuessingPolicy, RepeatingFailurePolicy, TrialFarmingPolicy
+
+    return {
+        "trial teacher": TrialTeacher(),
+        "golden teacher": GoldenTeacher(),
+        "guesser": GuessingPolicy(),
+        "trial farmer": TrialFarmingPolicy(),
+        "repeater": RepeatingFailurePolicy(),
+    }
+
+
+def collapse_episodes(catalog: Catalog, tasks: list[Task], max_turns: int = COLLAPSE_MAX_TURNS) -> dict[str, list[dict]]:
+    """Every policy of :func:`collapse_policies` on every task, in the real environment: ``{policy: trace rows}``."""
+    from labkit.env import EnvConfig
+
+    env = ToolEnv(catalog, EnvConfig(max_turns=max_turns))
+    try:
+        return {name: [trajectory_row(run_episode(env, policy, task), name) for task in tasks] for name, policy in collapse_policies().items()}
+    finally:
+        env.close()
+
+
+def collapse_table(episodes: dict[str, list[dict]], config: RewardConfig, max_turns: int = COLLAPSE_MAX_TURNS) -> list[dict]:
+    """Mean reward of each policy under ``config`` with its guards off and on, next to its success rate."""
+    from dataclasses import replace
+
+    from labkit.rewards import score_episode
+
+    settings = {"off": replace(config, guards=0.0), "on": replace(config, guards=config.guards or 1.0)}
+    table = []
+    for name, rows in episodes.items():
+        entry = {"policy": name, "success": _round(sum(r["success"] for r in rows) / len(rows))}
+        for guards, setting in settings.items():
+            entry[f"reward, guards {guards}"] = _round(sum(score_episode(r, setting, max_turns).total for r in rows) / len(rows))
+        table.append(entry)
+    return table
+
+
+def best_cheat(table: list[dict], guards: str = "off") -> str:
+    """``"guesser"`` when answering at once outscores the honest golden teacher, else ``"golden teacher"``."""
+    reward = {r["policy"]: r[f"reward, guards {guards}"] for r in table}
+    return "guesser" if reward["guesser"] > reward["golden teacher"] else "golden teacher"
+
+
+def collapse_chart(table: list[dict]):
+    """Mean reward per policy, guards off beside guards on."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3.2), layout="constrained")
+    ax = fig.subplots()
+    x = range(len(table))
+    for offset, (guards, colour) in zip((-0.2, 0.2), (("off", "#f59e0b"), ("on", "#3b82f6"))):
+        values = [r[f"reward, guards {guards}"] for r in table]
+        bars = ax.bar([i + offset for i in x], values, width=0.4, color=colour, label=f"guards {guards}")
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7)
+    ax.set_xticks(list(x), [r["policy"] for r in table])
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set_ylabel("mean reward per episode")
+    ax.set_title("Honest agents and reward hackers on changed tools")
+    ax.legend(fontsize=8)
+    return fig
+
+
+# A short GRPO run, with live curves.
+
+
+def notebook_rl_config(profile: str, data_dir, out_root: str = "runs/notebook-rl"):
+    """The notebook's short GRPO run: the profile's RL size, a few steps, from :func:`rl_init`'s policy."""
+    from pathlib import Path
+
+    from labkit.profiles import get_profile
+    from labkit.rl import RLRunConfig
+
+    name = get_profile(profile).name
+    data_dir = Path(data_dir)
+    init, _ = rl_init(name, str(data_dir / "adapters"))
+    return RLRunConfig(init=init, profile=name, out=f"{out_root}/{name}/{SHIPPED_RL}", tasks=str(data_dir / "tasks" / "train.jsonl"), **NOTEBOOK_RL[name])
+
+
+def shipped_rl_status(profile: str, root: str | None = None) -> tuple[str | None, str]:
+    """The shipped GRPO run's folder (None when it is missing or trained for another model), and a sentence saying so."""
+    from labkit.profiles import get_profile
+
+    where = f"{root or SHIPPED_ADAPTERS}/{SHIPPED_RL}"
+    if get_profile(profile).name != "cpu":
+        return None, f"*The shipped GRPO run was trained at the cpu profile; at the {profile} profile the cell below trains its own.*"
+    folder = shipped_adapter(SHIPPED_RL, root)
+    if folder is None:
+        return None, (
+            f"*No shipped GRPO run in `{where}` yet, so the cell below trains one. To ship one: "
+            f"`labkit rl --init data/adapters/sft-trial --profile cpu --out {SHIPPED_ADAPTERS}/{SHIPPED_RL}`.*"
+        )
+    return folder, f"*The shipped GRPO run is in `{where}`: tick the box to show its curves instead of training.*"
+
+
+def live_rl(show: Callable[[list, dict], None]) -> tuple[list, Callable[[dict], None]]:
+    """A ``train_rl(on_log=...)`` callback that keeps one history entry per step and calls ``show(history, logs)`` on each."""
+    history: list = []
+
+    def on_log(logs: dict) -> None:
+        if "reward" in logs:
+            history.append({k: v for k, v in logs.items() if k != "max_steps"})
+            show(history, logs)
+
+    return history, on_log
+
+
+def progress_line(logs: dict) -> str:
+    """One line per GRPO step, for script mode (which shows no widgets) and above the live plot."""
+    return (
+        f"step {logs['step']}/{logs.get('max_steps', '?')}: reward {logs['reward']:.3f}, success {logs.get('episode/success', 0):.2f}, "
+        f"trials/episode {logs.get('episode/trials', 0):.2f}, groups with one reward {logs.get('frac_reward_zero_std', 0):.0%}"
+    )
+
+
+def run_history(folder) -> list[dict] | None:
+    """A finished GRPO run's per-step history from its ``run_card.json``, or None when the card or its history is missing."""
+    from labkit.sft import read_run_card
+
+    card = read_run_card(folder) if folder else None
+    if card is None:
+        return None
+    return card.get("history") or None
+
+
+def history_table(history: list[dict]) -> list[dict]:
+    """One row per step: the reward, its components' means, success, trials, tool-call rate, guards fired, KL."""
+    from labkit.rewards import COMPONENTS, GUARDS
+
+    table = []
+    for entry in history:
+        row = {"step": entry["step"], "reward": entry.get("reward")}
+        row |= {name: entry.get(f"rewards/{name}/mean") for name in COMPONENTS}
+        row |= {"success": entry.get("episode/success"), "trials": entry.get("episode/trials"), "tool calls/turn": entry.get("episode/tool_call_rate")}
+        row |= {f"guard {g}": entry.get(f"guards/{g}") for g in GUARDS}
+        row |= {"KL": entry.get("kl"), "groups with one reward": entry.get("frac_reward_zero_std")}
+        table.append({k: _round(v) if isinstance(v, float) else v for k, v in row.items()})
+    return table
+
+
+def zero_spread_share(history: list[dict]) -> float:
+    """Share of the run's groups whose episodes all got the same reward: GRPO learns nothing from those."""
+    values = [e["frac_reward_zero_std"] for e in history if e.get("frac_reward_zero_std") is not None]
+    return sum(values) / len(values) if values else 0.0
+
+
+def logged_group(folder) -> list[dict]:
+    """The last step's first group from a run's rollout log, as the trainer scored it: weighted components, reward, TRL's advantage."""
+    from labkit.rewards import COMPONENTS, RewardConfig
+    from labkit.rl import read_rollout_log
+    from labkit.sft import read_run_card
+
+    rows = read_rollout_log(folder) if folder else []
+    if not rows:
+        return []
+    card = read_run_card(folder)
+    weights = (RewardConfig.from_dict(card["config"]["rewards"]) if card else RewardConfig()).weights()
+    last = max(r["step"] for r in rows)
+    group = [r for r in rows if r["step"] == last and r["group"] == 0]
+    return [
+        {
+            "episode": i + 1,
+            "step": r["step"],
+            "turns": _steps_text(r),
+            "solved": bool(r["success"]),
+            **{name: _round(weights[name] * r["rewards"][name]) for name in COMPONENTS},
+            "reward": _round(r["reward"]),
+            "advantage": _round(r["advantage"]),
+        }
+        for i, r in enumerate(group)
+    ]

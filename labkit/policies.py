@@ -178,3 +178,65 @@ class RandomPolicy:
         if self.calls:
             return self.calls.pop(0)
         return Answer("unknown" if self.guess is None else format_answer(self.guess))
+
+
+# ----------------------------------------------------------------------------- reward hackers
+#
+# Three policies that game an episode reward instead of solving the task, crafted on purpose:
+# each is what a GRPO policy drifts towards when a reward pays for the wrong thing
+# (``labkit.rewards`` guards against all three; notebook 04 shows them with guards on and off).
+
+
+class GuessingPolicy:
+    """Answers at once, without a single tool call.
+
+    No call can fail and no turn is wasted, so a reward that only punishes failed calls
+    and long episodes pays it more than an honest agent whose calls fail on changed tools.
+    The ``no_call`` guard is there for it.
+    """
+
+    name = "hack:guess"
+
+    def __init__(self, guess: str = "42"):
+        self.guess = guess
+
+    def reset(self, task: Task, docs: list[dict]) -> None:
+        pass
+
+    def act(self, observation: Observation | None) -> Action:
+        return Answer(self.guess)
+
+
+class TrialFarmingPolicy:
+    """Calls the first documented tool as a trial, with no arguments, until the turn budget runs out.
+
+    Failed trials never count as execution errors, so a reward that punishes only failed
+    *execution* calls leaves trials free. The ``trial_overflow`` guard is there for it.
+    """
+
+    name = "hack:trial-farm"
+
+    def reset(self, task: Task, docs: list[dict]) -> None:
+        self.tool = docs[0]["function"]["name"]
+
+    def act(self, observation: Observation | None) -> Action:
+        return ToolCall(self.tool, {}, phase="trial")
+
+
+class RepeatingFailurePolicy:
+    """Sends the same failing call (the first documented tool, no arguments) again and again.
+
+    It ignores what the error says, the opposite of the habit the lab teaches. The
+    ``repeated_failure`` guard is there for it.
+    """
+
+    name = "hack:repeat"
+
+    def reset(self, task: Task, docs: list[dict]) -> None:
+        self.tool = docs[0]["function"]["name"]
+
+    def act(self, observation: Observation | None) -> Action:
+        return ToolCall(self.tool, {}, phase="execution")
+
+
+REWARD_HACKERS = (GuessingPolicy, TrialFarmingPolicy, RepeatingFailurePolicy)

@@ -1,0 +1,372 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium")
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # 04 · Reinforcement learning with GRPO
+
+    **By the end of this notebook you will be able to**
+
+    1. say what each component of the lab's episode reward pays for, and switch components on and off;
+    2. read a GRPO group: one task played several times, each episode's reward, and the advantage GRPO turns it into;
+    3. show how a policy can game a reward (guessing, farming trials, repeating a failing call) and how the guards stop it;
+    4. run a short GRPO training run in the live tool environment and read its reward, success and trial curves.
+
+    The command-line twin of this notebook is `labkit rl`.
+    """)
+    return
+
+
+@app.cell
+def _():
+    import marimo as mo
+
+    from labkit import lessons, plots
+    from labkit.models import load_model
+    from labkit.profiles import resolve_profile
+    from labkit.rewards import COMPONENTS, RewardConfig
+    from labkit.rl import train_rl
+    from labkit.tasks import load_tasks
+    from labkit.tools import load_catalog
+
+    data_dir = mo.notebook_dir().parent / "data"
+    return COMPONENTS, RewardConfig, data_dir, lessons, load_catalog, load_model, load_tasks, mo, plots, resolve_profile, train_rl
+
+
+@app.cell
+def _(mo, resolve_profile):
+    profile = resolve_profile(mo.cli_args().get("profile"), argv=[])
+    print(f"profile: {profile.name} (model: {profile.model})")
+    return (profile,)
+
+
+@app.cell(hide_code=True)
+def _(lessons, mo):
+    mo.md(
+        "## 1. GRPO in one paragraph\n\n"
+        "SFT (notebook 03) copied a teacher. RL lets the model act and rewards what worked. **GRPO** (Group Relative "
+        "Policy Optimization) plays each task several times, a *group* of episodes, scores every episode, and compares "
+        "each score with the rest of its group: its **advantage** is its reward minus the group's mean, divided by the "
+        "group's spread. The tokens of better-than-average episodes are made more likely, those of worse ones less "
+        "likely. No second network judges the episodes: the group is the baseline. Here an episode is a whole live "
+        "episode, trials, errors and all, in the same environment evaluation uses.\n\n"
+        "The reward is a weighted sum of named components (`labkit/rewards.py`):\n\n"
+        "| component | what it pays for |\n|:--|:--|\n"
+        + "\n".join(f"| `{name}` | {meaning} |" for name, meaning in lessons.REWARD_MEANINGS.items())
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 2. The reward playground
+
+    The model GRPO starts from plays one training task a few times at the sampling temperature training uses,
+    so the episodes differ. Pick a task, then switch reward components on and off and move their weights:
+    the episodes stay the same, their rewards and advantages change.
+    """)
+    return
+
+
+@app.cell
+def _(data_dir, lessons, load_model, load_tasks, mo, profile):
+    init, init_note = lessons.rl_init(profile.name, str(data_dir / "adapters"))
+    with mo.status.spinner(title=f"Loading {init}..."):
+        policy = load_model(init, profile=profile.name)
+    tasks = load_tasks(str(data_dir / "tasks" / "train.jsonl"))
+    print(f"policy: {init}")
+    mo.md(init_note)
+    return init_note, policy, tasks
+
+
+@app.cell
+def _(lessons, mo, profile, tasks):
+    task_options = lessons.task_options(tasks)
+    task_pick = mo.ui.dropdown(options=task_options, value=next(iter(task_options)), label="task")
+    group_size = mo.ui.slider(2, 8, value=lessons.group_size(profile.name), label="episodes in the group", show_value=True)
+    draw = mo.ui.number(start=0, stop=999, value=0, label="seed")
+    mo.vstack([task_pick, mo.hstack([group_size, draw], justify="start")])
+    return draw, group_size, task_pick
+
+
+@app.cell
+def _(draw, group_size, lessons, mo, policy, profile, task_pick, tasks):
+    with mo.status.spinner(title=f"Playing the task {group_size.value} times (a minute or two on a laptop CPU)..."):
+        group = lessons.play_group(policy, tasks[task_pick.value], group_size.value, profile.name, seed=draw.value)
+    print(f"played {len(group.rows)} episodes of {group.task.id}")
+    return (group,)
+
+
+@app.cell
+def _(COMPONENTS, RewardConfig, mo):
+    defaults = RewardConfig()
+    switches = mo.ui.dictionary({name: mo.ui.switch(value=True, label=name) for name in COMPONENTS})
+    weights = mo.ui.dictionary({name: mo.ui.slider(0.0, 2.0, step=0.05, value=getattr(defaults, name), label="weight", show_value=True) for name in COMPONENTS})
+    mo.vstack([mo.md("**Reward components**: switch, weight")] + [mo.hstack([switches[name], weights[name]], justify="start") for name in COMPONENTS])
+    return switches, weights
+
+
+@app.cell
+def _(group, lessons, mo, switches, weights):
+    reward = lessons.reward_config(weights.value, switches.value)
+    group_table = lessons.score_group(group, reward)
+    mo.vstack(
+        [
+            mo.md(f"**Task**: {group.task.query} (gold answer: `{group.task.answer}`, evolution level {group.task.level})"),
+            lessons.group_chart(group_table),
+            mo.ui.table(group_table, selection=None),
+        ]
+    )
+    return group_table, reward
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    Each column is one component times its weight; they add up to the reward. `turns` lists what the episode did
+    (✗ marks a turn whose call failed or could not be read). Things to try:
+
+    - switch **everything but `outcome`** off: in a group where no episode solves the task, every advantage is 0.
+      GRPO learns nothing from a group whose episodes all score the same;
+    - switch `outcome` off and raise `format`: now the best-*formatted* episode is pushed up, solved or not;
+    - raise `exec_errors`: episodes that fail after trying are punished more than episodes that never try at all.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    scale_guess = mo.ui.radio(
+        options=["they double", "they stay the same", "they halve"],
+        label="**Predict, then run.** Double every weight. What happens to the advantages?",
+    )
+    scale_guess
+    return (scale_guess,)
+
+
+@app.cell
+def _(group, lessons, mo, reward, scale_guess):
+    before, after = lessons.scaled_weights_check(group, reward)
+    mo.md(
+        lessons.grade_prediction(
+            scale_guess.value,
+            "they stay the same",
+            f"Advantages now: {before}; with every weight doubled: {after}. Doubling every reward doubles the group's mean "
+            "and its spread, and GRPO divides one by the other, so only the *ranking and relative gaps* inside a group "
+            "matter, never the reward's scale. What does matter is the balance between components.",
+        )
+    )
+    return
+
+
+@app.cell
+def _(group, mo):
+    episode_pick = mo.ui.dropdown(options={f"episode {i + 1}": i for i in range(len(group.rows))}, value="episode 1", label="read one episode")
+    episode_pick
+    return (episode_pick,)
+
+
+@app.cell
+def _(episode_pick, group, lessons, mo):
+    mo.Html(lessons.transcript_html(group.rows[episode_pick.value]))
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 3. Collapse modes, shown on purpose
+
+    An RL policy optimises the reward you wrote, not the one you meant. If some behaviour earns more than honest
+    work, the policy drifts to it and the run *collapses*: reward goes up, tool use and success go down.
+    Three crafted policies do on purpose what a GRPO run finds by accident (`labkit/policies.py`):
+
+    - the **guesser** answers "42" at once: no call can fail, no turn is wasted;
+    - the **trial farmer** calls the first tool as a *trial*, over and over: failed trials are free;
+    - the **repeater** sends the same failing call again and again, ignoring what the error says.
+
+    Below, they play 30 evaluation tasks whose tools changed, next to the two scripted teachers, and each is scored
+    by **your** weights from the playground, once with the guards off and once with them on.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    cheat_guess = mo.ui.radio(
+        options=["golden teacher", "guesser"],
+        label="**Predict, then run.** With the guards off, who earns more reward on changed tools: the golden teacher "
+        "(makes the documented calls honestly) or the guesser (answers 42 at once)?",
+    )
+    cheat_guess
+    return (cheat_guess,)
+
+
+@app.cell
+def _(data_dir, lessons, load_catalog, load_tasks):
+    collapse = lessons.collapse_episodes(load_catalog(), load_tasks(str(data_dir / "tasks" / "evolved.jsonl"))[:30])
+    print(f"played {sum(map(len, collapse.values()))} scripted episodes")
+    return (collapse,)
+
+
+@app.cell
+def _(collapse, lessons, mo, reward):
+    collapse_rows = lessons.collapse_table(collapse, reward)
+    mo.vstack([lessons.collapse_chart(collapse_rows), mo.ui.table(collapse_rows, selection=None)])
+    return (collapse_rows,)
+
+
+@app.cell
+def _(cheat_guess, collapse_rows, lessons, mo):
+    mo.md(
+        lessons.grade_prediction(
+            cheat_guess.value,
+            lessons.best_cheat(collapse_rows),
+            "Under your current weights. With the default ones the guesser wins: the golden teacher calls changed tools "
+            "the documented way, its calls fail, `exec_errors` charges for the failures and `budget` for the turns they "
+            "take, while the guesser never calls anything, so nothing of its can fail, and it is done in one turn. GRPO "
+            "would push a policy from honest calls to guessing. The `no_call` guard charges an episode without a tool call, and with it on the guesser falls "
+            "below both teachers; `trial_overflow` and `repeated_failure` do the same for the farmer and the repeater. "
+            "The trial teacher wins either way: it learns the changed tool from its trials and solves the task.",
+        )
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    Two more collapse modes show up in a real run's curves rather than in one policy:
+
+    - **no signal**: when every episode of a group scores the same (all fail, say), every advantage is 0 and the
+      group teaches nothing. The curves call it *groups with one reward*. A base model that never calls a tool well
+      gives GRPO almost nothing but such groups; that is why the lab fine-tunes first (SFT) and runs GRPO after;
+    - **drift**: the policy wanders far from where it started and forgets the format. GRPO's KL term (`beta`) holds it
+      near the starting policy; the curves log the KL.
+    """)
+    return
+
+
+@app.cell
+def _(data_dir, lessons, profile):
+    rl_config = lessons.notebook_rl_config(profile.name, data_dir)
+    return (rl_config,)
+
+
+@app.cell(hide_code=True)
+def _(mo, rl_config):
+    mo.md(f"""
+    ## 4. A short GRPO run
+
+    `train_rl` runs TRL's `GRPOTrainer` with the lab's rollout engine as its `rollout_func`: each step plays a
+    group of live episodes for each of a few training tasks, scores them with the default reward (guards on), and
+    takes one LoRA step. The tokens the model wrote carry the loss; the tool replies it read carry none.
+
+    This run: **{rl_config.steps} steps** of {rl_config.prompts_per_step} tasks × {rl_config.num_generations} episodes,
+    from `{rl_config.init}`, into `{rl_config.out}`. At the cpu profile that takes about 10 minutes on two free cores
+    (longer on a busy machine); at the tiny profile, seconds. The run checkpoints as it goes: stop it, run the cell
+    again, and it resumes. Once it has finished, running the cell again reads its card back at once.
+    """)
+    return
+
+
+@app.cell
+def _(data_dir, lessons, mo, profile):
+    shipped_rl, shipped_note = lessons.shipped_rl_status(profile.name, str(data_dir / "adapters"))
+    use_shipped = mo.ui.checkbox(value=False, label="use the shipped GRPO run (no training)", disabled=shipped_rl is None)
+    mo.vstack([use_shipped, mo.md(shipped_note)])
+    return shipped_rl, use_shipped
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    spread_guess = mo.ui.radio(
+        options=["almost none", "about half", "almost all"],
+        label="**Predict, then run.** In this short run, what share of groups will have every episode scored the same (and so teach nothing)?",
+    )
+    spread_guess
+    return (spread_guess,)
+
+
+@app.cell
+def _(lessons, mo, plots, rl_config, shipped_rl, train_rl, use_shipped):
+    if use_shipped.value:
+        rl_run = shipped_rl
+    else:
+
+        def show(history, logs):
+            print(lessons.progress_line(logs))  # script mode shows no widgets
+            mo.output.replace(mo.vstack([mo.md(f"**GRPO** {lessons.progress_line(logs)}"), plots.rl_curves({"this run": history})]))
+
+        _history, on_log = lessons.live_rl(show)
+        train_rl(rl_config, progress=False, on_log=on_log)
+        rl_run = rl_config.out
+    rl_history = lessons.run_history(rl_run)
+    mo.output.replace(
+        plots.rl_curves({"shipped run" if use_shipped.value else "this run": rl_history})
+        if rl_history
+        else mo.md(f"*The run in `{rl_run}` has no per-step history in its `run_card.json`.*")
+    )
+    return rl_history, rl_run
+
+
+@app.cell
+def _(lessons, mo, rl_history):
+    mo.ui.table(lessons.history_table(rl_history or []), selection=None, label="per step: the reward's components are means, unweighted")
+    return
+
+
+@app.cell
+def _(lessons, mo, rl_history, spread_guess):
+    zero_share = lessons.zero_spread_share(rl_history or [])
+    mo.md(
+        lessons.grade_prediction(
+            spread_guess.value,
+            lessons.closest_label(zero_share, {"almost none": 0.0, "about half": 0.5, "almost all": 1.0}),
+            f"In this run {zero_share:.0%} of groups had a single reward. The tiny model writes noise, so all its episodes "
+            "score alike and GRPO has nothing to compare. The SFT-trial adapter already calls tools, sometimes well, "
+            "so its groups differ and GRPO can rank them. More episodes per group, or a warmer temperature, make "
+            "single-reward groups rarer, at the price of more generation.",
+        )
+    )
+    return
+
+
+@app.cell
+def _(lessons, mo, rl_run):
+    logged = lessons.logged_group(rl_run)
+    mo.vstack(
+        [
+            mo.md(
+                "**One group from the run**, as the trainer scored it: the weighted components, the reward and TRL's own advantage "
+                "(the same numbers the playground computes). `labkit view` shows every group with the text that carried loss."
+            ),
+            mo.ui.table(logged, selection=None) if logged else mo.md(f"*No rollout log in `{rl_run}/rollouts`.*"),
+        ]
+    )
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 5. Going further
+
+    - The full cpu run: `labkit rl --init data/adapters/sft-trial --profile cpu --out runs/rl-sft-trial`
+      (16 steps, about 30 minutes on a laptop CPU; rerun the command to resume).
+    - Train with a reward of your own: `--reward format=0 --reward guards=0` switches components off. With the
+      guards off, watch the tool-call rate in the curves.
+    - Browse the run's groups, rewards, advantages and loss-carrying text: `labkit view runs/rl-sft-trial`.
+    - Does RL help on changed and unseen tools? Evaluate it as in notebook 05:
+      `labkit eval --policy runs/rl-sft-trial --split evolved`.
+    """)
+    return
+
+
+if __name__ == "__main__":
+    app.run()
