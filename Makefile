@@ -8,7 +8,7 @@
 #   make data     regenerate the shipped tasks and teacher datasets in data/
 #   make ablation the ablation, SFT and GRPO arms (cpu profile): reports/ablation.md and data/adapters/
 #   make gpu      add unsloth + vLLM (CUDA machines only)
-#   make gpu-smoke the GPU track end to end in minutes: unsloth LoRA SFT, then evaluation
+#   make gpu-smoke the GPU track end to end in minutes: unsloth LoRA SFT, GRPO, evaluation
 #   make clean    remove the venv and build/test caches (keeps runs/ and .cache/)
 
 PYTHON ?= python3
@@ -100,11 +100,13 @@ gpu: $(STAMP)
 	    echo "  $(BIN)/python -m pip install --force-reinstall --no-deps --index-url https://pypi.org/simple torch==$(TORCH_VERSION)"; }
 
 # One command for a GPU owner: the gpu profile's model (Qwen2.5-0.5B-Instruct, from the hub once)
-# trains a small LoRA through unsloth and is evaluated; each step prints its timing and figures.
+# trains a small LoRA through unsloth, then GRPO on top, and both are evaluated; each step prints its timing and figures.
 gpu-smoke: gpu
 	$(BIN)/labkit doctor
 	time $(BIN)/labkit sft --profile gpu --data data/trajectories/trial-train --token-budget 100000 --out runs/gpu-smoke/sft-trial
 	time $(BIN)/labkit eval --policy runs/gpu-smoke/sft-trial --profile gpu --split evolved --n 64 --seeds 1 --out runs/gpu-smoke/eval-sft-trial
+	time $(BIN)/labkit rl --init runs/gpu-smoke/sft-trial --profile gpu --steps 10 --out runs/gpu-smoke/rl
+	time $(BIN)/labkit eval --policy runs/gpu-smoke/rl --profile gpu --split evolved --n 64 --seeds 1 --out runs/gpu-smoke/eval-rl
 	time $(BIN)/labkit eval --policy Qwen/Qwen2.5-0.5B-Instruct --profile gpu --split evolved --n 64 --seeds 1 --out runs/gpu-smoke/eval-base
 
 clean:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from labkit.data import load_dataset_dir, read_rows, token_lengths
 from labkit.evaluate import EvalConfig, bootstrap_metrics, evaluate, format_metric
 from labkit.profiles import get_profile
-from labkit.rl import RLRunConfig, format_number, train_rl
+from labkit.rl import RLRunConfig, format_number, stack_on_init, train_rl
 from labkit.sft import SFTRunConfig, ship_adapter, train_sft
 
 ARMS = ("base", "sft-golden", "sft-trial", "sft-trial-grpo", "grpo-only")
@@ -115,6 +115,10 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
         if progress:
             tqdm.write(f"[ablation] GRPO {arm} from {rl_config(config, arm).init}")
         rl_runs[arm] = train_rl(rl_config(config, arm), progress=progress)
+        if config.ship:
+            shipped = ship_adapter(f"{config.out}/{arm}", f"{config.ship}/{arm}")
+            if RL_ARMS[arm]:
+                stack_on_init(shipped, f"{config.ship}/{RL_ARMS[arm]}")
     metrics = {}
     for arm in ARMS:
         for split in SPLITS:

@@ -375,7 +375,8 @@ def _adapter_base(adapter: Path) -> str:
     base = config.get("base_model_name_or_path")
     if not isinstance(base, str) or not base:
         raise ModelNotAvailableError(f"{adapter / ADAPTER_CONFIG} names no base model (base_model_name_or_path)")
-    return base
+    beside = adapter / base  # a stacked adapter names its base adapter relative to itself, so the pair can move together
+    return str(beside) if not Path(base).is_absolute() and (beside / ADAPTER_CONFIG).is_file() else base
 
 
 def _load_base(name: str, dtype: torch.dtype | None) -> LoadedModel:

@@ -41,9 +41,10 @@ GUARDS = ("no_call", "trial_overflow", "repeated_failure")
 @dataclass
 class RewardConfig:
     outcome: float = 1.0
-    format: float = 0.2
+    # format outweighs exec_errors so that a turn of unreadable text never pays better than a call that fails.
+    format: float = 0.5
     exec_errors: float = 0.2
-    budget: float = 0.1
+    budget: float = 0.2
     trial_use: float = 0.2
     guards: float = 1.0
     max_trials: int = 3  # trials beyond this many count as trial_overflow

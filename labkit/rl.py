@@ -31,6 +31,7 @@ trained on top of the ``--init`` policy, which it names as its base.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,11 +65,13 @@ class RLSize:
     save_steps: int
 
 
-# cpu: 16 episodes a step on SmolLM2-135M take about 100 s on 2 cores (about 55% generating, 45% training),
-# so 16 steps fit the ~30 minutes a workshop can spend.
+# cpu: the evaluation's budgets (8 turns of up to 96 tokens), so no turn or episode is cut short that
+# evaluation would let finish (a tool call cut at 64 tokens is unreadable JSON). 16 episodes a step (four
+# tasks x 4) and 6 steps fit ~30 minutes on 2 cores. Sampling at 0.7 keeps the 135M model's turns mostly
+# readable while still varying them within a group.
 SIZES = {
     "tiny": RLSize(TINY_NAME, 2, 2, 2, 16, 3, 1024, 1e-4, 0.02, 1.0, 1),
-    "cpu": RLSize(SHIPPED_INIT, 16, 2, 8, 64, 6, 1536, 5e-5, 0.02, 0.7, 2),
+    "cpu": RLSize(SHIPPED_INIT, 6, 4, 4, 96, 8, 2048, 1e-4, 0.02, 0.7, 1),
     "gpu": RLSize("Qwen/Qwen2.5-0.5B-Instruct", 200, 8, 8, 192, 12, 4096, 1e-5, 0.02, 1.0, 25),
     "multi-gpu": RLSize("Qwen/Qwen2.5-1.5B-Instruct", 400, 16, 8, 192, 12, 4096, 1e-5, 0.02, 1.0, 25),
 }
@@ -341,8 +344,6 @@ def prompt_dataset(config: RLRunConfig):
 
 
 def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = True, on_log: Callable[[dict], None] | None = None):
-    import os
-
     import torch
     from peft import LoraConfig
     from trl import GRPOConfig
@@ -424,19 +425,23 @@ def train_rl(config: RLRunConfig, progress: bool = True, on_log: Callable[[dict]
     seconds = time.time() - started
     trainer.model.save_pretrained(str(out), save_embedding_layers=False)
     loaded.tokenizer.save_pretrained(str(out))
-    stack_on_init(out, config.init)
+    if not uses_unsloth(config.profile):  # unsloth loads an adapter init as its own PEFT model and trains that adapter on
+        stack_on_init(out, config.init)
     card = run_card(config, trainer, seconds, resume)
     _write_card(out, card)
     return card
 
 
-def stack_on_init(out: Path, init: str) -> None:
-    """Name the init policy as the adapter's base when it is itself an adapter, so loading rebuilds SFT + GRPO."""
+def stack_on_init(out: Path, init: str | Path) -> None:
+    """Name the init policy as the adapter's base when it is itself an adapter, so loading rebuilds SFT + GRPO.
+
+    The path is relative to the adapter's own folder, so the two adapters can be copied together.
+    """
     if not (Path(init) / ADAPTER_CONFIG).is_file():
         return
-    path = out / ADAPTER_CONFIG
+    path = Path(out) / ADAPTER_CONFIG
     adapter = json.loads(path.read_text())
-    adapter["base_model_name_or_path"] = str(init)
+    adapter["base_model_name_or_path"] = os.path.relpath(Path(init).resolve(), Path(out).resolve())
     path.write_text(json.dumps(adapter, indent=2) + "\n")
 
 

@@ -388,7 +388,7 @@ def _card_markdown(card: dict) -> str:
 
 
 
-SHIPPED_FILES = ("adapter_config.json", RUN_CARD, "README.md", "loss.png")
+SHIPPED_FILES = ("adapter_config.json", RUN_CARD, "README.md", "loss.png", "curves.png")  # those a run has
 
 
 def ship_adapter(run: str | Path, dest: str | Path) -> Path:
@@ -400,10 +400,11 @@ def ship_adapter(run: str | Path, dest: str | Path) -> Path:
 
     run, dest = Path(run), Path(dest)
     if read_run_card(run) is None or not (run / ADAPTER_CONFIG).is_file():
-        raise FileNotFoundError(f"{run} is not a finished LoRA run (no {RUN_CARD} or {ADAPTER_CONFIG}); train it with `labkit sft --out {run}`")
+        raise FileNotFoundError(f"{run} is not a finished LoRA run (no {RUN_CARD} or {ADAPTER_CONFIG}); train it with `labkit sft` or `labkit rl --out {run}`")
     dest.mkdir(parents=True, exist_ok=True)
     weights = {name: tensor.to(torch.bfloat16) for name, tensor in load_file(run / "adapter_model.safetensors").items()}
     save_file(weights, dest / "adapter_model.safetensors", metadata={"format": "pt"})
     for name in SHIPPED_FILES:
-        shutil.copy2(run / name, dest / name)
+        if (run / name).is_file():
+            shutil.copy2(run / name, dest / name)
     return dest

@@ -29,8 +29,10 @@ def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
     assert result["rl_runs"]["sft-trial-grpo"]["config"]["init"] == f"{config.out}/sft-trial"
     for figure in ("success", "robustness", "failures", "loss", "grpo"):
         assert (tmp_path / "reports" / "figures" / f"ablation_{figure}.png").is_file()
-    for arm in ("sft-golden", "sft-trial"):
+    for arm in ("sft-golden", "sft-trial", "sft-trial-grpo", "grpo-only"):
         assert (tmp_path / "adapters" / arm / "adapter_model.safetensors").is_file()
+    shipped = json.loads((tmp_path / "adapters" / "sft-trial-grpo" / "adapter_config.json").read_text())
+    assert shipped["base_model_name_or_path"] == "../sft-trial"  # loads from the shipped SFT adapter, wherever they move
     summary = json.loads((tmp_path / "runs" / "ablation.json").read_text())
     assert summary["sft-trial/unseen"]["n"] == config.n * config.seeds
     # A second run reads everything back: same numbers, nothing retrained.

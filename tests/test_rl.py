@@ -77,7 +77,7 @@ def test_completions_hand_trl_only_the_model_tokens_as_trainable(tmp_path):
 @pytest.mark.slow
 def test_real_tool_results_carry_no_loss_and_logprobs_match(tmp_path, fp32):
     """The shipped SFT-trial adapter on the embedded model makes real tool calls: their results must be masked."""
-    config = RLRunConfig(profile="cpu", init=ADAPTER, out=str(tmp_path), num_generations=2, max_turns=4, max_new_tokens=64, report_to="none")
+    config = RLRunConfig(profile="cpu", init=ADAPTER, out=str(tmp_path), num_generations=2, max_turns=4, report_to="none")
     loaded = load_model(ADAPTER)
     trainer = build_trainer(config, loaded, progress=False)
     tasks, output = rollout_batch_of(trainer, n_tasks=4)
@@ -120,7 +120,7 @@ def test_rl_on_top_of_an_sft_adapter_loads_as_sft_plus_rl(tmp_path):
     train_sft(SFTRunConfig(data="data/trajectories/golden-train", profile="tiny", out=str(sft), token_budget=2000, learning_rate=0.05, report_to="none"), progress=False)
     rl = tmp_path / "rl"
     train_rl(RLRunConfig(profile="tiny", init=str(sft), out=str(rl), learning_rate=0.05, report_to="none"), progress=False)
-    assert json.loads((rl / "adapter_config.json").read_text())["base_model_name_or_path"] == str(sft)
+    assert json.loads((rl / "adapter_config.json").read_text())["base_model_name_or_path"] == "../sft"
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
         base, after_sft, after_rl = (load_model(p).model(input_ids=ids).logits for p in ("tiny", str(sft), str(rl)))
