@@ -58,15 +58,21 @@ class AblationConfig:
     max_turns: int | None = None
     token_budget: int | None = None  # None: the sft profile's, capped by the smaller dataset
     ship: str | None = None  # copy the trained adapters here (``data/adapters`` is what the notebooks load)
+    arms: tuple[str, ...] = ARMS  # the arms to evaluate and report; both SFT arms always train (matched budgets)
 
     def __post_init__(self) -> None:
+        unknown = [arm for arm in self.arms if arm not in ARMS]
+        if unknown or not self.arms:
+            raise ValueError(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
+        self.arms = tuple(arm for arm in ARMS if arm in self.arms)
         size = SIZES[get_profile(self.profile).name]
         self.n = self.n or size.n
         self.seeds = self.seeds or size.seeds
         self.max_turns = self.max_turns or size.max_turns
 
     def command(self) -> str:
-        return f"labkit ablation --profile {self.profile} --n {self.n} --seeds {self.seeds} --out {self.out}"
+        arms = "" if self.arms == ARMS else f" --arms {','.join(self.arms)}"
+        return f"labkit ablation --profile {self.profile} --n {self.n} --seeds {self.seeds} --out {self.out}{arms}"
 
 
 def matched_budget(config: AblationConfig, tokenizer) -> int:
@@ -111,7 +117,7 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
         if config.ship:
             ship_adapter(f"{config.out}/{arm}", f"{config.ship}/{arm}")
     rl_runs = {}
-    for arm in RL_ARMS:
+    for arm in (a for a in RL_ARMS if a in config.arms):
         if progress:
             tqdm.write(f"[ablation] GRPO {arm} from {rl_config(config, arm).init}")
         rl_runs[arm] = train_rl(rl_config(config, arm), progress=progress)
@@ -120,7 +126,7 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
             if RL_ARMS[arm]:
                 stack_on_init(shipped, f"{config.ship}/{RL_ARMS[arm]}")
     metrics = {}
-    for arm in ARMS:
+    for arm in config.arms:
         for split in SPLITS:
             if progress:
                 tqdm.write(f"[ablation] evaluating {arm} on {split}")
@@ -160,17 +166,17 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
     plots.success_by_split({(arm, split): m for (arm, split), m in metrics.items()}).savefig(figures / "ablation_success.png", dpi=110)
     plots.robustness_curve(robustness_by_policy(metrics)).savefig(figures / "ablation_robustness.png", dpi=110)
     plots.failure_taxonomy(
-        {arm: {f: sum(metrics[(arm, s)]["failures"].get(f, 0) for s in SPLITS) for f in FAILURES} for arm in ARMS}, FAILURES
+        {arm: {f: sum(metrics[(arm, s)]["failures"].get(f, 0) for s in SPLITS) for f in FAILURES} for arm in config.arms}, FAILURES
     ).savefig(figures / "ablation_failures.png", dpi=110)
     plots.loss_curve({arm: card["loss_curve"] for arm, card in result["runs"].items()}).savefig(figures / "ablation_loss.png", dpi=110)
     plots.rl_curves({arm: card["history"] for arm, card in result["rl_runs"].items()}).savefig(figures / "ablation_grpo.png", dpi=110)
 
     hard = ("evolved", "unseen")
-    pooled = {arm: bootstrap_metrics(arm_rows(config, arm, hard)) for arm in ARMS}
+    pooled = {arm: bootstrap_metrics(arm_rows(config, arm, hard)) for arm in config.arms}
     gaps = {
-        ("sft-trial", "sft-golden"): success_gap(arm_rows(config, "sft-trial", hard), arm_rows(config, "sft-golden", hard)),
-        ("sft-trial-grpo", "sft-trial"): success_gap(arm_rows(config, "sft-trial-grpo", hard), arm_rows(config, "sft-trial", hard)),
-        ("grpo-only", "base"): success_gap(arm_rows(config, "grpo-only", hard), arm_rows(config, "base", hard)),
+        (a, b): success_gap(arm_rows(config, a, hard), arm_rows(config, b, hard))
+        for a, b in (("sft-trial", "sft-golden"), ("sft-trial-grpo", "sft-trial"), ("grpo-only", "base"))
+        if a in config.arms and b in config.arms
     }
     rel = Path("figures")
     lines = [
@@ -187,7 +193,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         "|:--|" + "--:|" * (len(SPLITS) + 1),
         *[
             f"| {arm} | " + " | ".join(format_metric(metrics[(arm, s)], "success") for s in SPLITS) + f" | {format_metric(pooled[arm], 'success')} |"
-            for arm in ARMS
+            for arm in config.arms
         ],
         "",
         "Differences in success on evolved + unseen, with 95% bootstrap intervals:",
@@ -200,7 +206,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         "",
         "| arm | " + " | ".join(f"level {lv}" for lv in range(1, 5)) + " |",
         "|:--|" + "--:|" * 4,
-        *[f"| {arm} | " + " | ".join(_level_cell(metrics[(arm, 'evolved')], lv) for lv in range(1, 5)) + " |" for arm in ARMS],
+        *[f"| {arm} | " + " | ".join(_level_cell(metrics[(arm, 'evolved')], lv) for lv in range(1, 5)) + " |" for arm in config.arms],
         "",
         f"![robustness]({rel}/ablation_robustness.png)",
         "",
@@ -212,7 +218,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
             f"| {arm} | "
             + " | ".join(format_metric(pooled[arm], m) for m in ("valid_call_rate", "trials_per_episode", "trial_then_use_rate", "error_recovery_rate", "calls_per_episode"))
             + " |"
-            for arm in ARMS
+            for arm in config.arms
         ],
         "",
         "(evolved + unseen pooled)",

@@ -247,9 +247,13 @@ def cmd_rl(args: argparse.Namespace) -> int:
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from labkit.ablation import AblationConfig, run_ablation
+    from labkit.ablation import ARMS, AblationConfig, run_ablation
 
-    config = AblationConfig(profile=args.profile, out=str(args.out), report=str(args.report), n=args.n, seeds=args.seeds, token_budget=args.token_budget, ship=args.ship)
+    try:
+        config = AblationConfig(profile=args.profile, out=str(args.out), report=str(args.report), n=args.n, seeds=args.seeds,
+                                token_budget=args.token_budget, ship=args.ship, arms=tuple(args.arms.split(",")) if args.arms else ARMS)
+    except ValueError as error:
+        raise SystemExit(f"labkit ablation: {error}") from None
     result = run_ablation(config)
     print(f"wrote {config.report}")
     for (arm, split), metrics in result["metrics"].items():
@@ -369,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-budget", type=int, help="training tokens per arm (default: the profile's)")
     p.add_argument("--out", type=Path, default=Path("runs/ablation"))
     p.add_argument("--report", type=Path, default=Path("reports/ablation.md"))
-    p.add_argument("--ship", help="also copy the trained adapters here (data/adapters is what notebook 03 loads)")
+    p.add_argument("--ship", help="also copy the trained adapters here (data/adapters is what notebooks 03 and 04 load)")
+    p.add_argument("--arms", help="comma-separated arms to evaluate and report (default: all five); both SFT arms always train")
     p.set_defaults(func=cmd_ablation)
 
     p = sub.add_parser("bfcl", help="score a model on BFCL simple_python and multiple with BFCL's own AST checker")

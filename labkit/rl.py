@@ -43,7 +43,7 @@ from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, us
 from labkit.profiles import get_profile
 from labkit.rewards import COMPONENTS, GUARDS, RewardConfig, score_episode
 from labkit.rollout import GenerationConfig, Rollout, rollout_batch
-from labkit.sft import CHECKPOINTS, RUN_CARD, bf16_ok, last_checkpoint, log_callback, read_run_card, report_backend, unsloth_lora
+from labkit.sft import CHECKPOINTS, bf16_ok, last_checkpoint, log_callback, read_run_card, report_backend, unsloth_lora, write_run_card
 from labkit.tasks import Task, load_tasks
 
 ROLLOUTS = "rollouts"
@@ -393,6 +393,10 @@ def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = Tru
         peft_config=peft_config,
         rollout_func=EpisodeRollouts(config, loaded.tokenizer),
     )
+    if not progress:  # without tqdm the Trainer prints every raw log dict instead; on_log is the quiet way to follow
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     if on_log is not None:
         trainer.add_callback(log_callback(on_log))
     return trainer
@@ -500,11 +504,7 @@ def run_card(config: RLRunConfig, trainer, seconds: float, resumed_from: str | N
 def _write_card(out: Path, card: dict) -> None:
     from labkit.plots import rl_curves
 
-    rl_curves({Path(card["config"]["out"]).name: card["history"]}).savefig(out / "curves.png", dpi=110)
-    (out / "README.md").write_text(_card_markdown(card), encoding="utf-8")
-    tmp = out / f".{RUN_CARD}.tmp"
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    tmp.replace(out / RUN_CARD)  # last, and atomic: its presence means the run is complete
+    write_run_card(out, card, _card_markdown(card), rl_curves({Path(card["config"]["out"]).name: card["history"]}), "curves.png")
 
 
 def format_number(value: float | None, digits: int = 3) -> str:

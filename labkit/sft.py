@@ -352,11 +352,16 @@ def run_card(config: SFTRunConfig, data: TrainingData, trainer, seconds: float, 
 def _write_card(out: Path, card: dict) -> None:
     from labkit.plots import loss_curve
 
-    loss_curve({Path(card["data"]["path"]).name: card["loss_curve"]}).savefig(out / "loss.png", dpi=110)
-    (out / "README.md").write_text(_card_markdown(card), encoding="utf-8")
+    write_run_card(out, card, _card_markdown(card), loss_curve({Path(card["data"]["path"]).name: card["loss_curve"]}), "loss.png")
+
+
+def write_run_card(out: Path, card: dict, markdown: str, figure, figure_name: str) -> None:
+    """A finished run's figure, README.md and run_card.json; the card goes last, so its presence means the run is complete."""
+    figure.savefig(out / figure_name, dpi=110)
+    (out / "README.md").write_text(markdown, encoding="utf-8")
     tmp = out / f".{RUN_CARD}.tmp"
     tmp.write_text(json.dumps(card, indent=2) + "\n")
-    tmp.replace(out / RUN_CARD)  # last, and atomic: its presence means the run is complete
+    tmp.replace(out / RUN_CARD)  # atomic
 
 
 def _card_markdown(card: dict) -> str:

@@ -39,3 +39,11 @@ def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
     again = run_ablation(config, progress=False)
     assert again["runs"] == result["runs"] and again["rl_runs"] == result["rl_runs"]
     assert {k: m["success"] for k, m in again["metrics"].items()} == {k: m["success"] for k, m in result["metrics"].items()}
+
+
+def test_arms_can_be_chosen_and_unknown_ones_are_refused():
+    config = AblationConfig(profile="tiny", arms=("sft-trial-grpo", "sft-trial"))
+    assert config.arms == ("sft-trial", "sft-trial-grpo")  # in the ablation's order
+    assert config.command().endswith("--arms sft-trial,sft-trial-grpo")
+    with pytest.raises(ValueError, match="unknown arm"):
+        AblationConfig(profile="tiny", arms=("sft-trail",))
