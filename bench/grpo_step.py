@@ -1,16 +1,17 @@
-"""GRPO on CPU: where a step's time goes, and the lab's rollout path against TRL's own tool loop.
+"""GRPO rollouts on CPU: the lab's rollout path against TRL's own tool loop.
 
-1. Rollouts. The same seen-split tasks (one tool family, level 0, so the docs are the
-   tools' real signatures and TRL's loop can serve them) are played by the shipped
-   SFT-trial adapter on SmolLM2-135M, sampling at the cpu profile's temperature:
-   - baseline: GRPOTrainer's default multi-turn loop (``tools=``): it generates each turn
-     for the episodes still calling tools, re-reading the whole transcript each time;
-   - labkit: the batched engine behind ``rollout_func`` (:class:`labkit.rl.EpisodeRollouts`),
-     with the KV cache kept between turns.
-   Both give TRL prompt ids, completion ids and a tool mask; the ratio is model tokens
-   generated per second.
-2. A short ``labkit rl`` run at the cpu profile's sizes: seconds per step, and the shares
-   spent generating, in the environment and training (from its run card).
+The same seen-split tasks (one tool family, level 0, so the docs are the
+tools' real signatures and TRL's loop can serve them) are played by the shipped
+SFT-trial adapter on SmolLM2-135M, sampling at the cpu profile's temperature:
+- baseline: GRPOTrainer's default multi-turn loop (``tools=``): it generates each turn
+  for the episodes still calling tools, re-reading the whole transcript each time;
+- labkit: the batched engine behind ``rollout_func`` (:class:`labkit.rl.EpisodeRollouts`),
+  with the KV cache kept between turns.
+Both give TRL prompt ids, completion ids and a tool mask; the ratio is model tokens
+generated per second.
+
+Where a whole GRPO step's time goes (generation, environment, training) is measured in
+every run and written to its run card (``labkit rl``: ``time_shares``).
 
 Run: python -m bench grpo
 """
@@ -21,7 +22,7 @@ import tempfile
 import time
 
 from labkit.models import load_model
-from labkit.rl import RLRunConfig, SHIPPED_INIT, EpisodeRollouts, episode_tokens, train_rl
+from labkit.rl import SHIPPED_INIT, EpisodeRollouts, RLRunConfig, episode_tokens
 from labkit.tasks import load_tasks
 from labkit.tools import load_catalog
 
@@ -77,7 +78,7 @@ def _labkit_rollouts(loaded, tasks, catalog, config: RLRunConfig) -> dict:
             "env_seconds": sum(r.env_seconds for r in played)}
 
 
-def run(n_tasks: int = 8, steps: int = 2) -> dict:
+def run(n_tasks: int = 8) -> dict:
     config = RLRunConfig(profile="cpu", report_to="none")
     catalog = load_catalog()
     tasks = _tasks(n_tasks)
@@ -85,28 +86,20 @@ def run(n_tasks: int = 8, steps: int = 2) -> dict:
     arms = [_trl_tool_loop(loaded, tasks, catalog, config), _labkit_rollouts(loaded, tasks, catalog, config)]
     for arm in arms:
         arm["tokens_per_s"] = arm["model_tokens"] / arm["seconds"]
-    with tempfile.TemporaryDirectory() as out:
-        card = train_rl(RLRunConfig(profile="cpu", steps=steps, out=out, report_to="none"), progress=False, loaded=load_model(SHIPPED_INIT))
-    return {"tasks": n_tasks, "arms": arms, "ratio": arms[1]["tokens_per_s"] / arms[0]["tokens_per_s"], "card": card, "steps": steps}
+    return {"tasks": n_tasks, "arms": arms, "ratio": arms[1]["tokens_per_s"] / arms[0]["tokens_per_s"], "config": config}
 
 
 def report(results: dict) -> str:
-    card, shares = results["card"], results["card"]["time_shares"]
-    c = card["config"]
+    c = results["config"]
     lines = [
         f"## GRPO rollouts: TRL's tool loop vs the lab's engine, {results['tasks']} seen '{FAMILY}' tasks,",
-        f"shipped SFT-trial adapter on SmolLM2-135M (CPU), temperature {c['temperature']}, up to {c['max_turns']} turns",
+        f"shipped SFT-trial adapter on SmolLM2-135M (CPU), temperature {c.temperature}, up to {c.max_turns} turns",
         "",
         "| arm | seconds | model tokens | model tokens/s |",
         "|---|---|---|---|",
         *[f"| {a['arm']} | {a['seconds']:.1f} | {a['model_tokens']} | {a['tokens_per_s']:.1f} |" for a in results["arms"]],
         "",
         f"labkit / TRL tool loop, model tokens per second: {results['ratio']:.2f}x",
-        "",
-        f"## A GRPO step at the cpu profile ({results['steps']} steps x {card['episodes_per_step']} episodes)",
-        "",
-        f"seconds per step: {card['seconds_per_step']:.1f}; shares: generation {shares['generation']:.2f}, "
-        f"environment {shares['environment']:.4f}, training (loss, backward, optimizer, KL reference) {shares['training']:.2f}",
         "command: python -m bench grpo",
     ]
     return "\n".join(lines)

@@ -185,8 +185,9 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         f"Reproduce with `{config.command()}` (every stage resumes from `{config.out}`).",
         "",
         f"Both SFT arms start from `{get_profile(config.profile).model}` and train on the same training tasks at a matched budget of "
-        f"{result['budget']} template tokens. The GRPO arms train in the live environment on the same training tasks, "
-        f"from SFT-trial and from the base model. Each cell is success over {config.n} tasks x {config.seeds} seed(s), "
+        f"{result['budget']} template tokens. "
+        + "".join(f"{arm} trains with GRPO in the live environment on the same training tasks, from {card['config']['init']}. " for arm, card in result["rl_runs"].items())
+        + f"Each cell is success over {config.n} tasks x {config.seeds} seed(s), "
         f"at most {config.max_turns} turns, with a 95% bootstrap interval.",
         "",
         "| arm | " + " | ".join(SPLITS) + " | evolved + unseen |",

@@ -268,7 +268,7 @@ def _(mo, rl_config):
     takes one LoRA step. The tokens the model wrote carry the loss; the tool replies it read carry none.
 
     This run: **{rl_config.steps} steps** of {rl_config.prompts_per_step} tasks × {rl_config.num_generations} episodes,
-    from `{rl_config.init}`, into `{rl_config.out}`. At the cpu profile that takes about 10 minutes on two free cores
+    from `{rl_config.init}`, into `{rl_config.out}`. At the cpu profile that takes about 8 minutes on two free cores
     (longer on a busy machine); at the tiny profile, seconds. The run checkpoints as it goes: stop it, run the cell
     again, and it resumes. Once it has finished, running the cell again reads its card back at once.
     """)
@@ -358,7 +358,7 @@ def _(mo):
     ## 5. Going further
 
     - The full cpu run: `labkit rl --init data/adapters/sft-trial --profile cpu --out runs/rl-sft-trial`
-      (16 steps, about 30 minutes on a laptop CPU; rerun the command to resume).
+      (6 steps of 16 episodes: about 4 minutes a step, 23 minutes on two free CPU cores; rerun the command to resume).
     - Train with a reward of your own: `--reward format=0 --reward guards=0` switches components off. With the
       guards off, watch the tool-call rate in the curves.
     - Browse the run's groups, rewards, advantages and loss-carrying text: `labkit view runs/rl-sft-trial`.
