@@ -35,10 +35,16 @@ def _tasks(n: int):
 
 def _trl_tool_loop(loaded, tasks, catalog, config: RLRunConfig) -> dict:
     """GRPOTrainer's own loop over the family's functions; timed through its ``_generate``."""
+    import trl.trainer.grpo_trainer as grpo_module
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     from labkit.protocol import SYSTEM_PROMPT
+
+    # TRL 1.15's tool loop reads message["role"], which a new-style response template's parse never sets;
+    # the one adaptation the baseline needs to run at all.
+    parse = grpo_module.parse_response
+    grpo_module.parse_response = lambda *args, **kwargs: {"role": "assistant", **parse(*args, **kwargs)}
 
     prompts = [[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": t.query}] for t in tasks]
     args = GRPOConfig(
@@ -59,6 +65,9 @@ def _trl_tool_loop(loaded, tasks, catalog, config: RLRunConfig) -> dict:
         processing_class=loaded.tokenizer,
         tools=[tool.func for tool in catalog.family(FAMILY)],
     )
+    # _generate_and_score_completions builds these per batch before generating; this times generation alone.
+    functions = {tool.func.__name__: tool.func for tool in catalog.family(FAMILY)}
+    trainer._sync_tool_dicts, trainer._async_tool_dicts = [functions] * len(prompts), [{}] * len(prompts)
     trainer.model.eval()
     start = time.perf_counter()
     _, completion_ids, tool_mask, *_ = trainer._generate(prompts)
