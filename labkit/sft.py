@@ -397,7 +397,8 @@ SHIPPED_FILES = ("adapter_config.json", RUN_CARD, "README.md", "loss.png", "curv
 
 
 def ship_adapter(run: str | Path, dest: str | Path) -> Path:
-    """Copy a finished LoRA run into ``dest`` to ship with the lab: its adapter (in bf16, half the bytes), card and loss plot."""
+    """Copy a finished LoRA run into ``dest`` to ship with the lab: its adapter (in bf16, half the bytes), card, plot, and
+    for a GRPO run its last step's episodes."""
     import shutil
 
     import torch
@@ -412,4 +413,8 @@ def ship_adapter(run: str | Path, dest: str | Path) -> Path:
     for name in SHIPPED_FILES:
         if (run / name).is_file():
             shutil.copy2(run / name, dest / name)
+    steps = sorted((run / "rollouts").glob("step-*.jsonl"))
+    if steps:  # a GRPO run: its last step's episodes, so notebook 04 and the trace viewer can show a group offline
+        (dest / "rollouts").mkdir(exist_ok=True)
+        shutil.copy2(steps[-1], dest / "rollouts" / steps[-1].name)
     return dest

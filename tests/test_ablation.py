@@ -33,6 +33,7 @@ def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
         assert (tmp_path / "adapters" / arm / "adapter_model.safetensors").is_file()
     shipped = json.loads((tmp_path / "adapters" / "sft-trial-grpo" / "adapter_config.json").read_text())
     assert shipped["base_model_name_or_path"] == "../sft-trial"  # loads from the shipped SFT adapter, wherever they move
+    assert len(list((tmp_path / "adapters" / "sft-trial-grpo" / "rollouts").glob("step-*.jsonl"))) == 1
     summary = json.loads((tmp_path / "runs" / "ablation.json").read_text())
     assert summary["sft-trial/unseen"]["n"] == config.n * config.seeds
     # A second run reads everything back: same numbers, nothing retrained.
