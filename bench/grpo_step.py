@@ -22,6 +22,7 @@ import tempfile
 import time
 
 from labkit.models import load_model
+from labkit.protocol import END_OF_TURN
 from labkit.rl import SHIPPED_INIT, EpisodeRollouts, RLRunConfig, episode_tokens
 from labkit.tasks import load_tasks
 from labkit.tools import load_catalog
@@ -81,7 +82,7 @@ def _labkit_rollouts(loaded, tasks, catalog, config: RLRunConfig) -> dict:
     start = time.perf_counter()
     played = rollouts.play(loaded.model, tasks, step=0)
     seconds = time.perf_counter() - start
-    eos = loaded.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    eos = loaded.tokenizer.convert_tokens_to_ids(END_OF_TURN)
     model_tokens = sum(sum(episode_tokens(r, eos).env_mask) for r in played)
     return {"arm": "labkit engine (rollout_func)", "seconds": seconds, "model_tokens": model_tokens, "episodes": len(tasks),
             "env_seconds": sum(r.env_seconds for r in played)}

@@ -37,13 +37,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from labkit.data import trajectory_row
+from labkit.data import read_rows, trajectory_row
 from labkit.env import EnvConfig
 from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, uses_unsloth
 from labkit.profiles import get_profile
+from labkit.protocol import END_OF_TURN
 from labkit.rewards import COMPONENTS, GUARDS, RewardConfig, score_episode
 from labkit.rollout import GenerationConfig, Rollout, rollout_batch
-from labkit.sft import CHECKPOINTS, bf16_ok, last_checkpoint, log_callback, read_run_card, report_backend, unsloth_lora, write_run_card
+from labkit.sft import CHECKPOINTS, last_checkpoint, log_callback, read_run_card, run_arguments, unsloth_lora, write_run_card
 from labkit.tasks import Task, load_tasks
 
 ROLLOUTS = "rollouts"
@@ -201,7 +202,7 @@ class EpisodeRollouts:
 
         self.config, self.tokenizer = config, tokenizer
         self.catalog = catalog or load_catalog()
-        self.eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.eos_id = tokenizer.convert_tokens_to_ids(END_OF_TURN)
         self.rows: list[dict] = []
         self.last_rollouts: list[Rollout] = []
         self.seconds = {"rollout": 0.0, "environment": 0.0}
@@ -327,7 +328,7 @@ def write_rollout_log(out: Path, step: int, rows: list[dict], advantages: list[f
 def read_rollout_log(out: str | Path) -> list[dict]:
     rows = []
     for path in sorted((Path(out) / ROLLOUTS).glob("step-*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows += read_rows(path)
     return rows
 
 
@@ -344,18 +345,15 @@ def prompt_dataset(config: RLRunConfig):
 
 
 def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = True, on_log: Callable[[dict], None] | None = None):
-    import torch
     from peft import LoraConfig
     from trl import GRPOConfig
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL 1.15, which we pin
-    cuda = torch.cuda.is_available()
     weights = config.rewards.weights()
     enabled = config.rewards.enabled()
     if not enabled:
         raise ValueError("every reward component has weight 0: switch at least one on (outcome is the one that matters)")
     args = GRPOConfig(
-        output_dir=str(Path(config.out) / CHECKPOINTS),
         max_steps=config.steps,
         # One rollout of every episode in the step, then one optimizer step over them in micro-batches:
         # the full-vocabulary logits of 16 long episodes at once do not fit in 24 GB.
@@ -368,16 +366,7 @@ def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = Tru
         temperature=config.temperature,
         max_completion_length=config.max_length,
         reward_weights=[weights[name] for name in enabled],
-        logging_steps=1,
-        save_steps=config.save_steps,
-        save_total_limit=2,
-        seed=config.seed,
-        data_seed=config.seed,
-        use_cpu=not cuda,
-        bf16=bf16_ok(),
-        gradient_checkpointing=False,  # at 135M the activations fit; recomputing them costs ~30% on a CPU
-        report_to=report_backend(config.report_to),
-        disable_tqdm=not progress,
+        **run_arguments(config.out, config.seed, config.save_steps, config.report_to, progress),
     )
     model, peft_config = loaded.model, None
     if uses_unsloth(config.profile):

@@ -176,6 +176,25 @@ def report_backend(name: str) -> str:
     return name
 
 
+def run_arguments(out: str | Path, seed: int, save_steps: int, report_to: str, progress: bool) -> dict:
+    """The Trainer arguments every labkit training run shares (SFT and GRPO): where, how often, how logged, on what."""
+    import torch
+
+    return dict(
+        output_dir=str(Path(out) / CHECKPOINTS),
+        logging_steps=1,
+        save_steps=save_steps,
+        save_total_limit=2,
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=bf16_ok(),
+        gradient_checkpointing=False,  # at 135M the activations fit; recomputing them costs ~30% on a CPU
+        report_to=report_backend(report_to),
+        disable_tqdm=not progress,
+    )
+
+
 def log_callback(on_log: Callable[[dict], None]):
     from transformers import TrainerCallback
 
@@ -219,13 +238,10 @@ def sft_trainer_class():
 
 def build_trainer(config: SFTRunConfig, loaded: LoadedModel, dataset, progress: bool = True, on_log: Callable[[dict], None] | None = None):
     """TRL's SFTTrainer for this run: assistant-only loss, LoRA (or full), checkpoints under ``RUN/checkpoints``."""
-    import torch
     from peft import LoraConfig
     from trl import SFTConfig
 
-    cuda = torch.cuda.is_available()
     args = SFTConfig(
-        output_dir=str(Path(config.out) / CHECKPOINTS),
         assistant_only_loss=True,
         max_length=config.max_length,
         per_device_train_batch_size=config.batch_size,
@@ -234,17 +250,8 @@ def build_trainer(config: SFTRunConfig, loaded: LoadedModel, dataset, progress: 
         learning_rate=config.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.1,
-        logging_steps=1,
-        save_steps=config.save_steps,
-        save_total_limit=2,
-        seed=config.seed,
-        data_seed=config.seed,
-        use_cpu=not cuda,
-        bf16=bf16_ok(),
-        gradient_checkpointing=False,  # at 135M the activations fit; recomputing them costs ~30% on a CPU
         train_sampling_strategy="group_by_length",  # less padding per batch: on a CPU every pad token costs
-        report_to=report_backend(config.report_to),
-        disable_tqdm=not progress,
+        **run_arguments(config.out, config.seed, config.save_steps, config.report_to, progress),
     )
     model, peft_config = loaded.model, None
     if not config.full:

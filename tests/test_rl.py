@@ -47,7 +47,7 @@ def assert_step0_logprobs_match(trainer, output: dict, atol: float) -> int:
 @pytest.fixture
 def fp32(monkeypatch):
     """Train in fp32, so log-probs can be compared to 1e-4 (bf16 autocast rounds them to ~1e-2)."""
-    monkeypatch.setattr("labkit.rl.bf16_ok", lambda: False)
+    monkeypatch.setattr("labkit.sft.bf16_ok", lambda: False)  # run_arguments reads it
 
 
 def test_step0_logprobs_under_the_training_template_match_the_rollout(tmp_path, fp32):
