@@ -14,7 +14,8 @@ evaluation is read back, an interrupted one continues where it stopped.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,8 @@ from labkit.sft import SFTRunConfig, ship_adapter, train_sft
 
 ARMS = ("base", "sft-golden", "sft-trial", "sft-trial-grpo", "grpo-only")
 SPLITS = ("seen", "evolved", "unseen")
-DATASETS = {"sft-golden": "data/trajectories/golden-train", "sft-trial": "data/trajectories/trial-train"}
+DATASETS = {"sft-golden": "trajectories/golden-train", "sft-trial": "trajectories/trial-train"}  # under AblationConfig.data
+TRAIN_TASKS = "tasks/train.jsonl"  # the tasks GRPO plays, under AblationConfig.data
 RL_ARMS = {"sft-trial-grpo": "sft-trial", "grpo-only": None}  # arm -> the SFT arm it starts from (None: the base model)
 
 
@@ -52,11 +54,12 @@ class AblationConfig:
     profile: str = "cpu"
     out: str = "runs/ablation"
     report: str = "reports/ablation.md"
-    datasets: dict = field(default_factory=lambda: dict(DATASETS))
+    data: str = "data"  # the tasks and teacher datasets (`make data` writes them here)
     n: int | None = None  # None: the profile's
     seeds: int | None = None
     max_turns: int | None = None
     token_budget: int | None = None  # None: the sft profile's, capped by the smaller dataset
+    rl_steps: int | None = None  # None: the rl profile's
     ship: str | None = None  # copy the trained adapters here (``data/adapters`` is what the notebooks load)
     arms: tuple[str, ...] = ARMS  # the arms to evaluate and report; both SFT arms always train (matched budgets)
 
@@ -70,9 +73,20 @@ class AblationConfig:
         self.seeds = self.seeds or size.seeds
         self.max_turns = self.max_turns or size.max_turns
 
+    @property
+    def datasets(self) -> dict[str, str]:
+        return {arm: f"{self.data}/{path}" for arm, path in DATASETS.items()}
+
     def command(self) -> str:
+        options = {
+            "--data": self.data != "data" and self.data,
+            "--token-budget": self.token_budget,
+            "--rl-steps": self.rl_steps,
+            "--report": self.report != "reports/ablation.md" and self.report,
+        }
+        extra = "".join(f" {flag} {value}" for flag, value in options.items() if value)
         arms = "" if self.arms == ARMS else f" --arms {','.join(self.arms)}"
-        return f"labkit ablation --profile {self.profile} --n {self.n} --seeds {self.seeds} --out {self.out}{arms}"
+        return f"labkit ablation --profile {self.profile} --n {self.n} --seeds {self.seeds}{extra} --out {self.out}{arms}"
 
 
 def matched_budget(config: AblationConfig, tokenizer) -> int:
@@ -93,7 +107,7 @@ def sft_config(config: AblationConfig, arm: str, budget: int) -> SFTRunConfig:
 def rl_config(config: AblationConfig, arm: str) -> RLRunConfig:
     start = RL_ARMS[arm]
     init = f"{config.out}/{start}" if start else get_profile(config.profile).model
-    return RLRunConfig(init=init, profile=config.profile, out=f"{config.out}/{arm}")
+    return RLRunConfig(init=init, profile=config.profile, out=f"{config.out}/{arm}", tasks=f"{config.data}/{TRAIN_TASKS}", steps=config.rl_steps)
 
 
 def eval_config(config: AblationConfig, arm: str, split: str) -> EvalConfig:
@@ -104,11 +118,16 @@ def eval_config(config: AblationConfig, arm: str, split: str) -> EvalConfig:
 
 
 def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
-    """Train, evaluate and report; returns ``{"runs": {arm: SFT card}, "rl_runs": {arm: GRPO card}, "metrics": {(arm, split): metrics}}``."""
+    """Train, evaluate and report.
+
+    Returns ``{"runs": {arm: SFT card}, "rl_runs": {arm: GRPO card}, "metrics": {(arm, split): metrics}, "seconds": {stage: s}}``;
+    a stage read back from a finished run takes next to no time.
+    """
     from labkit.models import load_tokenizer
 
     tokenizer = load_tokenizer(get_profile(config.profile).model)
     budget = matched_budget(config, tokenizer)
+    seconds, clock = {}, time.perf_counter()
     runs = {}
     for arm in config.datasets:
         if progress:
@@ -116,6 +135,7 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
         runs[arm] = train_sft(sft_config(config, arm, budget), progress=progress)
         if config.ship:
             ship_adapter(f"{config.out}/{arm}", f"{config.ship}/{arm}")
+    seconds["sft"], clock = time.perf_counter() - clock, time.perf_counter()
     rl_runs = {}
     for arm in (a for a in RL_ARMS if a in config.arms):
         if progress:
@@ -125,13 +145,15 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
             shipped = ship_adapter(f"{config.out}/{arm}", f"{config.ship}/{arm}")
             if RL_ARMS[arm]:
                 stack_on_init(shipped, f"{config.ship}/{RL_ARMS[arm]}")
+    seconds["grpo"], clock = time.perf_counter() - clock, time.perf_counter()
     metrics = {}
     for arm in config.arms:
         for split in SPLITS:
             if progress:
                 tqdm.write(f"[ablation] evaluating {arm} on {split}")
             metrics[(arm, split)] = evaluate(eval_config(config, arm, split), progress=progress)
-    result = {"runs": runs, "rl_runs": rl_runs, "metrics": metrics, "budget": budget}
+    seconds["evaluation"] = time.perf_counter() - clock
+    result = {"runs": runs, "rl_runs": rl_runs, "metrics": metrics, "budget": budget, "seconds": seconds}
     write_ablation_report(config, result)
     return result
 
@@ -154,6 +176,22 @@ def success_gap(rows_a: list[dict], rows_b: list[dict], resamples: int = 2000, s
     return {"gap": float(a.mean() - b.mean()), "ci95": [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))]}
 
 
+def success_table(config: AblationConfig, metrics: dict, pooled: dict) -> list[str]:
+    """Markdown rows: each arm's success per split and on evolved + unseen pooled."""
+    return [
+        "| arm | " + " | ".join(SPLITS) + " | evolved + unseen |",
+        "|:--|" + "--:|" * (len(SPLITS) + 1),
+        *[
+            f"| {arm} | " + " | ".join(format_metric(metrics[(arm, s)], "success") for s in SPLITS) + f" | {format_metric(pooled[arm], 'success')} |"
+            for arm in config.arms
+        ],
+    ]
+
+
+def pooled_metrics(config: AblationConfig, splits: tuple[str, ...] = ("evolved", "unseen")) -> dict:
+    return {arm: bootstrap_metrics(arm_rows(config, arm, splits)) for arm in config.arms}
+
+
 def write_ablation_report(config: AblationConfig, result: dict) -> Path:
     from labkit import plots
     from labkit.evaluate import FAILURES
@@ -172,7 +210,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
     plots.rl_curves({arm: card["history"] for arm, card in result["rl_runs"].items()}).savefig(figures / "ablation_grpo.png", dpi=110)
 
     hard = ("evolved", "unseen")
-    pooled = {arm: bootstrap_metrics(arm_rows(config, arm, hard)) for arm in config.arms}
+    pooled = pooled_metrics(config, hard)
     gaps = {
         (a, b): success_gap(arm_rows(config, a, hard), arm_rows(config, b, hard))
         for a, b in (("sft-trial", "sft-golden"), ("sft-trial-grpo", "sft-trial"), ("grpo-only", "base"))
@@ -190,12 +228,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         + f"Each cell is success over {config.n} tasks x {config.seeds} seed(s), "
         f"at most {config.max_turns} turns, with a 95% bootstrap interval.",
         "",
-        "| arm | " + " | ".join(SPLITS) + " | evolved + unseen |",
-        "|:--|" + "--:|" * (len(SPLITS) + 1),
-        *[
-            f"| {arm} | " + " | ".join(format_metric(metrics[(arm, s)], "success") for s in SPLITS) + f" | {format_metric(pooled[arm], 'success')} |"
-            for arm in config.arms
-        ],
+        *success_table(config, metrics, pooled),
         "",
         "Differences in success on evolved + unseen, with 95% bootstrap intervals:",
         "",

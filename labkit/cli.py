@@ -236,7 +236,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
     config = RLRunConfig(
         init=args.init, profile=args.profile, out=str(args.out), tasks=args.tasks, steps=args.steps,
         prompts_per_step=args.prompts_per_step, num_generations=args.num_generations, learning_rate=args.learning_rate,
-        beta=args.beta, seed=args.seed, report_to=args.report_to, rewards=rewards,
+        beta=args.beta, seed=args.seed, report_to=args.report_to, rewards=rewards, vllm_server=args.vllm_server,
     )
     card = train_rl(config)
     last = card["last_steps"]
@@ -247,18 +247,31 @@ def cmd_rl(args: argparse.Namespace) -> int:
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from labkit.ablation import ARMS, AblationConfig, run_ablation
+    from labkit.ablation import ARMS, AblationConfig, pooled_metrics, run_ablation, success_table
 
     try:
-        config = AblationConfig(profile=args.profile, out=str(args.out), report=str(args.report), n=args.n, seeds=args.seeds,
-                                token_budget=args.token_budget, ship=args.ship, arms=tuple(args.arms.split(",")) if args.arms else ARMS)
+        config = AblationConfig(profile=args.profile, out=str(args.out), report=str(args.report), data=args.data, n=args.n, seeds=args.seeds,
+                                token_budget=args.token_budget, rl_steps=args.rl_steps, ship=args.ship, arms=tuple(args.arms.split(",")) if args.arms else ARMS)
     except ValueError as error:
         raise SystemExit(f"labkit ablation: {error}") from None
     result = run_ablation(config)
-    print(f"wrote {config.report}")
-    for (arm, split), metrics in result["metrics"].items():
-        low, high = metrics["success_ci95"]
-        print(f"{arm:14s} {split:8s} success {metrics['success']:.3f} [{low:.3f}, {high:.3f}]  n={metrics['n']}")
+    print(f"wrote {config.report}\n")
+    print("\n".join(success_table(config, result["metrics"], pooled_metrics(config))))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from labkit.ablation import pooled_metrics, success_table
+    from labkit.demo import DemoConfig, run_demo
+
+    config = DemoConfig(profile=args.profile, out=str(args.out), report=str(args.report))
+    result = run_demo(config)
+    print(f"\nwrote {config.report}\n")
+    print("\n".join(success_table(config.ablation(), result["metrics"], pooled_metrics(config.ablation()))))
+    for name, same in result["same_as_shipped"].items():
+        print(f"{name}: {'identical to' if same else 'differs from'} the shipped data/{name}")
+    print("time: " + ", ".join(f"{stage} {seconds / 60:.1f} min" for stage, seconds in result["seconds"].items()))
+    print(f"\nRead the episodes in the trace viewer:  labkit view {config.out}")
     return 0
 
 
@@ -355,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=profiles, default="cpu")
     p.add_argument("--tasks", default="data/tasks/train.jsonl", help="training tasks (JSONL)")
     p.add_argument("--steps", type=int, help="default: the profile's")
-    p.add_argument("--prompts-per-step", type=int, help="distinct tasks per step (default: the profile's)")
+    p.add_argument("--prompts-per-step", type=int, help="distinct tasks per step and process (default: the profile's)")
     p.add_argument("--num-generations", type=int, help="episodes per task, the group GRPO compares (default: the profile's)")
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--beta", type=float, help="KL coefficient to the init policy")
@@ -363,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a reward weight or guard setting, e.g. --reward format=0 --reward max_trials=2 (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report-to", default="tensorboard", help="tensorboard (default), trackio, wandb or none")
+    p.add_argument("--vllm-server", metavar="HOST:PORT", help="generate the rollouts on this vLLM server (GPU machines; see README, Beyond one machine)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_rl)
 
@@ -371,11 +385,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="tasks per seed per split (default: the profile's)")
     p.add_argument("--seeds", type=int, help="default: the profile's")
     p.add_argument("--token-budget", type=int, help="training tokens per arm (default: the profile's)")
+    p.add_argument("--rl-steps", type=int, help="GRPO steps per RL arm (default: the profile's)")
+    p.add_argument("--data", default="data", help="where the tasks and teacher datasets are (default: the shipped data/)")
     p.add_argument("--out", type=Path, default=Path("runs/ablation"))
     p.add_argument("--report", type=Path, default=Path("reports/ablation.md"))
     p.add_argument("--ship", help="also copy the trained adapters here (data/adapters is what notebooks 03 and 04 load)")
     p.add_argument("--arms", help="comma-separated arms to evaluate and report (default: all five); both SFT arms always train")
     p.set_defaults(func=cmd_ablation)
+
+    p = sub.add_parser("demo", help="the whole course headless: data, SFT, GRPO, evaluation, report (reports/demo/)")
+    p.add_argument("--profile", choices=profiles, default="cpu")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--report", type=Path, default=Path("reports/demo/ablation.md"))
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bfcl", help="score a model on BFCL simple_python and multiple with BFCL's own AST checker")
     p.add_argument("--model", default="smollm2-135m", help="smollm2-135m, tiny, an adapter or checkpoint folder, or a hub id")

@@ -261,15 +261,22 @@ def slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
 
 
-def compare_policies(policies: list[str], splits: list[str], n: int, seeds: int, profile: str, out_root: str, progress: bool = False) -> dict:
-    """``{(policy, split): metrics}``; each evaluation resumes from its own folder under ``out_root``."""
-    return {
-        (policy, split): evaluate(
-            EvalConfig(policy=policy, split=split, n=n, seeds=seeds, profile=profile, out=f"{out_root}/{slug(policy)}-{split}"), progress
-        )
-        for policy in policies
-        for split in splits
-    }
+def compare_policies(
+    policies: list[str], splits: list[str], n: int, seeds: int, profile: str, out_root: str, track: Callable = iter
+) -> dict:
+    """``{(policy, split): metrics}``; each evaluation resumes from its own folder under ``out_root``.
+
+    ``track`` wraps the list of (policy, split) pairs, e.g. in marimo's progress bar. Each finished
+    pair is also printed, because a notebook run as a script shows no progress bar.
+    """
+    from labkit.evaluate import format_metric
+
+    results = {}
+    for policy, split in track([(policy, split) for policy in policies for split in splits]):
+        config = EvalConfig(policy=policy, split=split, n=n, seeds=seeds, profile=profile, out=f"{out_root}/{slug(policy)}-{split}")
+        results[(policy, split)] = metrics = evaluate(config, progress=False)
+        print(f"{policy} on {split}: success {format_metric(metrics, 'success')} over {metrics['n']} episodes")
+    return results
 
 
 def robustness_by_policy(results: dict) -> dict[str, dict]:
@@ -348,6 +355,17 @@ def report_parts(report) -> tuple[str, list]:
     lines = report.read_text(encoding="utf-8").splitlines()[1:]
     images = [report.parent / line.split("](", 1)[1].rstrip(")") for line in lines if line.startswith("![")]
     return "\n".join(line for line in lines if not line.startswith("![")), [p for p in images if p.is_file()]
+
+
+def first_table(markdown: str) -> str:
+    """The first Markdown table in a text (a report's headline result), or ''."""
+    table = []
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+        elif table:
+            break
+    return "\n".join(table)
 
 
 # ----------------------------------------------------------------------------- notebook 04: GRPO
@@ -682,3 +700,38 @@ def logged_group(folder) -> list[dict]:
         }
         for i, r in enumerate(group)
     ]
+
+
+# ----------------------------------------------------------------------------- notebook 05: evaluation
+
+TRAINED_SOURCES = ("yours (notebooks 03 and 04)", "shipped (data/adapters)")
+
+
+def trained_policies(profile: str, source: str, adapters_root: str | None = None) -> dict[str, str]:
+    """The trained policies to compare, ``{arm: folder}``: the runs of notebooks 03-04, or the shipped ones; only those present.
+
+    The shipped adapters were trained at the cpu profile, so other profiles get none of them.
+    """
+    from pathlib import Path
+
+    from labkit.profiles import get_profile
+
+    name = get_profile(profile).name
+    if source == TRAINED_SOURCES[1]:
+        if name != "cpu":
+            return {}
+        folders = {arm: f"{adapters_root or SHIPPED_ADAPTERS}/{arm}" for arm in ("sft-golden", "sft-trial", SHIPPED_RL)}
+    else:
+        folders = {arm: f"runs/notebook-sft/{name}/{arm}" for arm in ("sft-golden", "sft-trial")}
+        folders[SHIPPED_RL] = f"runs/notebook-rl/{name}/{SHIPPED_RL}"
+    return {arm: folder for arm, folder in folders.items() if (Path(folder) / "adapter_config.json").is_file()}
+
+
+def pooled_success(results: dict, splits: list[str]) -> dict[str, float]:
+    """``{policy: success}`` over the episodes of ``splits`` together, from ``{(policy, split): metrics}``."""
+    totals: dict[str, list[float]] = {}
+    for (policy, split), metrics in results.items():
+        if split in splits:
+            won, n = totals.setdefault(policy, [0.0, 0])
+            totals[policy] = [won + metrics["success"] * metrics["n"], n + metrics["n"]]
+    return {policy: won / n if n else 0.0 for policy, (won, n) in totals.items()}

@@ -160,9 +160,10 @@ def _(mo):
 @app.cell
 def _(lessons, mo, profile, runs):
     policies = [profile.model, runs["sft-golden"], runs["sft-trial"]]
-    with mo.status.spinner(title="Evaluating base, SFT-golden and SFT-trial..."):
-        results = lessons.compare_policies(policies, ["evolved", "unseen"], n=profile.n_tasks, seeds=1, profile=profile.name, out_root=f"runs/notebook-sft/{profile.name}/eval")
-    print(f"evaluated {len(results)} policy/split pairs")
+    results = lessons.compare_policies(
+        policies, ["evolved", "unseen"], n=profile.n_tasks, seeds=1, profile=profile.name, out_root=f"runs/notebook-sft/{profile.name}/eval",
+        track=lambda pairs: mo.status.progress_bar(pairs, title="Evaluating base, SFT-golden and SFT-trial", show_eta=True),
+    )
     return policies, results
 
 

@@ -14,7 +14,8 @@ def _(mo):
     1. say what each of the lab's metrics measures, and why each comes with a 95% confidence interval;
     2. compare the base model, both teachers and a random-call baseline on seen, evolved and unseen tools;
     3. read a robustness curve (success against evolution level) and a failure taxonomy;
-    4. open failed episodes and say, in your own words, what went wrong.
+    4. put the policies you trained in notebooks 03 and 04 (or the shipped ones) on the same scale;
+    5. open failed episodes and say, in your own words, what went wrong.
     """)
     return
 
@@ -64,9 +65,10 @@ def _(mo):
 def _(lessons, mo, profile):
     policies = [profile.model, "teacher:golden", "teacher:trial", "random"]
     splits = ["seen", "evolved", "unseen"]
-    with mo.status.spinner(title=f"Evaluating {len(policies)} policies on {len(splits)} splits..."):
-        results = lessons.compare_policies(policies, splits, n=profile.n_tasks, seeds=1, profile=profile.name, out_root="runs/notebook-eval")
-    print(f"evaluated {len(results)} policy/split pairs")
+    results = lessons.compare_policies(
+        policies, splits, n=profile.n_tasks, seeds=1, profile=profile.name, out_root="runs/notebook-eval",
+        track=lambda pairs: mo.status.progress_bar(pairs, title="Evaluating policy x split", show_eta=True),
+    )
     return policies, results
 
 
@@ -117,9 +119,73 @@ def _(FAILURES, lessons, mo, plots, results):
 
 
 @app.cell(hide_code=True)
+def _(lessons, mo):
+    trained_source = mo.ui.radio(options=lessons.TRAINED_SOURCES, value=lessons.TRAINED_SOURCES[0], label="trained policies")
+    mo.vstack(
+        [
+            mo.md(
+                "## 3. The policies you trained\n\n"
+                "Notebook 03 trained SFT-golden and SFT-trial, notebook 04 trained GRPO on top of SFT-trial. "
+                "Here they play the same evolved and unseen tasks as the base model above. "
+                "No time to train? Pick the shipped ones: `labkit ablation` trained them at the cpu profile."
+            ),
+            trained_source,
+        ]
+    )
+    return (trained_source,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    trained_guess = mo.ui.radio(
+        options=["SFT-golden", "SFT-trial", "SFT-trial + GRPO"],
+        label="**Predict, then run.** Which trained policy succeeds most often on evolved + unseen tools, at this size?",
+    )
+    trained_guess
+    return (trained_guess,)
+
+
+@app.cell
+def _(lessons, mo, profile, trained_source):
+    trained = lessons.trained_policies(profile.name, trained_source.value)
+    trained_results = lessons.compare_policies(
+        [profile.model, *trained.values()], ["evolved", "unseen"], n=profile.n_tasks, seeds=1, profile=profile.name, out_root="runs/notebook-eval",
+        track=lambda pairs: mo.status.progress_bar(pairs, title="Evaluating the trained policies", show_eta=True),
+    )
+    return trained, trained_results
+
+
+@app.cell
+def _(lessons, mo, plots, profile, trained, trained_guess, trained_results):
+    arm_names = {profile.model: "base", **{folder: arm for arm, folder in trained.items()}}
+    named_results = {(arm_names[p], s): m for (p, s), m in trained_results.items()}
+    pooled = lessons.pooled_success(named_results, ["evolved", "unseen"])
+    labels = {"sft-golden": "SFT-golden", "sft-trial": "SFT-trial", lessons.SHIPPED_RL: "SFT-trial + GRPO"}
+    best = max((a for a in pooled if a in labels), key=pooled.get, default=None)
+    mo.vstack(
+        [
+            plots.success_by_split(named_results),
+            mo.md(
+                lessons.grade_prediction(
+                    trained_guess.value,
+                    labels.get(best, "none of them"),
+                    "Success on evolved + unseen: " + ", ".join(f"{a} {v:.0%}" for a, v in pooled.items()) + ". "
+                    "At 135M parameters and minutes of CPU training, imitating golden calls can beat learning to try "
+                    "first: the shipped ablation measured that too (`reports/ablation.md`). Its intervals show how much "
+                    "of any gap a few dozen episodes can resolve.",
+                )
+            )
+            if trained
+            else mo.callout(mo.md("No trained policies here yet: run notebooks 03 and 04, or pick the shipped ones (cpu profile)."), kind="warn"),
+        ]
+    )
+    return
+
+
+@app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 3. Browse failures
+    ## 4. Browse failures
 
     Pick a policy and a cause; read a few of its failed episodes.
     """)
@@ -127,8 +193,8 @@ def _(mo):
 
 
 @app.cell
-def _(FAILURES, mo, policies):
-    policy_picker = mo.ui.dropdown(options=policies, value="teacher:golden", label="policy")
+def _(FAILURES, mo, policies, trained):
+    policy_picker = mo.ui.dropdown(options=policies + list(trained.values()), value="teacher:golden", label="policy")
     failure_picker = mo.ui.dropdown(options=["any"] + list(FAILURES), value="any", label="failure")
     mo.hstack([policy_picker, failure_picker], justify="start")
     return failure_picker, policy_picker
@@ -143,6 +209,25 @@ def _(failure_picker, lessons, mo, policy_picker, read_rows, sample_failures):
     ]
     picked = sample_failures(rows, None if failure_picker.value == "any" else failure_picker.value, k=3)
     mo.vstack([mo.md(f"**{len(picked)} failed episode(s)**")] + [mo.Html(lessons.transcript_html(row)) for row in picked])
+    return
+
+
+@app.cell(hide_code=True)
+def _(lessons, mo):
+    demo_text, demo_figures = lessons.report_parts("reports/demo/ablation.md")
+    mo.vstack(
+        [
+            mo.md(
+                "## 5. The whole course in one command\n\n"
+                "`make demo` (or `labkit demo --profile cpu`) runs notebooks 01-05 headless: it regenerates the data, "
+                "trains both SFT arms and GRPO, evaluates them with the base model and writes `reports/demo/ablation.md`. "
+                "It takes about 45 minutes on two CPU cores and resumes if interrupted. Then `labkit view runs/demo` "
+                "opens every episode in the trace viewer.\n\n"
+                + (demo_text or "*(no demo report on this machine yet)*")
+            )
+        ]
+        + [mo.image(src=str(figure), width=560) for figure in demo_figures[:1]]
+    )
     return
 
 

@@ -138,3 +138,44 @@ def test_paired_transcripts_pick_a_task_where_outcomes_differ(tmp_path):
     pair = lessons.paired_transcripts({}, "evolved", str(tmp_path), ["a", "b"])
     assert [(p, row["task_id"]) for p, row in pair] == [("a", "t1"), ("b", "t1")]
     assert lessons.paired_transcripts({}, "unseen", str(tmp_path), ["a", "b"]) == []
+
+
+def test_compare_policies_tracks_each_pair_and_resumes(tmp_path, capsys):
+    seen = []
+
+    def track(pairs):
+        seen.extend(pairs)
+        return iter(pairs)
+
+    args = dict(n=2, seeds=1, profile="tiny", out_root=str(tmp_path), track=track)
+    results = lessons.compare_policies(["teacher:golden", "random"], ["seen", "evolved"], **args)
+    assert seen == [("teacher:golden", "seen"), ("teacher:golden", "evolved"), ("random", "seen"), ("random", "evolved")]
+    assert results[("teacher:golden", "seen")]["success"] == 1.0 and results[("random", "seen")]["n"] == 2
+    assert "teacher:golden on seen: success 1.000" in capsys.readouterr().out  # script mode shows no progress bar
+    again = lessons.compare_policies(["random"], ["seen"], **args)[("random", "seen")]  # read back, not replayed
+    assert (again["success"], again["n"]) == (results[("random", "seen")]["success"], 2)
+    assert len((tmp_path / "random-seen" / "episodes.jsonl").read_text().splitlines()) == 2
+
+
+def test_pooled_success_weights_by_episodes():
+    results = {("a", "evolved"): {"success": 1.0, "n": 1}, ("a", "unseen"): {"success": 0.0, "n": 3}, ("a", "seen"): {"success": 1.0, "n": 9}}
+    assert lessons.pooled_success(results, ["evolved", "unseen"]) == {"a": 0.25}
+
+
+def test_trained_policies_finds_yours_or_the_shipped_ones(tmp_path, monkeypatch):
+    shipped = lessons.trained_policies("cpu", lessons.TRAINED_SOURCES[1])
+    assert set(shipped) == {"sft-golden", "sft-trial", "sft-trial-grpo"}  # shipped in data/adapters
+    assert lessons.trained_policies("tiny", lessons.TRAINED_SOURCES[1]) == {}  # trained for another model
+    monkeypatch.chdir(tmp_path)
+    assert lessons.trained_policies("tiny", lessons.TRAINED_SOURCES[0]) == {}
+    folder = tmp_path / "runs" / "notebook-sft" / "tiny" / "sft-trial"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    assert lessons.trained_policies("tiny", lessons.TRAINED_SOURCES[0]) == {"sft-trial": "runs/notebook-sft/tiny/sft-trial"}
+
+
+def test_first_table_is_the_headline_of_the_shipped_report():
+    text, _ = lessons.report_parts("reports/ablation.md")
+    table = lessons.first_table(text).splitlines()
+    assert table[0].startswith("| arm |") and any(line.startswith("| sft-trial-grpo |") for line in table)
+    assert lessons.first_table("no table here") == ""

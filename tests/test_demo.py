@@ -1,0 +1,35 @@
+"""`labkit demo`: the whole course headless (data, SFT, GRPO, evaluation, report), and that it resumes."""
+
+import json
+
+from labkit.cli import main
+from labkit.demo import DemoConfig, make_data
+
+
+def test_demo_runs_the_course_headless_and_resumes(tmp_path, capsys):
+    out, report = tmp_path / "runs", tmp_path / "reports" / "ablation.md"
+    argv = ["demo", "--profile", "tiny", "--out", str(out), "--report", str(report)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| sft-trial-grpo |" in printed and f"labkit view {out}" in printed
+    record = json.loads((out / "demo.json").read_text())
+    assert set(record["seconds"]) == {"data", "sft", "grpo", "evaluation", "total"}
+    for dataset in ("trial-train", "golden-train"):
+        assert (out / "data" / "trajectories" / dataset / "data.parquet").is_file()
+    text = report.read_text()
+    assert f"--data {out}/data" in text and "--rl-steps 1" in text  # the report names the command that reproduces it
+    assert "grpo-only" not in text
+    for figure in ("success", "robustness", "failures", "loss", "grpo"):
+        assert (report.parent / "figures" / f"ablation_{figure}.png").is_file()
+
+    # Run again, as after an interruption: every stage is read back, nothing retrains.
+    card = (out / "sft-trial-grpo" / "run_card.json").read_bytes()
+    assert main(argv) == 0
+    assert (out / "sft-trial-grpo" / "run_card.json").read_bytes() == card
+    again = json.loads((out / "demo.json").read_text())["seconds"]
+    assert again["sft"] + again["grpo"] < record["seconds"]["sft"] + record["seconds"]["grpo"]
+
+
+def test_demo_data_at_the_cpu_size_is_the_shipped_data(tmp_path):
+    same = make_data(DemoConfig(profile="cpu", out=str(tmp_path)), progress=False)
+    assert same == {"tasks/train.jsonl": True, "trajectories/golden-train": True, "trajectories/trial-train": True}
