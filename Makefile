@@ -2,10 +2,12 @@
 # if it is missing or older than pyproject.toml.
 #
 #   make lab      open the marimo notebooks in your browser
+#   make jupyter  JupyterLab with marimo, notebooks running in .venv (config for JupyterHub: jupyter/)
 #   make test     run the test suite (offline)
 #   make doctor   what this machine can run
 #   make bench    speed ratios (bench/)
 #   make data     regenerate the shipped tasks and teacher datasets in data/
+#   make demo     the whole course headless (cpu profile, ~45 min on 2 cores): reports/demo/
 #   make ablation the ablation, SFT and GRPO arms (cpu profile): reports/ablation.md and data/adapters/
 #   make gpu      add unsloth + vLLM (CUDA machines only)
 #   make gpu-smoke the GPU track end to end in minutes: unsloth LoRA SFT, GRPO, evaluation
@@ -35,10 +37,10 @@ endif
 # Gradio calls home at launch unless told not to.
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: help setup lab test doctor bench data ablation gpu gpu-smoke clean
+.PHONY: help setup lab jupyter test doctor bench data demo ablation gpu gpu-smoke clean
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^$$/{/^#/p}' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(STAMP)
 
@@ -53,6 +55,11 @@ $(STAMP): pyproject.toml
 
 lab: $(STAMP)
 	$(BIN)/marimo edit notebooks --host 127.0.0.1
+
+# JupyterLab with marimo-jupyter-extension; marimo runs in .venv, not in a uv sandbox that cannot see labkit.
+# The settings are in jupyter/jupyter_server_config.py (reuse it on JupyterHub). More options: JUPYTER_ARGS='--port 8890'.
+jupyter: $(STAMP)
+	LAB_PYTHON=$(BIN)/python sh jupyter/start.sh $(JUPYTER_ARGS)
 
 # Tests run offline: nothing may reach the Hugging Face Hub or Gradio's servers.
 # CI=true, when set by the caller, passes through the environment.
@@ -74,6 +81,11 @@ data: $(STAMP)
 	$(BIN)/labkit tasks generate --split unseen --n 200 --seed 1 --out data/tasks/unseen.jsonl
 	$(BIN)/labkit teach --teacher trial --tasks data/tasks/train.jsonl --out data/trajectories/trial-train
 	$(BIN)/labkit teach --teacher golden --tasks data/tasks/train.jsonl --out data/trajectories/golden-train
+
+# Notebooks 01-05 in one go: data, SFT, GRPO, evaluation, report. Resumes where it stopped.
+demo: export HF_HUB_OFFLINE := 1
+demo: $(STAMP)
+	$(BIN)/labkit demo --profile cpu
 
 # Trains SFT-golden and SFT-trial, evaluates them with the base model, writes the
 # report and ships the adapters notebook 03 loads. Resumes where it stopped.

