@@ -26,10 +26,17 @@ trained on top of the ``--init`` policy, which it names as its base.
     RUN/rollouts/step-00001.jsonl   every episode of every step, with its rewards and advantage
     RUN/run_card.json, README.md    config, times, curves; written last
     RUN/curves.png
+
+The same code runs under ``accelerate launch`` (``configs/accelerate/``): every
+process plays its own tasks' episodes, each step's episodes are gathered into
+one rollout log, and only the main process writes files. With ``vllm_server``
+a vLLM server generates the episodes' turns instead of the trainer's model;
+TRL pushes the trained weights to it before every step.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -43,8 +50,8 @@ from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, us
 from labkit.profiles import get_profile
 from labkit.protocol import END_OF_TURN
 from labkit.rewards import COMPONENTS, GUARDS, RewardConfig, score_episode
-from labkit.rollout import GenerationConfig, Rollout, rollout_batch
-from labkit.sft import CHECKPOINTS, last_checkpoint, log_callback, read_run_card, run_arguments, unsloth_lora, write_run_card
+from labkit.rollout import GenerationConfig, Rollout, ServedModel, rollout_batch
+from labkit.sft import CHECKPOINTS, last_checkpoint, log_callback, read_run_card, run_arguments, save_trained, unsloth_lora, write_run_card
 from labkit.tasks import Task, load_tasks
 
 ROLLOUTS = "rollouts"
@@ -100,6 +107,7 @@ class RLRunConfig:
     seed: int = 0
     report_to: str = "tensorboard"
     rewards: RewardConfig = field(default_factory=RewardConfig)
+    vllm_server: str | None = None  # HOST:PORT of a vLLM server that generates the rollouts (GPU machines only)
 
     def __post_init__(self) -> None:
         size = SIZES[get_profile(self.profile).name]
@@ -124,15 +132,21 @@ class RLRunConfig:
     def env_config(self) -> EnvConfig:
         return EnvConfig(max_turns=self.max_turns)
 
-    def generation(self, step: int) -> GenerationConfig:
+    def generation(self, step: int, rank: int = 0) -> GenerationConfig:
         return GenerationConfig(
             max_new_tokens=self.max_new_tokens,
             temperature=self.temperature,
             batch_size=self.episodes_per_step,
             max_length=self.max_length,
-            seed=self.seed * 100_003 + step,  # a different draw every step, the same on a rerun
+            # A different draw every step and on every process, the same on a rerun.
+            seed=self.seed * 100_003 + step + rank * 1_000_000_007,
             logprobs=True,
         )
+
+    def vllm_server_url(self) -> str | None:
+        if not self.vllm_server:
+            return None
+        return self.vllm_server if "://" in self.vllm_server else f"http://{self.vllm_server}"
 
 
 # ----------------------------------------------------------------------------- one episode, as TRL sees it
@@ -194,7 +208,8 @@ class EpisodeRollouts:
     TRL passes only the prompts; the tasks come from the trainer (:func:`grpo_trainer_class`
     records each batch's). Besides TRL's keys it returns ``reward_components`` for the
     reward functions, and it keeps the batch's trace rows so the trainer can log them
-    with their advantages.
+    with their advantages. Under ``accelerate launch`` each process plays only its own
+    share of the step's tasks.
     """
 
     def __init__(self, config: RLRunConfig, tokenizer, catalog=None):
@@ -206,10 +221,15 @@ class EpisodeRollouts:
         self.rows: list[dict] = []
         self.last_rollouts: list[Rollout] = []
         self.seconds = {"rollout": 0.0, "environment": 0.0}
+        self.served: ServedModel | None = None
 
-    def play(self, model, tasks: list[Task], step: int) -> list[Rollout]:
+    def play(self, model, tasks: list[Task], step: int, rank: int = 0) -> list[Rollout]:
+        """Play the tasks with ``model``: a (PEFT) model in this process, or a :class:`ServedModel`."""
         import torch
 
+        gen = self.config.generation(step, rank)
+        if isinstance(model, ServedModel):
+            return rollout_batch(model, self.tokenizer, tasks, self.catalog, self.config.env_config(), gen, progress=False)
         # Generation with the LoRA folded into the weights skips two small matmuls per layer per token.
         merged = hasattr(model, "merge_adapter")
         was_training = model.training
@@ -218,18 +238,38 @@ class EpisodeRollouts:
             model.merge_adapter()
         try:
             with torch.no_grad():
-                return rollout_batch(model, self.tokenizer, tasks, self.catalog, self.config.env_config(), self.config.generation(step), progress=False)
+                return rollout_batch(model, self.tokenizer, tasks, self.catalog, self.config.env_config(), gen, progress=False)
         finally:
             if merged:
                 model.unmerge_adapter()
             model.train(was_training)
+
+    def policy(self, trainer):
+        """A context that yields what generates this step's turns: the vLLM server (TRL has just sent it the
+        current weights), or the trainer's model, unwrapped from DDP or DeepSpeed."""
+        from contextlib import nullcontext
+
+        if trainer.use_vllm:
+            if self.served is None:  # every process has its own HTTP client; TRL's own one lives on the main process
+                from trl.generation.vllm_client import VLLMClient
+
+                client = VLLMClient(base_url=self.config.vllm_server_url(), connection_timeout=trainer.args.vllm_server_timeout)
+                self.served = ServedModel(client, self.eos_id)
+            return nullcontext(self.served)
+        deepspeed = trainer.accelerator.state.deepspeed_plugin
+        if deepspeed is not None and deepspeed.zero_stage == 3:  # gather the sharded weights for the rollout, then split them again
+            from trl.models import unwrap_model_for_generation
+
+            return unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator, gather_deepspeed3_params=trainer.args.ds3_gather_for_generation)
+        return nullcontext(trainer.accelerator.unwrap_model(trainer.model_wrapped))
 
     def __call__(self, prompts: list, trainer) -> dict:
         tasks = trainer.batch_tasks
         if len(tasks) != len(prompts):
             raise RuntimeError(f"rollout_func got {len(prompts)} prompts for {len(tasks)} tasks")
         started = time.perf_counter()
-        rollouts = self.play(trainer.model, tasks, trainer.state.global_step)
+        with self.policy(trainer) as model:
+            rollouts = self.play(model, tasks, trainer.state.global_step, trainer.accelerator.process_index)
         self.last_rollouts = rollouts
         self.seconds = {"rollout": time.perf_counter() - started, "environment": sum(r.env_seconds for r in rollouts)}
         split = [episode_tokens(r, self.eos_id) for r in rollouts]
@@ -249,14 +289,14 @@ class EpisodeRollouts:
         }
 
     def _log(self, trainer) -> None:
-        metrics = trainer._metrics["train"]
+        # TRL's _log_metric averages over every process's values, not just this one's.
         for row in self.rows:
             for name, value in turn_counts(row).items():
-                metrics[f"episode/{name}"].append(value)
+                trainer._log_metric(f"episode/{name}", value)
             for name in GUARDS:
-                metrics[f"guards/{name}"].append(float(row["guards"][name]))
-        metrics["time/rollout_s"].append(self.seconds["rollout"])
-        metrics["time/environment_s"].append(self.seconds["environment"])
+                trainer._log_metric(f"guards/{name}", float(row["guards"][name]))
+        trainer._log_metric("time/rollout_s", self.seconds["rollout"])
+        trainer._log_metric("time/environment_s", self.seconds["environment"])
 
 
 def reward_function(name: str) -> Callable:
@@ -281,6 +321,7 @@ def grpo_trainer_class():
     own ``selective_log_softmax_and_entropy``.
     """
     import torch
+    from accelerate.utils import gather_object
     from trl import GRPOTrainer
     from trl.trainer import utils as trl_utils
 
@@ -288,7 +329,11 @@ def grpo_trainer_class():
         def _generate_and_score_completions(self, inputs):
             self.batch_tasks = [Task.from_row(json.loads(x["task"])) for x in inputs]
             output = super()._generate_and_score_completions(inputs)
-            write_rollout_log(Path(self.args.output_dir).parent, self.state.global_step + 1, self.rollout_func.rows, output["advantages"].tolist(), self.num_generations)
+            # Every process's episodes, in process order: the order TRL gathers rewards in, so groups stay whole.
+            rows = gather_object(self.rollout_func.rows)
+            advantages = self.accelerator.gather(output["advantages"]).tolist()
+            if self.accelerator.is_main_process:
+                write_rollout_log(Path(self.args.output_dir).parent, self.state.global_step + 1, rows, advantages, self.num_generations)
             return output
 
     if torch.cuda.is_available() and trl_utils._ChunkedLogProbFunction is not None:
@@ -353,6 +398,11 @@ def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = Tru
     enabled = config.rewards.enabled()
     if not enabled:
         raise ValueError("every reward component has weight 0: switch at least one on (outcome is the one that matters)")
+    if config.vllm_server and importlib.util.find_spec("vllm") is None:
+        raise ValueError(f"--vllm-server {config.vllm_server} needs vLLM on the training machines too (`make gpu` installs it)")
+    # Server mode: TRL connects to the server and pushes the weights to it before every step; the
+    # rollouts themselves come from EpisodeRollouts, which asks the server for each turn.
+    serving = dict(use_vllm=True, vllm_mode="server", vllm_server_base_url=config.vllm_server_url()) if config.vllm_server else {}
     args = GRPOConfig(
         max_steps=config.steps,
         # One rollout of every episode in the step, then one optimizer step over them in micro-batches:
@@ -366,6 +416,7 @@ def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = Tru
         temperature=config.temperature,
         max_completion_length=config.max_length,
         reward_weights=[weights[name] for name in enabled],
+        **serving,
         **run_arguments(config.out, config.seed, config.save_steps, config.report_to, progress),
     )
     model, peft_config = loaded.model, None
@@ -382,6 +433,10 @@ def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = Tru
         peft_config=peft_config,
         rollout_func=EpisodeRollouts(config, loaded.tokenizer),
     )
+    if trainer.is_fsdp_enabled and not config.vllm_server:
+        # FSDP gathers each layer's weights inside every forward, a collective step; ranks whose episodes end
+        # after different numbers of turns would wait on each other forever. ZeRO-3 gathers them once per rollout.
+        raise ValueError("labkit rl under FSDP needs --vllm-server for its rollouts; or use configs/accelerate/zero3.yaml")
     if not progress:  # without tqdm the Trainer prints every raw log dict instead; on_log is the quiet way to follow
         from transformers import PrinterCallback
 
@@ -411,17 +466,20 @@ def train_rl(config: RLRunConfig, progress: bool = True, on_log: Callable[[dict]
         raise FileExistsError(f"{out} holds a model that no `labkit rl` run made; choose another --out or delete the folder")
     loaded = loaded or load_model(config.init, profile=config.profile)  # an adapter comes merged: GRPO's LoRA trains on top
     trainer = build_trainer(config, loaded, progress, on_log)
+    main = trainer.accelerator.is_main_process
     resume = last_checkpoint(out)
-    drop_steps_after(out, int(Path(resume).name.split("-")[-1]) if resume else 0)
+    if main:
+        drop_steps_after(out, int(Path(resume).name.split("-")[-1]) if resume else 0)
     started = time.time()
     trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started
-    trainer.model.save_pretrained(str(out), save_embedding_layers=False)
-    loaded.tokenizer.save_pretrained(str(out))
-    if not uses_unsloth(config.profile):  # unsloth loads an adapter init as its own PEFT model and trains that adapter on
-        stack_on_init(out, config.init)
+    save_trained(trainer, out, loaded.tokenizer)
     card = run_card(config, trainer, seconds, resume)
-    _write_card(out, card)
+    if main:
+        if not uses_unsloth(config.profile):  # unsloth loads an adapter init as its own PEFT model and trains that adapter on
+            stack_on_init(out, config.init)
+        _write_card(out, card)
+    trainer.accelerator.wait_for_everyone()  # no process returns before the run is complete on disk
     return card
 
 
@@ -474,7 +532,8 @@ def run_card(config: RLRunConfig, trainer, seconds: float, resumed_from: str | N
         "bf16": bool(trainer.args.bf16),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "steps": trainer.state.global_step,
-        "episodes_per_step": config.episodes_per_step,
+        "processes": trainer.accelerator.num_processes,
+        "episodes_per_step": config.episodes_per_step * trainer.accelerator.num_processes,
         "resumed_from": resumed_from,
         "seconds": round(seconds, 1),
         "seconds_per_step": step_time,
@@ -512,7 +571,7 @@ def _card_markdown(card: dict) -> str:
         "|:--|:--|",
         f"| init policy | {c['init']} (LoRA r={c['lora_r']} alpha={c['lora_alpha']} on top) |",
         f"| tasks | {c['tasks']} |",
-        f"| steps x episodes | {card['steps']} x {card['episodes_per_step']} ({c['prompts_per_step']} tasks x {c['num_generations']} episodes) |",
+        f"| steps x episodes | {card['steps']} x {card['episodes_per_step']} ({c['prompts_per_step']} tasks x {c['num_generations']} episodes x {card.get('processes', 1)} process(es)) |",
         f"| episode limits | {c['max_turns']} turns, {c['max_new_tokens']} tokens a turn, {c['max_length']} tokens in all |",
         f"| lr, KL beta, temperature | {c['learning_rate']}, {c['beta']}, {c['temperature']} |",
         f"| reward weights | {weights} |",

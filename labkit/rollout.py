@@ -9,6 +9,9 @@ tokens the chat template gives it. Finished episodes drop out of the batch. The
 KV cache is kept between turns, so each turn the model reads only what the
 environment added, not the whole transcript again. :func:`sequential_rollouts`
 is the naive baseline: batch of 1, the whole transcript re-read every turn.
+The policy can also be a model served by vLLM (:class:`ServedModel`, GRPO's
+``--vllm-server``): then every turn sends the live transcripts to the server,
+whose prefix cache plays the part of the KV cache.
 
 A :class:`Rollout` keeps the episode as token ids with an ``owner`` mask (1 =
 sampled by the model, 0 = prompt, tool results, feedback, template glue), which
@@ -113,8 +116,35 @@ class _Episode:
         return Rollout(self.trajectory, self.token_ids, self.owner, self.problems, sum(self.owner), self.prompt_length, logprobs, self.env_seconds)
 
 
+class ServedModel:
+    """A policy served by vLLM, reached through TRL's ``VLLMClient``: pass it to :func:`rollout_batch` as the model.
+
+    The client is built by the caller (only GPU machines have vLLM). The server must
+    return log-probs at the sampling temperature (``--logprobs-mode processed_logprobs``),
+    as :func:`_sampled_logprobs` does for a local model. Its sampling is not seeded:
+    seeding each request would give the episodes of a group the same first turn.
+    """
+
+    def __init__(self, client, end_of_turn_id: int):
+        self.client, self.end_of_turn_id = client, end_of_turn_id
+
+    def complete(self, transcripts: list[list[int]], gen: GenerationConfig) -> tuple[list[list[int]], list[list[float] | None]]:
+        """Each transcript's next turn, through its <|im_end|> if it wrote one, and the log-probs of its tokens."""
+        output = self.client.generate(
+            transcripts,
+            temperature=gen.temperature,
+            top_p=gen.top_p,
+            max_tokens=gen.max_new_tokens,
+            logprobs=0 if gen.logprobs else None,
+            generation_kwargs={"stop_token_ids": [self.end_of_turn_id]},
+        )
+        if not gen.logprobs:
+            return output["completion_ids"], [None] * len(transcripts)
+        return output["completion_ids"], [[top[0] for top in turn] for turn in output["logprobs"]]
+
+
 def rollout_batch(
-    model: PreTrainedModel,
+    model: PreTrainedModel | ServedModel,
     tokenizer: PreTrainedTokenizerBase,
     tasks: Sequence[Task],
     catalog: Catalog | None,
@@ -134,7 +164,8 @@ def rollout_batch(
             chunk = [_start(ToolEnv(catalog, env_config), task, tokenizer, gen) for task in tasks[start : start + gen.batch_size]]
             try:
                 bar.update(sum(e.done for e in chunk))
-                batch = _Batch([e for e in chunk if not e.done], tokenizer.pad_token_id, _end_of_turn_id(tokenizer))
+                live = [e for e in chunk if not e.done]
+                batch = _ServedBatch(live) if isinstance(model, ServedModel) else _Batch(live, tokenizer.pad_token_id, _end_of_turn_id(tokenizer))
                 while batch.episodes:
                     turns, logprobs = batch.generate(model, gen)
                     for episode, new_ids, new_logprobs in zip(batch.episodes, turns, logprobs):
@@ -304,6 +335,19 @@ class _Batch:
         self.ids, self.mask = self.ids[keep], self.mask[keep]
         if self.cache is not None:
             self.cache.batch_select_indices(torch.tensor(keep, dtype=torch.long, device=self.device))
+
+
+class _ServedBatch:
+    """The live episodes of a chunk for a :class:`ServedModel`: the server batches and caches, so this only keeps the list."""
+
+    def __init__(self, episodes: list[_Episode]):
+        self.episodes = episodes
+
+    def generate(self, model: ServedModel, gen: GenerationConfig) -> tuple[list[list[int]], list[list[float] | None]]:
+        return model.complete([e.token_ids for e in self.episodes], gen)
+
+    def drop_finished(self) -> None:
+        self.episodes = [e for e in self.episodes if not e.done]
 
 
 def _sampled_logprobs(logits, written, turns: list[list[int]], gen: GenerationConfig) -> list[list[float]]:

@@ -22,6 +22,9 @@ loads the adapter onto its base):
     RUN/run_card.json, README.md    data, config, seed, times, final metrics; written last
     RUN/loss.png
 
+Under ``accelerate launch`` (``configs/accelerate/``) every process trains on its
+own share of each batch and only the main process writes the run folder.
+
 LoRA rather than full fine-tuning: on the 135M model on 2 CPU cores LoRA is the
 faster of the two (185 vs 159 tokens/s, ``python -m bench sft``), keeps the base
 frozen, ships as a 10 MB bf16 adapter instead of a 540 MB model, and is what
@@ -30,6 +33,7 @@ unsloth trains on the GPU. ``--full`` trains every weight instead.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -190,6 +194,7 @@ def run_arguments(out: str | Path, seed: int, save_steps: int, report_to: str, p
         use_cpu=not torch.cuda.is_available(),
         bf16=bf16_ok(),
         gradient_checkpointing=False,  # at 135M the activations fit; recomputing them costs ~30% on a CPU
+        ddp_find_unused_parameters=False,  # LoRA uses all its weights every step: under DDP, don't search the graph for unused ones
         report_to=report_backend(report_to),
         disable_tqdm=not progress,
     )
@@ -284,10 +289,30 @@ def unsloth_lora(model, r: int, alpha: int, seed: int):
 
 
 def last_checkpoint(out: str | Path) -> str | None:
+    """The newest checkpoint to resume from, or None."""
     from transformers.trainer_utils import get_last_checkpoint
 
     folder = Path(out) / CHECKPOINTS
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if not folder.is_dir():
+        return None
+    _load_onto_indexed_cpu()  # so that a multi-process CPU run can resume from it too
+    return get_last_checkpoint(str(folder))
+
+
+@functools.cache  # register once per process
+def _load_onto_indexed_cpu() -> None:
+    """Let ``torch.load`` map tensors to ``cpu:0``.
+
+    accelerate names the device of each process in a multi-process CPU run ``cpu:0``,
+    and with several processes the Trainer loads a checkpoint's optimizer state onto
+    that device, but torch only knows the CPU as ``cpu``: the resume would fail.
+    """
+    import torch
+
+    def keep_on_cpu(storage, location: str):
+        return storage if location.startswith("cpu:") else None
+
+    torch.serialization.register_package(99, lambda storage: None, keep_on_cpu)  # 99: a priority no other package uses
 
 
 def read_run_card(out: str | Path) -> dict | None:
@@ -317,14 +342,29 @@ def train_sft(config: SFTRunConfig, progress: bool = True, on_log: Callable[[dic
     started = time.time()
     trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started
-    if config.full:
-        trainer.save_model(str(out))
-    else:  # LoRA never touches the embeddings; saying so spares PEFT a hub lookup for the base's config
-        trainer.model.save_pretrained(str(out), save_embedding_layers=False)
-        loaded.tokenizer.save_pretrained(str(out))
+    save_trained(trainer, out, loaded.tokenizer, full=config.full)
     card = run_card(config, data, trainer, seconds, resume)
-    _write_card(out, card)
+    if trainer.accelerator.is_main_process:
+        _write_card(out, card)
+    trainer.accelerator.wait_for_everyone()  # no process returns before the run is complete on disk
     return card
+
+
+def save_trained(trainer, out: Path, tokenizer, full: bool = False) -> None:
+    """Save the trained adapter (or with ``full`` the whole model) and the tokenizer into the run folder.
+
+    Every process must call it: under ZeRO-3 or FSDP the weights are sharded, and
+    gathering them takes all processes. Only the main process writes.
+    """
+    if full:
+        trainer.save_model(str(out))  # the Trainer gathers and writes on the main process itself
+        return
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    if trainer.accelerator.is_main_process:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        # LoRA never touches the embeddings; saying so spares PEFT a hub lookup for the base's config.
+        model.save_pretrained(str(out), state_dict=state, save_embedding_layers=False)
+        tokenizer.save_pretrained(str(out))
 
 
 def run_card(config: SFTRunConfig, data: TrainingData, trainer, seconds: float, resumed_from: str | None) -> dict:
@@ -345,6 +385,7 @@ def run_card(config: SFTRunConfig, data: TrainingData, trainer, seconds: float, 
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "steps": trainer.state.global_step,
+        "processes": trainer.accelerator.num_processes,
         "resumed_from": resumed_from,
         "seconds": round(seconds, 1),
         "tokens_per_second": round(tokens_per_step * steps_this_session / max(seconds, 1e-9), 1),
@@ -385,7 +426,7 @@ def _card_markdown(card: dict) -> str:
         f"| method | {card['method']}, assistant-only loss, bf16 autocast: {card['bf16']} |",
         f"| data | {data['rows']} rows, {data['tokens']} tokens (left out: {data['too_long']} longer than {card['config']['max_length']}, {data['unused']} past the budget) |",
         f"| data sha256 | `{data['sha256'][:16]}…` |",
-        f"| steps x batch | {card['steps']} x {card['config']['batch_size']} (grad accumulation {card['config']['grad_accum']}), {card['config']['epochs']} epoch(s), lr {card['config']['learning_rate']} |",
+        f"| steps x batch | {card['steps']} x {card['config']['batch_size']} x {card.get('processes', 1)} process(es) (grad accumulation {card['config']['grad_accum']}), {card['config']['epochs']} epoch(s), lr {card['config']['learning_rate']} |",
         f"| seed | {card['config']['seed']} |",
         f"| time | {card['seconds']} s on {card['device']}{' (resumed from ' + Path(card['resumed_from']).name + ')' if card['resumed_from'] else ''} |",
         f"| training tokens/s | {card['tokens_per_second']} |",
