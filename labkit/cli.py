@@ -236,7 +236,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
     config = RLRunConfig(
         init=args.init, profile=args.profile, out=str(args.out), tasks=args.tasks, steps=args.steps,
         prompts_per_step=args.prompts_per_step, num_generations=args.num_generations, learning_rate=args.learning_rate,
-        beta=args.beta, seed=args.seed, report_to=args.report_to, rewards=rewards, vllm_server=args.vllm_server,
+        beta=args.beta, seed=args.seed, report_to=args.report_to, rewards=rewards, vllm_server=args.vllm_server, micro_batch=args.micro_batch,
     )
     card = train_rl(config)
     last = card["last_steps"]
@@ -376,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a reward weight or guard setting, e.g. --reward format=0 --reward max_trials=2 (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report-to", default="tensorboard", help="tensorboard (default), trackio, wandb or none")
+    p.add_argument("--micro-batch", type=int, default=4, help="episodes per forward/backward pass (default 4); lower it if memory runs out")
     p.add_argument("--vllm-server", metavar="HOST:PORT", help="generate the rollouts on this vLLM server (GPU machines; see README, Beyond one machine)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_rl)

@@ -61,3 +61,10 @@ def test_bad_input_gives_a_message_not_a_traceback(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr and "missing.py" in result.stderr
     result = run_cli("tasks", "generate", "--split", "seen", "--level", "3", "--out", str(tmp_path / "x.jsonl"))
     assert result.returncode == 2 and "seen split is level 0" in result.stderr
+
+
+def test_rl_takes_a_smaller_micro_batch_for_small_machines():
+    from labkit.cli import build_parser
+
+    assert build_parser().parse_args(["rl", "--out", "x"]).micro_batch == 4
+    assert build_parser().parse_args(["rl", "--out", "x", "--micro-batch", "2"]).micro_batch == 2
