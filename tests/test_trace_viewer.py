@@ -15,6 +15,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
+from browser import launch, sync_playwright_or_skip  # noqa: E402
 from trace_fixtures import HOSTILE, build_lab  # noqa: E402
 
 from labkit.cli import main as labkit_main  # noqa: E402
@@ -22,8 +23,6 @@ from labkit.traces import TURN_COLOURS, TraceLibrary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ANY = ["any"] * 6
 
 
@@ -127,29 +126,14 @@ def test_labkit_view_refuses_missing_paths(capsys):
     assert "no/such/runs does not exist" in capsys.readouterr().err
 
 
-def _chromium():
-    """Playwright's sync API, or a skip (a failure under CI, which installs Chromium)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        missing = f"playwright is not installed ({exc})"
-    else:
-        if CHROMIUM.exists():
-            return sync_playwright
-        missing = f"no browser at {CHROMIUM} (apt-get install chromium)"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the browser test: {missing}")
-    pytest.skip(missing)
-
-
 def test_the_browser_test_fails_under_ci_instead_of_skipping(monkeypatch):
-    monkeypatch.setitem(globals(), "CHROMIUM", Path("/nonexistent/chromium"))
+    missing = Path("/nonexistent/chromium")
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must run the browser test"):
-        _chromium()
+        sync_playwright_or_skip(missing)
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="no browser at /nonexistent/chromium"):
-        _chromium()
+        sync_playwright_or_skip(missing)
 
 
 def _colour(hex_colour: str) -> str:
@@ -159,13 +143,13 @@ def _colour(hex_colour: str) -> str:
 
 @pytest.mark.browser
 def test_browser_opens_filters_and_renders_safely(viewer):
-    sync_playwright = _chromium()
+    sync_playwright = sync_playwright_or_skip()
     url, lab = viewer
     golden = TraceLibrary(root=lab).open("runs/eval/golden-evolved")
     failed = [e for e in golden.episodes if not e.success]
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         requests: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
