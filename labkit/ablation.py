@@ -61,7 +61,7 @@ class AblationConfig:
     token_budget: int | None = None  # None: the sft profile's, capped by the smaller dataset
     rl_steps: int | None = None  # None: the rl profile's
     ship: str | None = None  # copy the trained adapters here (``data/adapters`` is what the notebooks load)
-    arms: tuple[str, ...] = ARMS  # the arms to evaluate and report; both SFT arms always train (matched budgets)
+    arms: tuple[str, ...] = ARMS  # the arms to evaluate and report; only the SFT runs they need are trained
 
     def __post_init__(self) -> None:
         unknown = [arm for arm in self.arms if arm not in ARMS]
@@ -76,6 +76,12 @@ class AblationConfig:
     @property
     def datasets(self) -> dict[str, str]:
         return {arm: f"{self.data}/{path}" for arm, path in DATASETS.items()}
+
+    @property
+    def sft_arms(self) -> tuple[str, ...]:
+        """The SFT runs to train: the chosen SFT arms and those a chosen GRPO arm starts from."""
+        needed = set(self.arms) | {RL_ARMS[arm] for arm in self.arms if arm in RL_ARMS}
+        return tuple(arm for arm in DATASETS if arm in needed)
 
     def command(self) -> str:
         options = {
@@ -129,7 +135,7 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
     budget = matched_budget(config, tokenizer)
     seconds, clock = {}, time.perf_counter()
     runs = {}
-    for arm in config.datasets:
+    for arm in config.sft_arms:
         if progress:
             tqdm.write(f"[ablation] training {arm} on {config.datasets[arm]} ({budget} tokens)")
         runs[arm] = train_sft(sft_config(config, arm, budget), progress=progress)
@@ -198,16 +204,23 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
     from labkit.lessons import robustness_by_policy
 
     report = Path(config.report)
-    figures = report.parent / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    (report.parent / "figures").mkdir(parents=True, exist_ok=True)
+    # Named after the report, so that a report of a few arms beside the full one keeps its own plots.
+    figure = {name: f"figures/{report.stem}_{name}.png" for name in ("success", "robustness", "failures", "loss", "grpo")}
     metrics = result["metrics"]
-    plots.success_by_split({(arm, split): m for (arm, split), m in metrics.items()}).savefig(figures / "ablation_success.png", dpi=110)
-    plots.robustness_curve(robustness_by_policy(metrics)).savefig(figures / "ablation_robustness.png", dpi=110)
-    plots.failure_taxonomy(
-        {arm: {f: sum(metrics[(arm, s)]["failures"].get(f, 0) for s in SPLITS) for f in FAILURES} for arm in config.arms}, FAILURES
-    ).savefig(figures / "ablation_failures.png", dpi=110)
-    plots.loss_curve({arm: card["loss_curve"] for arm, card in result["runs"].items()}).savefig(figures / "ablation_loss.png", dpi=110)
-    plots.rl_curves({arm: card["history"] for arm, card in result["rl_runs"].items()}).savefig(figures / "ablation_grpo.png", dpi=110)
+    charts = {
+        "success": plots.success_by_split({(arm, split): m for (arm, split), m in metrics.items()}),
+        "robustness": plots.robustness_curve(robustness_by_policy(metrics)),
+        "failures": plots.failure_taxonomy(
+            {arm: {f: sum(metrics[(arm, s)]["failures"].get(f, 0) for s in SPLITS) for f in FAILURES} for arm in config.arms}, FAILURES
+        ),
+    }
+    if result["runs"]:
+        charts["loss"] = plots.loss_curve({arm: card["loss_curve"] for arm, card in result["runs"].items()})
+    if result["rl_runs"]:
+        charts["grpo"] = plots.rl_curves({arm: card["history"] for arm, card in result["rl_runs"].items()})
+    for name, chart in charts.items():
+        chart.savefig(report.parent / figure[name], dpi=110)
 
     hard = ("evolved", "unseen")
     pooled = pooled_metrics(config, hard)
@@ -216,25 +229,21 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         for a, b in (("sft-trial", "sft-golden"), ("sft-trial-grpo", "sft-trial"), ("grpo-only", "base"))
         if a in config.arms and b in config.arms
     }
-    rel = Path("figures")
     lines = [
         "# Ablation: trial-and-execution vs golden trajectories, and what GRPO adds",
         "",
         f"Reproduce with `{config.command()}` (every stage resumes from `{config.out}`).",
         "",
-        f"Both SFT arms start from `{get_profile(config.profile).model}` and train on the same training tasks at a matched budget of "
-        f"{result['budget']} template tokens. "
+        (f"The SFT arms ({', '.join(result['runs'])}) start from `{get_profile(config.profile).model}` and train on the same training tasks at a matched budget of "
+         f"{result['budget']} template tokens. " if result["runs"] else "")
         + "".join(f"{arm} trains with GRPO in the live environment on the same training tasks, from {card['config']['init']}. " for arm, card in result["rl_runs"].items())
         + f"Each cell is success over {config.n} tasks x {config.seeds} seed(s), "
         f"at most {config.max_turns} turns, with a 95% bootstrap interval.",
         "",
         *success_table(config, metrics, pooled),
         "",
-        "Differences in success on evolved + unseen, with 95% bootstrap intervals:",
-        "",
-        *[f"- **{a} minus {b}: {_gap_text(gap)}**" for (a, b), gap in gaps.items()],
-        "",
-        "![success by split](figures/ablation_success.png)",
+        *(["Differences in success on evolved + unseen, with 95% bootstrap intervals:", "", *[f"- **{a} minus {b}: {_gap_text(gap)}**" for (a, b), gap in gaps.items()], ""] if gaps else []),
+        f"![success by split]({figure['success']})",
         "",
         "## Evolved tools, by level",
         "",
@@ -242,7 +251,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         "|:--|" + "--:|" * 4,
         *[f"| {arm} | " + " | ".join(_level_cell(metrics[(arm, 'evolved')], lv) for lv in range(1, 5)) + " |" for arm in config.arms],
         "",
-        f"![robustness]({rel}/ablation_robustness.png)",
+        f"![robustness]({figure['robustness']})",
         "",
         "## How they behave",
         "",
@@ -257,32 +266,39 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         "",
         "(evolved + unseen pooled)",
         "",
-        f"![failures]({rel}/ablation_failures.png)",
+        f"![failures]({figure['failures']})",
         "",
         "## Training",
         "",
-        "| arm | rows | tokens | steps | time | tokens/s | final loss |",
-        "|:--|--:|--:|--:|--:|--:|--:|",
-        *[
-            f"| {arm} | {c['data']['rows']} | {c['data']['tokens']} | {c['steps']} | {c['seconds']:.0f} s | {c['tokens_per_second']} | {c['final_loss']:.3f} |"
-            for arm, c in result["runs"].items()
-        ],
-        "",
-        f"![loss]({rel}/ablation_loss.png)",
-        "",
-        "| GRPO arm | from | steps x episodes | time | reward, first 5 steps -> last 5 | success in training | trials per episode | KL (last 5) |",
-        "|:--|:--|--:|--:|--:|--:|--:|--:|",
-        *[
-            f"| {arm} | {c['config']['init']} | {c['steps']} x {c['episodes_per_step']} | {c['seconds']:.0f} s | "
-            f"{format_number(c['first_steps']['reward'])} -> {format_number(c['last_steps']['reward'])} | "
-            f"{format_number(c['first_steps']['episode/success'])} -> {format_number(c['last_steps']['episode/success'])} | "
-            f"{format_number(c['first_steps']['episode/trials'], 2)} -> {format_number(c['last_steps']['episode/trials'], 2)} | {format_number(c['last_steps']['kl'], 4)} |"
-            for arm, c in result["rl_runs"].items()
-        ],
-        "",
-        f"![grpo]({rel}/ablation_grpo.png)",
-        "",
     ]
+    if result["runs"]:
+        lines += [
+            "| arm | rows | tokens | steps | time | tokens/s | final loss |",
+            "|:--|--:|--:|--:|--:|--:|--:|",
+            *[
+                f"| {arm} | {c['data']['rows']} | {c['data']['tokens']} | {c['steps']} | {c['seconds']:.0f} s | {c['tokens_per_second']} | {c['final_loss']:.3f} |"
+                for arm, c in result["runs"].items()
+            ],
+            "",
+            f"![loss]({figure['loss']})",
+            "",
+        ]
+    if result["rl_runs"]:
+        lines += [
+            "| GRPO arm | from | steps x episodes | time | reward, first 5 steps -> last 5 | success in training | trials per episode | KL (last 5) | zero-advantage groups (last 5) |",
+            "|:--|:--|--:|--:|--:|--:|--:|--:|--:|",
+            *[
+                f"| {arm} | {c['config']['init']} | {c['steps']} x {c['episodes_per_step']} | {c['seconds']:.0f} s | "
+                f"{format_number(c['first_steps']['reward'])} -> {format_number(c['last_steps']['reward'])} | "
+                f"{format_number(c['first_steps']['episode/success'])} -> {format_number(c['last_steps']['episode/success'])} | "
+                f"{format_number(c['first_steps']['episode/trials'], 2)} -> {format_number(c['last_steps']['episode/trials'], 2)} | "
+                f"{format_number(c['last_steps']['kl'], 4)} | {format_number(c['last_steps']['frac_reward_zero_std'], 2)} |"
+                for arm, c in result["rl_runs"].items()
+            ],
+            "",
+            f"![grpo]({figure['grpo']})",
+            "",
+        ]
     report.write_text("\n".join(lines), encoding="utf-8")
     (Path(config.out) / "ablation.json").write_text(
         json.dumps({f"{arm}/{split}": {k: m[k] for k in ("success", "success_ci95", "n")} for (arm, split), m in metrics.items()} | {f"gap_evolved_unseen/{a}-minus-{b}": gap for (a, b), gap in gaps.items()}, indent=2)

@@ -48,3 +48,23 @@ def test_arms_can_be_chosen_and_unknown_ones_are_refused():
     assert config.command().endswith("--arms sft-trial,sft-trial-grpo")
     with pytest.raises(ValueError, match="unknown arm"):
         AblationConfig(profile="tiny", arms=("sft-trail",))
+
+
+def test_a_report_of_some_arms_trains_only_what_they_need_and_keeps_its_own_figures(tmp_path):
+    reports = tmp_path / "reports"
+    full = reports / "figures" / "ablation_success.png"
+    full.parent.mkdir(parents=True)
+    full.write_bytes(b"the full report's figure")
+    config = AblationConfig(profile="tiny", out=str(tmp_path / "runs"), report=str(reports / "ablation-grpo-only.md"), arms=("grpo-only",))
+    assert config.sft_arms == ()
+    assert AblationConfig(profile="tiny", arms=("sft-trial-grpo",)).sft_arms == ("sft-trial",)
+    result = run_ablation(config, progress=False)
+    assert result["runs"] == {} and set(result["rl_runs"]) == {"grpo-only"}
+    assert not (tmp_path / "runs" / "sft-trial").exists() and not (tmp_path / "runs" / "sft-golden").exists()
+    assert full.read_bytes() == b"the full report's figure"  # left alone
+    for figure in ("success", "robustness", "failures", "grpo"):
+        assert (reports / "figures" / f"ablation-grpo-only_{figure}.png").is_file()
+    assert not (reports / "figures" / "ablation-grpo-only_loss.png").exists()
+    report = (reports / "ablation-grpo-only.md").read_text()
+    assert "--arms grpo-only" in report and "| grpo-only |" in report and "SFT arms" not in report and "minus" not in report
+    assert "figures/ablation-grpo-only_grpo.png" in report and "zero-advantage groups" in report
