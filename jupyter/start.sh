@@ -11,8 +11,15 @@
 # else python3 on PATH.
 set -eu
 cd "$(dirname "$0")/.."
-python=${LAB_PYTHON:-.venv/bin/python}
-if [ ! -x "$python" ]; then python=python3; fi
+if [ -n "${LAB_PYTHON:-}" ]; then
+    # Asked for by name: a wrong path is an error, not a reason to run some other Python.
+    [ -x "$LAB_PYTHON" ] || { echo "jupyter/start.sh: LAB_PYTHON=$LAB_PYTHON is not an executable Python" >&2; exit 2; }
+    python=$LAB_PYTHON
+elif [ -x .venv/bin/python ]; then
+    python=.venv/bin/python
+else
+    python=python3
+fi
 JUPYTER_CONFIG_PATH="$PWD/jupyter${JUPYTER_CONFIG_PATH:+:$JUPYTER_CONFIG_PATH}"
 export JUPYTER_CONFIG_PATH
 exec "$python" -m jupyterlab \

@@ -61,6 +61,7 @@ class AblationConfig:
     token_budget: int | None = None  # None: the sft profile's, capped by the smaller dataset
     rl_steps: int | None = None  # None: the rl profile's
     ship: str | None = None  # copy the trained adapters here (``data/adapters`` is what the notebooks load)
+    micro_batch: int = 4  # GRPO episodes per forward/backward pass; lower it if memory runs out
     arms: tuple[str, ...] = ARMS  # the arms to evaluate and report; only the SFT runs they need are trained
 
     def __post_init__(self) -> None:
@@ -88,6 +89,7 @@ class AblationConfig:
             "--data": self.data != "data" and self.data,
             "--token-budget": self.token_budget,
             "--rl-steps": self.rl_steps,
+            "--micro-batch": self.micro_batch != 4 and self.micro_batch,
             "--report": self.report != "reports/ablation.md" and self.report,
         }
         extra = "".join(f" {flag} {value}" for flag, value in options.items() if value)
@@ -113,7 +115,8 @@ def sft_config(config: AblationConfig, arm: str, budget: int) -> SFTRunConfig:
 def rl_config(config: AblationConfig, arm: str) -> RLRunConfig:
     start = RL_ARMS[arm]
     init = f"{config.out}/{start}" if start else get_profile(config.profile).model
-    return RLRunConfig(init=init, profile=config.profile, out=f"{config.out}/{arm}", tasks=f"{config.data}/{TRAIN_TASKS}", steps=config.rl_steps)
+    return RLRunConfig(init=init, profile=config.profile, out=f"{config.out}/{arm}", tasks=f"{config.data}/{TRAIN_TASKS}", steps=config.rl_steps,
+                        micro_batch=config.micro_batch)
 
 
 def eval_config(config: AblationConfig, arm: str, split: str) -> EvalConfig:

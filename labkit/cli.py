@@ -251,7 +251,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 
     try:
         config = AblationConfig(profile=args.profile, out=str(args.out), report=str(args.report), data=args.data, n=args.n, seeds=args.seeds,
-                                token_budget=args.token_budget, rl_steps=args.rl_steps, ship=args.ship, arms=tuple(args.arms.split(",")) if args.arms else ARMS)
+                                token_budget=args.token_budget, rl_steps=args.rl_steps, ship=args.ship, arms=tuple(args.arms.split(",")) if args.arms else ARMS,
+                                micro_batch=args.micro_batch)
     except ValueError as error:
         raise SystemExit(f"labkit ablation: {error}") from None
     result = run_ablation(config)
@@ -264,7 +265,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from labkit.ablation import pooled_metrics, success_table
     from labkit.demo import DemoConfig, run_demo
 
-    config = DemoConfig(profile=args.profile, out=str(args.out), report=str(args.report))
+    config = DemoConfig(profile=args.profile, out=str(args.out), report=str(args.report), micro_batch=args.micro_batch)
     result = run_demo(config)
     print(f"\nwrote {config.report}\n")
     print("\n".join(success_table(config.ablation(), result["metrics"], pooled_metrics(config.ablation()))))
@@ -391,13 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/ablation"))
     p.add_argument("--report", type=Path, default=Path("reports/ablation.md"))
     p.add_argument("--ship", help="also copy the trained adapters here (data/adapters is what notebooks 03 and 04 load)")
-    p.add_argument("--arms", help="comma-separated arms to evaluate and report (default: all five); both SFT arms always train")
+    p.add_argument("--arms", help="comma-separated arms to evaluate and report (default: all five); only the SFT runs they need train")
+    p.add_argument("--micro-batch", type=int, default=4, help="GRPO episodes per forward/backward pass (default 4); lower it if memory runs out")
     p.set_defaults(func=cmd_ablation)
 
     p = sub.add_parser("demo", help="the whole course headless: data, SFT, GRPO, evaluation, report (reports/demo/)")
     p.add_argument("--profile", choices=profiles, default="cpu")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--report", type=Path, default=Path("reports/demo/ablation.md"))
+    p.add_argument("--micro-batch", type=int, default=4, help="GRPO episodes per forward/backward pass (default 4); lower it if memory runs out")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bfcl", help="score a model on BFCL simple_python and multiple with BFCL's own AST checker")

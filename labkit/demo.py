@@ -56,6 +56,7 @@ class DemoConfig:
     profile: str = "cpu"
     out: str = "runs/demo"
     report: str = "reports/demo/ablation.md"
+    micro_batch: int = 4  # GRPO episodes per forward/backward pass; lower it if memory runs out
 
     @property
     def size(self) -> DemoSize:
@@ -69,7 +70,7 @@ class DemoConfig:
         size = self.size
         return AblationConfig(
             profile=self.profile, out=self.out, report=self.report, data=self.data, n=size.n, seeds=size.seeds,
-            token_budget=size.token_budget, rl_steps=size.rl_steps, arms=ARMS,
+            token_budget=size.token_budget, rl_steps=size.rl_steps, arms=ARMS, micro_batch=self.micro_batch,
         )
 
 
@@ -93,11 +94,24 @@ def make_data(config: DemoConfig, progress: bool = True) -> dict[str, bool]:
     if config.size.train_tasks != SHIPPED_TRAIN_TASKS:
         return {}
     pairs = {TRAIN_TASKS: TRAIN_TASKS, **{path: f"{path}/data.parquet" for path in DATASETS.values()}}
-    return {name: filecmp.cmp(Path(config.data) / file, Path(SHIPPED) / file, shallow=False) for name, file in pairs.items()}
+    # Run from outside the lab's folder, the shipped files are not at hand: nothing to compare with.
+    return {name: filecmp.cmp(Path(config.data) / file, Path(SHIPPED) / file, shallow=False) for name, file in pairs.items() if (Path(SHIPPED) / file).is_file()}
+
+
+def check_profile(config: DemoConfig) -> None:
+    """Refuse a folder that holds a demo at another profile: its finished stages would be read back as this one's."""
+    record = Path(config.out, "demo.json")
+    if record.is_file():
+        earlier = json.loads(record.read_text(encoding="utf-8"))["config"]["profile"]
+        if earlier != config.profile:
+            raise ValueError(f"{config.out} holds a demo at the {earlier} profile; give this one another --out, or delete {config.out}")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"config": asdict(config)}, indent=2), encoding="utf-8")
 
 
 def run_demo(config: DemoConfig, progress: bool = True) -> dict:
     """Data, then the ablation at the demo's size; returns the ablation's result plus ``seconds`` per stage."""
+    check_profile(config)
     start = time.perf_counter()
     if progress:
         tqdm.write(f"[demo] data: {config.size.train_tasks} training tasks and two teacher datasets in {config.data}")

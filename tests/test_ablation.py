@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from labkit.ablation import ARMS, SPLITS, AblationConfig, run_ablation, success_gap
+from labkit.ablation import ARMS, SPLITS, AblationConfig, rl_config, run_ablation, success_gap
 
 
 def test_success_gap_has_a_bootstrap_interval():
@@ -46,6 +46,9 @@ def test_arms_can_be_chosen_and_unknown_ones_are_refused():
     config = AblationConfig(profile="tiny", arms=("sft-trial-grpo", "sft-trial"))
     assert config.arms == ("sft-trial", "sft-trial-grpo")  # in the ablation's order
     assert config.command().endswith("--arms sft-trial,sft-trial-grpo")
+    small = AblationConfig(profile="tiny", micro_batch=2)
+    assert rl_config(small, "grpo-only").micro_batch == 2 and "--micro-batch 2" in small.command()
+    assert "--micro-batch" not in AblationConfig(profile="tiny").command()
     with pytest.raises(ValueError, match="unknown arm"):
         AblationConfig(profile="tiny", arms=("sft-trail",))
 

@@ -33,3 +33,19 @@ def test_demo_runs_the_course_headless_and_resumes(tmp_path, capsys):
 def test_demo_data_at_the_cpu_size_is_the_shipped_data(tmp_path):
     same = make_data(DemoConfig(profile="cpu", out=str(tmp_path)), progress=False)
     assert same == {"tasks/train.jsonl": True, "trajectories/golden-train": True, "trajectories/trial-train": True}
+
+
+def test_a_demo_folder_of_another_profile_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "runs"
+    out.mkdir()
+    (out / "demo.json").write_text(json.dumps({"config": {"profile": "tiny"}}))
+    assert main(["demo", "--profile", "cpu", "--out", str(out), "--report", str(tmp_path / "report.md")]) == 2
+    assert "holds a demo at the tiny profile" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["demo.json"]  # nothing built, nothing overwritten
+
+
+def test_the_shipped_data_is_compared_only_where_it_is_at_hand(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outside the lab's folder: no data/ here
+    config = DemoConfig(profile="cpu", out=str(tmp_path / "runs"))
+    assert make_data(config, progress=False) == {}
+    assert (tmp_path / "runs" / "data" / "trajectories" / "trial-train" / "data.parquet").is_file()

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,20 +28,16 @@ from labkit.rl import RLRunConfig, build_trainer, read_rollout_log
 from labkit.rollout import GenerationConfig, ServedModel, rollout_batch
 from labkit.sft import read_run_card
 from labkit.tasks import Task, generate_tasks
+from localhost import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = 2
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(tmp_path: Path, *labkit_args: str) -> list[dict]:
     """Run `labkit ARGS` in two processes; return each process's record, in rank order."""
     digests = tmp_path / "digests"
+    shutil.rmtree(digests, ignore_errors=True)  # an earlier launch's records must not pass for this one's
     command = [
         str(Path(sys.executable).parent / "accelerate"), "launch",
         "--config_file", str(ROOT / "configs/accelerate/ddp.yaml"),

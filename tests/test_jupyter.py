@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from urllib.parse import quote, urlsplit
 import psutil
 import pytest
 from browser import launch, sync_playwright_or_skip
+from localhost import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 START = REPO / "jupyter" / "start.sh"
@@ -61,12 +61,6 @@ def _get(server: Server, path: str, token: bool = True, timeout: float = 60) -> 
         return error.code, dict(error.headers), error.read().decode(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _stop(process: subprocess.Popen) -> None:
     """SIGTERM the server's process group (marimo runs in it), then SIGKILL whatever is left."""
     try:
@@ -97,7 +91,7 @@ def _stop(process: subprocess.Popen) -> None:
 def jupyter(tmp_path_factory):
     """The server `make jupyter` starts, on 127.0.0.1 at a free port; stopped with its children afterwards."""
     home = tmp_path_factory.mktemp("jupyter")
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
         "LAB_PYTHON": sys.executable,  # this environment, the one holding labkit
@@ -141,7 +135,8 @@ def _marimo_processes(server: Server) -> list[psutil.Process]:
 
 
 def test_serves_the_repository_on_localhost_and_opens_the_notebooks(jupyter):
-    assert jupyter.url.startswith("http://127.0.0.1:")
+    listening = [c.laddr for c in psutil.Process(jupyter.process.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert listening and all(address.ip == "127.0.0.1" for address in listening), listening
     status, headers, _ = _get(jupyter, "/")
     assert status == 302 and urlsplit(headers["Location"]).path == "/lab/tree/notebooks"
     status, _, body = _get(jupyter, "/api/contents/notebooks")
@@ -212,3 +207,8 @@ def test_browser_opens_a_lab_notebook_with_marimo_from_jupyterlab(jupyter):
             browser.close()
     outside = [u for u in requests if not u.startswith(jupyter.url) and not u.startswith("data:")]
     assert outside == [], f"the page reached beyond the server: {outside}"
+
+
+def test_a_wrong_lab_python_is_an_error_not_another_python():
+    done = subprocess.run(["sh", str(START)], env={**os.environ, "LAB_PYTHON": "/no/such/python"}, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "LAB_PYTHON=/no/such/python is not an executable Python" in done.stderr

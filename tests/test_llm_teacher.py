@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from labkit.teachers.llm import (
     write_serving_folder,
 )
 from labkit.tools import load_catalog
+from localhost import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
 USER_TOOLS = FIXTURES / "user_tools.py"
@@ -51,12 +51,6 @@ SERVER_START_TIMEOUT_S = 120
 ENV = EnvConfig(max_turns=2, max_tokens=1024)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _offline_env(**extra: str) -> dict:
@@ -78,7 +72,7 @@ def server(tmp_path_factory):
         pytest.skip(str(exc))
     root = tmp_path_factory.mktemp("llm_server")
     folder = write_serving_folder(model_dir, root / "smollm2", parse_tool_calls=True)  # structured tool_calls
-    port = _free_port()
+    port = free_port()
     log_path = root / "server.log"
     command = [
         sys.executable, "-c", "from transformers.cli.transformers import app; app()",
@@ -169,7 +163,7 @@ def test_config_from_env_and_the_key_stays_out_of_repr():
 
 
 def test_unreachable_server_is_a_typed_error_and_nothing_is_marked(tmp_path, tide_catalog, caplog):
-    dead = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     config = LLMTeacherConfig(dead, "m", FAKE_KEY, max_retries=1, timeout_s=2)
     teacher = LLMTeacher(config)
     teacher.reset(_copy_task("t", "4"), [])
@@ -209,7 +203,7 @@ def test_resume_completes_a_row_whose_attempted_line_was_lost(tmp_path, tide_cat
     assert trajectory.success
     append_rows(tmp_path / ROWS_FILE, [trajectory_row(trajectory, policy="teacher:llm:m")])
     (tmp_path / ATTEMPTED_FILE).write_text('{"task_id": "kept", "succ')  # torn by a kill mid-write
-    dead = LLMTeacherConfig(f"http://127.0.0.1:{_free_port()}/v1", "m", max_retries=0, timeout_s=2)
+    dead = LLMTeacherConfig(f"http://127.0.0.1:{free_port()}/v1", "m", max_retries=0, timeout_s=2)
     generate_llm_trajectories([task, task], tmp_path, dead, progress=False, catalog=tide_catalog)  # no request is needed
     attempted = list(read_rows(tmp_path / ATTEMPTED_FILE))
     assert [r["task_id"] for r in attempted] == ["kept"] and attempted[0]["success"] is True
