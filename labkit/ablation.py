@@ -129,7 +129,8 @@ def eval_config(config: AblationConfig, arm: str, split: str) -> EvalConfig:
 def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
     """Train, evaluate and report.
 
-    Returns ``{"runs": {arm: SFT card}, "rl_runs": {arm: GRPO card}, "metrics": {(arm, split): metrics}, "seconds": {stage: s}}``;
+    Returns ``{"runs": {arm: SFT card}, "rl_runs": {arm: GRPO card}, "metrics": {(arm, split): metrics},
+    "pooled": {arm: metrics on evolved + unseen}, "seconds": {stage: s}}``;
     a stage read back from a finished run takes next to no time.
     """
     from labkit.models import load_tokenizer
@@ -162,7 +163,8 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
                 tqdm.write(f"[ablation] evaluating {arm} on {split}")
             metrics[(arm, split)] = evaluate(eval_config(config, arm, split), progress=progress)
     seconds["evaluation"] = time.perf_counter() - clock
-    result = {"runs": runs, "rl_runs": rl_runs, "metrics": metrics, "budget": budget, "seconds": seconds}
+    pooled = pooled_metrics(config)
+    result = {"runs": runs, "rl_runs": rl_runs, "metrics": metrics, "pooled": pooled, "budget": budget, "seconds": seconds}
     write_ablation_report(config, result)
     return result
 
@@ -226,7 +228,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         chart.savefig(report.parent / figure[name], dpi=110)
 
     hard = ("evolved", "unseen")
-    pooled = pooled_metrics(config, hard)
+    pooled = result["pooled"]
     gaps = {
         (a, b): success_gap(arm_rows(config, a, hard), arm_rows(config, b, hard))
         for a, b in (("sft-trial", "sft-golden"), ("sft-trial-grpo", "sft-trial"), ("grpo-only", "base"))

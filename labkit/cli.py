@@ -247,7 +247,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from labkit.ablation import ARMS, AblationConfig, pooled_metrics, run_ablation, success_table
+    from labkit.ablation import ARMS, AblationConfig, run_ablation, success_table
 
     try:
         config = AblationConfig(profile=args.profile, out=str(args.out), report=str(args.report), data=args.data, n=args.n, seeds=args.seeds,
@@ -257,18 +257,18 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         raise SystemExit(f"labkit ablation: {error}") from None
     result = run_ablation(config)
     print(f"wrote {config.report}\n")
-    print("\n".join(success_table(config, result["metrics"], pooled_metrics(config))))
+    print("\n".join(success_table(config, result["metrics"], result["pooled"])))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from labkit.ablation import pooled_metrics, success_table
+    from labkit.ablation import success_table
     from labkit.demo import DemoConfig, run_demo
 
     config = DemoConfig(profile=args.profile, out=str(args.out), report=str(args.report), micro_batch=args.micro_batch)
     result = run_demo(config)
     print(f"\nwrote {config.report}\n")
-    print("\n".join(success_table(config.ablation(), result["metrics"], pooled_metrics(config.ablation()))))
+    print("\n".join(success_table(config.ablation(), result["metrics"], result["pooled"])))
     for name, same in result["same_as_shipped"].items():
         print(f"{name}: {'identical to' if same else 'differs from'} the shipped data/{name}")
     print("time: " + ", ".join(f"{stage} {seconds / 60:.1f} min" for stage, seconds in result["seconds"].items()))
