@@ -30,3 +30,7 @@ if _marimo.is_file():
 
 # Workshops may be offline: do not ask PyPI for a newer marimo.
 c.MarimoProxyConfig.skip_update_check = True
+
+# Nor JupyterLab: no news feed (it would offer to fetch one from the internet) and no check for a newer release.
+c.LabApp.news_url = None
+c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"

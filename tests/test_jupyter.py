@@ -148,6 +148,14 @@ def test_marimo_extension_runs_without_a_sandbox(jupyter):
     assert status == 200 and json.loads(body) == {"no_sandbox": True, "sandbox": None}
 
 
+def test_jupyterlab_fetches_no_news_and_checks_for_no_update(jupyter):
+    status, _, page = _get(jupyter, "/lab")
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    assert status == 200 and config["news"] == {"disabled": True}
+    status, _, body = _get(jupyter, "/lab/api/update")
+    assert status == 200 and json.loads(body)["notification"] is None
+
+
 def test_marimo_behind_the_proxy_needs_the_jupyter_token(jupyter):
     status, headers, body = _get(jupyter, f"/marimo/?file={NOTEBOOK}", token=False)
     assert status in (302, 403) and headers.get("Server") != "uvicorn" and "<marimo-filename" not in body
