@@ -7,7 +7,7 @@
 #   make doctor   what this machine can run
 #   make bench    speed ratios (bench/)
 #   make data     regenerate the shipped tasks and teacher datasets in data/
-#   make demo     the whole course headless (cpu profile, about 30 min on 2 cores): reports/demo/
+#   make demo     the whole course headless (cpu profile, about 40 min on 2 cores): reports/demo/
 #   make ablation the ablation, SFT and GRPO arms (cpu profile): reports/ablation.md and data/adapters/
 #   make gpu      add unsloth + vLLM (CUDA machines only)
 #   make gpu-smoke the GPU track end to end in minutes: unsloth LoRA SFT, GRPO, evaluation
