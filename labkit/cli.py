@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from labkit.engine import ENGINES, EngineNotAvailableError
 from labkit.tasks import SPLITS
 
 
@@ -170,6 +171,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         profile=args.profile,
         max_new_tokens=args.max_new_tokens,
         max_turns=args.max_turns,
+        engine=args.engine,
     )
     metrics = evaluate(config)
     for name in METRICS:
@@ -237,6 +239,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
         init=args.init, profile=args.profile, out=str(args.out), tasks=args.tasks, steps=args.steps,
         prompts_per_step=args.prompts_per_step, num_generations=args.num_generations, learning_rate=args.learning_rate,
         beta=args.beta, seed=args.seed, report_to=args.report_to, rewards=rewards, vllm_server=args.vllm_server, micro_batch=args.micro_batch,
+        engine=args.engine,
     )
     card = train_rl(config)
     last = card["last_steps"]
@@ -252,7 +255,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     try:
         config = AblationConfig(profile=args.profile, out=str(args.out), report=str(args.report), data=args.data, n=args.n, seeds=args.seeds,
                                 token_budget=args.token_budget, rl_steps=args.rl_steps, ship=args.ship, arms=tuple(args.arms.split(",")) if args.arms else ARMS,
-                                micro_batch=args.micro_batch)
+                                micro_batch=args.micro_batch, engine=args.engine)
     except ValueError as error:
         raise SystemExit(f"labkit ablation: {error}") from None
     result = run_ablation(config)
@@ -265,7 +268,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from labkit.ablation import success_table
     from labkit.demo import DemoConfig, run_demo
 
-    config = DemoConfig(profile=args.profile, out=str(args.out), report=str(args.report), micro_batch=args.micro_batch)
+    config = DemoConfig(profile=args.profile, out=str(args.out), report=str(args.report), micro_batch=args.micro_batch, engine=args.engine)
     result = run_demo(config)
     print(f"\nwrote {config.report}\n")
     print("\n".join(success_table(config.ablation(), result["metrics"], result["pooled"])))
@@ -274,6 +277,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("time: " + ", ".join(f"{stage} {seconds / 60:.1f} min" for stage, seconds in result["seconds"].items()))
     print(f"\nRead the episodes in the trace viewer:  labkit view {config.out}")
     return 0
+
+
+ENGINE_HELP = "rollout engine: auto (vLLM where `make vllm` installed it, else in-process; says which), transformers, or vllm"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=("tiny", "cpu", "gpu", "multi-gpu"), default="cpu")
     p.add_argument("--max-new-tokens", type=int, help="model tokens per turn (default: the profile's)")
     p.add_argument("--max-turns", type=int, help="turns per episode (default: the profile's)")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_eval)
 
@@ -379,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-to", default="tensorboard", help="tensorboard (default), trackio, wandb or none")
     p.add_argument("--micro-batch", type=int, default=4, help="episodes per forward/backward pass (default 4); lower it if memory runs out")
     p.add_argument("--vllm-server", metavar="HOST:PORT", help="generate the rollouts on this vLLM server (GPU machines; see README, Beyond one machine)")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_rl)
 
@@ -394,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ship", help="also copy the trained adapters here (data/adapters is what notebooks 03 and 04 load)")
     p.add_argument("--arms", help="comma-separated arms to evaluate and report (default: all five); only the SFT runs they need train")
     p.add_argument("--micro-batch", type=int, default=4, help="GRPO episodes per forward/backward pass (default 4); lower it if memory runs out")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.set_defaults(func=cmd_ablation)
 
     p = sub.add_parser("demo", help="the whole course headless: data, SFT, GRPO, evaluation, report (reports/demo/)")
@@ -401,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--report", type=Path, default=Path("reports/demo/ablation.md"))
     p.add_argument("--micro-batch", type=int, default=4, help="GRPO episodes per forward/backward pass (default 4); lower it if memory runs out")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bfcl", help="score a model on BFCL simple_python and multiple with BFCL's own AST checker")
@@ -424,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, OSError) as exc:
+    except (ValueError, KeyError, OSError, EngineNotAvailableError) as exc:
         # Library errors already say what to do; a traceback would bury that.
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"labkit {args.command}: {message}", file=sys.stderr)

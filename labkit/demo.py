@@ -57,6 +57,7 @@ class DemoConfig:
     out: str = "runs/demo"
     report: str = "reports/demo/ablation.md"
     micro_batch: int = 4  # GRPO episodes per forward/backward pass; lower it if memory runs out
+    engine: str = "auto"  # the rollout engine for evaluation and GRPO (labkit.engine)
 
     @property
     def size(self) -> DemoSize:
@@ -71,6 +72,7 @@ class DemoConfig:
         return AblationConfig(
             profile=self.profile, out=self.out, report=self.report, data=self.data, n=size.n, seeds=size.seeds,
             token_budget=size.token_budget, rl_steps=size.rl_steps, arms=ARMS, micro_batch=self.micro_batch,
+            engine=self.engine,
         )
 
 

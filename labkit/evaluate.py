@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from labkit.data import append_rows, read_rows, trajectory_row, write_dataset
+from labkit.engine import check_engine
 from labkit.env import EnvConfig, ToolEnv, run_episode
 from labkit.profiles import get_profile
 from labkit.tasks import Task, generate_tasks, load_tasks
@@ -64,8 +65,10 @@ class EvalConfig:
     max_turns: int | None = None  # None: the profile's (a model that never answers costs every turn)
     max_new_tokens: int | None = None  # None: the profile's
     batch_size: int = 16
+    engine: str = "auto"  # auto | transformers | vllm (labkit.engine)
 
     def __post_init__(self) -> None:
+        check_engine(self.engine)
         profile = get_profile(self.profile)
         self.max_turns = self.max_turns or profile.max_turns
         self.max_new_tokens = self.max_new_tokens or profile.max_new_tokens
@@ -185,12 +188,14 @@ def _episodes(config: EvalConfig, policy, tasks: list[Task], catalog, env_config
     from labkit.policies import ModelPolicy
 
     if isinstance(policy, ModelPolicy):
+        from labkit.engine import rollout_model
         from labkit.rollout import GenerationConfig, rollout_batch
 
         gen = GenerationConfig(max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, seed=seed)
+        model = rollout_model(policy.loaded, config.engine, config.profile)
         for start in range(0, len(tasks), config.batch_size):
             chunk = tasks[start : start + config.batch_size]
-            for rollout in rollout_batch(policy.loaded.model, policy.loaded.tokenizer, chunk, catalog, env_config, gen, progress=False):
+            for rollout in rollout_batch(model, policy.loaded.tokenizer, chunk, catalog, env_config, gen, progress=False):
                 yield rollout.trajectory
         return
     env = ToolEnv(catalog, env_config)

@@ -31,7 +31,10 @@ The same code runs under ``accelerate launch`` (``configs/accelerate/``): every
 process plays its own tasks' episodes, each step's episodes are gathered into
 one rollout log, and only the main process writes files. With ``vllm_server``
 a vLLM server generates the episodes' turns instead of the trainer's model;
-TRL pushes the trained weights to it before every step.
+TRL pushes the trained weights to it before every step. In one process without
+it, ``engine`` (:mod:`labkit.engine`) picks who plays the turns: the trainer's
+model, or a local vLLM engine that is sent the policy's merged weights before
+every step's rollouts, so they stay on-policy.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from pathlib import Path
 from typing import Callable
 
 from labkit.data import read_rows, trajectory_row
+from labkit.engine import check_engine
 from labkit.env import EnvConfig
 from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, uses_unsloth
 from labkit.profiles import get_profile
@@ -108,6 +112,7 @@ class RLRunConfig:
     report_to: str = "tensorboard"
     rewards: RewardConfig = field(default_factory=RewardConfig)
     vllm_server: str | None = None  # HOST:PORT of a vLLM server that generates the rollouts (GPU machines only)
+    engine: str = "auto"  # without vllm_server: auto | transformers | vllm (labkit.engine; one process only)
 
     def __post_init__(self) -> None:
         size = SIZES[get_profile(self.profile).name]
@@ -116,6 +121,7 @@ class RLRunConfig:
                 setattr(self, name, value)
         if isinstance(self.rewards, dict):
             self.rewards = RewardConfig.from_dict(self.rewards)
+        check_engine(self.engine)
         if self.num_generations < 2:
             raise ValueError("num_generations must be at least 2: GRPO compares episodes within a group")
         self.micro_batch = min(self.micro_batch, self.episodes_per_step)
@@ -249,6 +255,8 @@ class EpisodeRollouts:
         current weights), or the trainer's model, unwrapped from DDP or DeepSpeed."""
         from contextlib import nullcontext
 
+        if not trainer.use_vllm and self.config.engine != "transformers" and trainer.accelerator.num_processes == 1:
+            return nullcontext(self._on_engine(trainer.accelerator.unwrap_model(trainer.model_wrapped)))
         if trainer.use_vllm:
             if self.served is None:  # every process has its own HTTP client; TRL's own one lives on the main process
                 from trl.generation.vllm_client import VLLMClient
@@ -262,6 +270,20 @@ class EpisodeRollouts:
 
             return unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator, gather_deepspeed3_params=trainer.args.ds3_gather_for_generation)
         return nullcontext(trainer.accelerator.unwrap_model(trainer.model_wrapped))
+
+    def _on_engine(self, model):
+        """The current policy on the local vLLM engine: its adapter merged in for the weight push, then taken out
+        again. Falls back to ``model`` itself where ``auto`` finds no working engine."""
+        from labkit.engine import rollout_model
+
+        merged = hasattr(model, "merge_adapter")
+        if merged:
+            model.merge_adapter()
+        try:
+            return rollout_model(LoadedModel(model, self.tokenizer, self.config.out), self.config.engine, self.config.profile)
+        finally:
+            if merged:
+                model.unmerge_adapter()
 
     def __call__(self, prompts: list, trainer) -> dict:
         tasks = trainer.batch_tasks

@@ -77,7 +77,8 @@ def test_completions_hand_trl_only_the_model_tokens_as_trainable(tmp_path):
 @pytest.mark.slow
 def test_real_tool_results_carry_no_loss_and_logprobs_match(tmp_path, fp32):
     """The shipped SFT-trial adapter on the embedded model makes real tool calls: their results must be masked."""
-    config = RLRunConfig(profile="cpu", init=ADAPTER, out=str(tmp_path), num_generations=2, max_turns=4, report_to="none")
+    # In-process: the comparison is at fp32, and a vLLM engine (where installed) would sample in bf16.
+    config = RLRunConfig(profile="cpu", init=ADAPTER, out=str(tmp_path), num_generations=2, max_turns=4, report_to="none", engine="transformers")
     loaded = load_model(ADAPTER)
     trainer = build_trainer(config, loaded, progress=False)
     tasks, output = rollout_batch_of(trainer, n_tasks=4)
