@@ -158,6 +158,7 @@ class VLLMConfig:
     max_model_len: int = 2048  # GenerationConfig.max_length: a transcript never grows past it
     max_num_seqs: int = 64  # episodes decoded together
     kv_cache_gib: int = 2  # VLLM_CPU_KVCACHE_SPACE; 2 GiB hold 64 transcripts of 2048 tokens of the 135M model many times over
+    gpu_memory_share: float = 0.35  # on a GPU, what the server may take: GRPO's trainer shares the card
     enforce_eager: bool = False  # True skips torch.compile: a quicker start, slower decoding
     start_timeout_s: float = 900.0  # the first start compiles for about a minute on 2 cores; a busy machine takes longer
     request_timeout_s: float = 1800.0
@@ -251,6 +252,8 @@ class VLLMEngine:
         args += ["--max-num-seqs", str(c.max_num_seqs), "--enable-prefix-caching", "--generation-config", "vllm"]
         # Log-probs after temperature and top-p, as the in-process engine records them for GRPO's importance ratios.
         args += ["--logprobs-mode", "processed_logprobs", "--seed", "0"]
+        if shutil.which("nvidia-smi"):
+            args += ["--gpu-memory-utilization", str(c.gpu_memory_share)]
         return args + (["--enforce-eager"] if c.enforce_eager else [])
 
     def start(self) -> VLLMEngine:

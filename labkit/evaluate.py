@@ -64,7 +64,7 @@ class EvalConfig:
     profile: str = "cpu"
     max_turns: int | None = None  # None: the profile's (a model that never answers costs every turn)
     max_new_tokens: int | None = None  # None: the profile's
-    batch_size: int = 16
+    batch_size: int | None = None  # episodes generated together; None: 16 in-process, 64 on the vLLM engine
     engine: str = "auto"  # auto | transformers | vllm (labkit.engine)
 
     def __post_init__(self) -> None:
@@ -183,24 +183,28 @@ def eval_tasks(config: EvalConfig, catalog, seed: int) -> list[Task]:
     return generate_tasks(config.split, config.n, seed, config.level, catalog)
 
 
-def _episodes(config: EvalConfig, policy, tasks: list[Task], catalog, env_config: EnvConfig, seed: int):
-    """Yield finished trajectories: model policies through the batched rollout engine, others one by one."""
+def _episodes(config: EvalConfig, policy, tasks: list[Task], catalog, env_config: EnvConfig, seed: int, bar):
+    """Yield finished trajectories, advancing ``bar`` as each finishes: model policies through the batched
+    rollout engine, others one by one."""
     from labkit.policies import ModelPolicy
 
     if isinstance(policy, ModelPolicy):
         from labkit.engine import rollout_model
-        from labkit.rollout import GenerationConfig, rollout_batch
+        from labkit.rollout import GenerationConfig, ServedModel, rollout_batch
 
-        gen = GenerationConfig(max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, seed=seed)
         model = rollout_model(policy.loaded, config.engine, config.profile)
-        for start in range(0, len(tasks), config.batch_size):
-            chunk = tasks[start : start + config.batch_size]
-            for rollout in rollout_batch(model, policy.loaded.tokenizer, chunk, catalog, env_config, gen, progress=False):
+        # A server decodes a bigger batch for the same cost per step (memory-bound); in-process, 16 fit a laptop.
+        batch_size = config.batch_size or (model.client.config.max_num_seqs if isinstance(model, ServedModel) else 16)
+        gen = GenerationConfig(max_new_tokens=config.max_new_tokens, batch_size=batch_size, seed=seed)
+        for start in range(0, len(tasks), batch_size):
+            chunk = tasks[start : start + batch_size]
+            for rollout in rollout_batch(model, policy.loaded.tokenizer, chunk, catalog, env_config, gen, bar=bar):
                 yield rollout.trajectory
         return
     env = ToolEnv(catalog, env_config)
     for task in tasks:
         yield run_episode(env, policy, task)
+        bar.update(1)
     env.close()
 
 
@@ -222,12 +226,11 @@ def evaluate(config: EvalConfig, progress: bool = True) -> dict:
         if not todo:
             continue
         policy = load_policy(config.policy, config.profile, seed=seed)
-        for trajectory in _episodes(config, policy, todo, catalog, env_config, seed):
+        for trajectory in _episodes(config, policy, todo, catalog, env_config, seed, bar):
             row = trajectory_row(trajectory, config.policy)
             row.update(seed=seed, eval_split=config.split)
             row["failure"] = classify_failure(row)
             append_rows(log, [row])
-            bar.update(1)
     bar.close()
     rows = list(read_rows(log))
     metrics = {"policy": config.policy, "split": config.split, "level": config.level, **summarize(rows)}

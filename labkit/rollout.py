@@ -151,22 +151,32 @@ def rollout_batch(
     env_config: EnvConfig | None = None,
     gen: GenerationConfig | None = None,
     progress: bool = True,
+    bar: tqdm | None = None,
 ) -> list[Rollout]:
-    """Run one episode per task with the model as the policy; rollouts come back in task order."""
+    """Run one episode per task with the model as the policy; rollouts come back in task order.
+
+    ``bar``, a caller's progress bar, is advanced instead of a new one: by each episode as it
+    finishes, with the turn being played in its postfix, so a long batch never looks stuck.
+    """
     import torch
+    from contextlib import nullcontext
 
     gen = gen or GenerationConfig()
     catalog = catalog or load_catalog()  # once, not once per environment
     torch.manual_seed(gen.seed)
     rollouts = []
-    with tqdm(total=len(tasks), desc="rollout", unit="episode", disable=not progress) as bar:
+    own = tqdm(total=len(tasks), desc="rollout", unit="episode", disable=not progress) if bar is None else nullcontext(bar)
+    with own as bar:
         for start in range(0, len(tasks), gen.batch_size):
             chunk = [_start(ToolEnv(catalog, env_config), task, tokenizer, gen) for task in tasks[start : start + gen.batch_size]]
             try:
                 bar.update(sum(e.done for e in chunk))
                 live = [e for e in chunk if not e.done]
                 batch = _ServedBatch(live) if isinstance(model, ServedModel) else _Batch(live, tokenizer.pad_token_id, _end_of_turn_id(tokenizer))
+                turn = 0
                 while batch.episodes:
+                    turn += 1
+                    bar.set_postfix_str(f"turn {turn}, {len(batch.episodes)} episodes playing", refresh=True)
                     turns, logprobs = batch.generate(model, gen)
                     for episode, new_ids, new_logprobs in zip(batch.episodes, turns, logprobs):
                         _take_turn(episode, new_ids, new_logprobs, tokenizer, gen)
