@@ -8,6 +8,7 @@ as JSON strings so that rows with different tools share one Arrow schema.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -168,13 +169,24 @@ def dataset_file(path: str | Path) -> Path:
     return path / "data.parquet" if path.is_dir() or not path.suffix else path  # a folder, existing or not
 
 
+def existing_dataset_file(path: str | Path) -> Path:
+    """``dataset_file(path)``, which must be there."""
+    path = dataset_file(path)
+    if not path.is_file():
+        raise DatasetFileError(f"no trajectory data at {path}; make it with `labkit teach --out {path.parent}`")
+    return path
+
+
+def dataset_fingerprint(path: str | Path) -> str:
+    """sha256 of a dataset's file: run cards record it, and a run folder refuses other data."""
+    return hashlib.sha256(existing_dataset_file(path).read_bytes()).hexdigest()
+
+
 def load_dataset_dir(path: str | Path):
     """A trajectory dataset written by ``write_dataset`` (or any parquet/JSONL file of rows)."""
     from datasets import Dataset
 
-    path = dataset_file(path)
-    if not path.exists():
-        raise DatasetFileError(f"no trajectory data at {path}; make it with `labkit teach --out {path.parent}`")
+    path = existing_dataset_file(path)
     if path.suffix == ".jsonl":
         return Dataset.from_list(list(read_rows(path)))
     return Dataset.from_parquet(str(path))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from labkit.data import append_rows, read_rows, trajectory_row, write_dataset
 from labkit.env import EnvConfig, ToolEnv, run_episode
 from labkit.profiles import get_profile
+from labkit.runs import claim_run_folder
 from labkit.tasks import Task, generate_tasks, load_tasks
 from labkit.tools import load_catalog
 
@@ -204,7 +205,9 @@ def evaluate(config: EvalConfig, progress: bool = True) -> dict:
     from labkit.policies import load_policy
 
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # More tasks or seeds extend the same evaluation (tasks of a seed are a prefix of a longer list), so n and seeds may change.
+    same_run = {k: v for k, v in asdict(config).items() if k not in ("out", "batch_size", "n", "seeds")}
+    claim_run_folder(out, same_run, eval_command(config))
     log = out / "episodes.jsonl"
     done = {(r["seed"], r["task_id"]) for r in read_rows(log, repair=True)}
     catalog = load_catalog(config.tools_modules)
@@ -224,7 +227,8 @@ def evaluate(config: EvalConfig, progress: bool = True) -> dict:
             append_rows(log, [row])
             bar.update(1)
     bar.close()
-    rows = list(read_rows(log))
+    wanted = {(seed, t.id) for seed, tasks in tasks_by_seed.items() for t in tasks}
+    rows = [r for r in read_rows(log) if (r["seed"], r["task_id"]) in wanted]
     metrics = {"policy": config.policy, "split": config.split, "level": config.level, **summarize(rows)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_dataset(rows, out / "traces", _traces_card(config, metrics))
