@@ -448,7 +448,7 @@ def generate_llm_trajectories(
             config.model, display_url(config.base_url), len(todo), len(unique) - len(todo),
         )
         teacher = LLMTeacher(config)
-        env = ToolEnv(catalog, env_config)
+        env = ToolEnv(catalog, env_config, secrets=(config.api_key,))
         n_kept = n_errors = in_a_row = 0
         last_error: LLMServerError | None = None
         bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc="llm teacher", unit="task", disable=not progress)
