@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--verbose", action="store_true", help="debug logging, HTTP requests included")
     p.set_defaults(func=cmd_teach)
 
-    p = with_tools_module(sub.add_parser("eval", help="evaluate a policy: metrics with 95% CIs, failure taxonomy, report, traces"))
+    p = with_tools_module(sub.add_parser("eval", help="evaluate a policy: metrics with 95%% CIs, failure taxonomy, report, traces"))
     p.add_argument("--policy", required=True, help="teacher:trial, teacher:golden, random, tiny, smollm2-135m, a hub id, a run or adapter folder, or openai:MODEL@BASE_URL")
     p.add_argument("--split", choices=SPLITS, default="evolved")
     p.add_argument("--level", type=int, choices=range(5))
