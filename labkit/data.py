@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -144,14 +145,17 @@ def write_dataset(rows: list[dict], out_dir: str | Path, card: str) -> Path:
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    backup = _restore_backup(out_dir)
+    leftover = re.compile(rf"\.{re.escape(out_dir.name)}\.[a-z0-9_]{{8}}")  # mkdtemp's names: staging of writes that were killed
+    for path in out_dir.parent.iterdir():
+        if leftover.fullmatch(path.name) or path == backup:
+            shutil.rmtree(path, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
         Dataset.from_list(rows).to_parquet(str(staging / "data.parquet"))
         (staging / "README.md").write_text(card, encoding="utf-8")
         staging.chmod(0o755)  # mkdtemp makes folders private; datasets are meant to be shared
         if out_dir.exists():
-            backup = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
             out_dir.rename(backup)
             staging.rename(out_dir)
             shutil.rmtree(backup)
@@ -161,6 +165,15 @@ def write_dataset(rows: list[dict], out_dir: str | Path, card: str) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def _restore_backup(out_dir: Path) -> Path:
+    """The backup name ``write_dataset`` moves the old dataset to; a backup left by a kill before the new one
+    took its place is put back first, so the last whole dataset is never lost."""
+    backup = out_dir.with_name(f".{out_dir.name}.old")
+    if backup.is_dir() and not out_dir.exists():
+        backup.rename(out_dir)
+    return backup
 
 
 def dataset_file(path: str | Path) -> Path:

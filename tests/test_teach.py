@@ -54,6 +54,11 @@ def test_write_dataset_replaces_atomically(tmp_path):
     write_dataset([{"a": 2}, {"a": 3}], out, "card two")
     assert len(load_dataset_dir(out)) == 2 and (out / "README.md").read_text() == "card two"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"], "no staging or backup folders left behind"
+    # Killed while writing: a staging folder stays behind; killed between the two renames, only the backup is there.
+    (tmp_path / ".d.k1ll3d_x").mkdir()
+    out.rename(tmp_path / ".d.old")
+    write_dataset([{"a": 4}], out, "card three")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"], "leftovers of a killed write are cleaned up"
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path):
