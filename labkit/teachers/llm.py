@@ -62,7 +62,7 @@ from transformers.utils.chat_parsing import parse_response
 
 from labkit.data import append_rows, read_rows, trajectory_row
 from labkit.env import Action, Answer, EnvConfig, Invalid, Observation, ToolCall, ToolEnv, run_episode
-from labkit.protocol import CHAT_TEMPLATE, RESPONSE_TEMPLATE, SYSTEM_PROMPT, message_action, parse_turn
+from labkit.protocol import CHAT_TEMPLATE, MAX_TURN_CHARS, RESPONSE_TEMPLATE, SYSTEM_PROMPT, message_action, parse_turn
 from labkit.tasks import Task
 
 log = logging.getLogger("labkit.teachers.llm")  # the same name under `python -m`
@@ -286,8 +286,11 @@ class LLMTeacher:
         n_tokens = getattr(usage, "completion_tokens", None)
         n_tokens = n_tokens if isinstance(n_tokens, int) and n_tokens >= 0 else None
 
+        structured = getattr(message, "tool_calls", None) or []
+        if len(content) > MAX_TURN_CHARS:  # a runaway reply goes to parse_turn, which refuses it unread: parsing time grows with the square of its tags
+            structured = []
         calls = []
-        for call in getattr(message, "tool_calls", None) or []:
+        for call in structured:
             function = getattr(call, "function", None)
             calls.append(
                 {
