@@ -128,9 +128,13 @@ def read_rows(path: str | Path, repair: bool = False) -> Iterator[dict]:
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetFileError(f"{path}:{lineno} is not valid JSON ({exc.msg}); delete that line or the file to regenerate it") from exc
+            row = json.loads(line.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else line)
+        except (ValueError, RecursionError) as exc:  # bad JSON, not UTF-8, too deep, a number of over 4,300 digits
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)[:100]
+            raise DatasetFileError(f"{path}:{lineno} is not valid JSON ({reason}); delete that line or the file to regenerate it") from None
+        if not isinstance(row, dict):
+            raise DatasetFileError(f"{path}:{lineno} is not a JSON object; delete that line or the file to regenerate it")
+        yield row
     if torn.strip() and repair:
         with path.open("r+b") as f:
             f.truncate(len(data) - len(torn))
@@ -199,10 +203,16 @@ def load_dataset_dir(path: str | Path):
     """A trajectory dataset written by ``write_dataset`` (or any parquet/JSONL file of rows)."""
     from datasets import Dataset
 
+    import pyarrow
+    import pyarrow.parquet as pq
+
     path = existing_dataset_file(path)
-    if path.suffix == ".jsonl":
-        return Dataset.from_list(list(read_rows(path)))
-    return Dataset.from_parquet(str(path))
+    try:
+        if path.suffix == ".jsonl":
+            return Dataset.from_list(list(read_rows(path)))
+        return Dataset(pq.read_table(path))  # read in memory: a zero-row file is an empty dataset, not an error
+    except (pyarrow.ArrowException, OSError, TypeError, AttributeError) as exc:  # not parquet, cut short, rows of mixed shapes
+        raise DatasetFileError(f"{path} cannot be read as trajectories ({str(exc)[:200]}); regenerate it with `labkit teach`") from exc
 
 
 def token_lengths(rows: Iterable[dict], tokenizer) -> list[int]:

@@ -130,11 +130,11 @@ class TrainingData:
 def training_data(config: SFTRunConfig, tokenizer) -> TrainingData:
     """The rows to train on: those that fit ``max_length``, shuffled by the seed, cut to the token budget."""
     dataset = load_dataset_dir(config.data)
+    if len(dataset) == 0:  # checked first: a teacher that solved nothing writes a dataset without columns
+        raise SFTDataError(f"{config.data} holds no trajectories; make some with `labkit teach`")
     missing = {"messages", "tools"} - set(dataset.column_names)
     if missing:
         raise SFTDataError(f"{config.data} has no {', '.join(sorted(missing))} column; make trajectories with `labkit teach`")
-    if len(dataset) == 0:
-        raise SFTDataError(f"{config.data} holds no trajectories; make some with `labkit teach`")
     lengths = token_lengths(dataset, tokenizer)
     order = list(range(len(dataset)))
     random.Random(config.seed).shuffle(order)

@@ -80,6 +80,9 @@ def test_unusable_data_is_a_typed_error_that_says_what_to_do(tiny, tmp_path):
     write_dataset([{"text": "hello"}], tmp_path / "plain", "card")
     with pytest.raises(SFTDataError, match="no messages, tools column"):
         training_data(SFTRunConfig(data=str(tmp_path / "plain"), profile="tiny"), tiny.tokenizer)
+    write_dataset([], tmp_path / "empty", "card")
+    with pytest.raises(SFTDataError, match="holds no trajectories"):
+        training_data(SFTRunConfig(data=str(tmp_path / "empty"), profile="tiny"), tiny.tokenizer)
     with pytest.raises(SFTDataError, match="raise --max-length"):
         training_data(SFTRunConfig(data=GOLDEN, profile="tiny", max_length=50), tiny.tokenizer)
     with pytest.raises(ValueError, match="token_budget must be positive"):
