@@ -421,10 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from labkit.models import ModelNotAvailableError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, OSError) as exc:
+    except (ValueError, KeyError, OSError, ModelNotAvailableError) as exc:
         # Library errors already say what to do; a traceback would bury that.
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"labkit {args.command}: {message}", file=sys.stderr)
