@@ -270,7 +270,12 @@ class LLMTeacher:
             raise LLMServerError(f"cannot reach {where} after {config.max_retries} retries: {cause}") from None
         except openai.APIError as exc:  # e.g. a 200 whose body is not a chat completion
             raise LLMServerError(f"{where} sent a reply that is not a chat completion: {_redact(str(exc), config.api_key)[:200]}") from None
-        if not getattr(response, "choices", None):
+        except (ValueError, RecursionError) as exc:  # a 200 whose body is cut short, not UTF-8 or not JSON at all
+            raise LLMServerError(
+                f"{where} sent a body that is not JSON ({_redact(str(exc), config.api_key)[:200]}); "
+                "is the base URL an OpenAI-compatible API (it usually ends in /v1)?"
+            ) from None
+        if not isinstance(getattr(response, "choices", None), list) or not response.choices:
             raise LLMServerError(f"{where} sent a reply with no choices: {_redact(str(response), config.api_key)[:200]}")
         return response
 
