@@ -145,7 +145,7 @@ def plain_json(value: Any) -> Any:
     """A JSON value (what a trajectory can store) equal to ``value``, or ``value``'s text when it has none."""
     try:
         return json.loads(valid_text(json.dumps(value, ensure_ascii=False, default=_jsonable)))
-    except (ValueError, TypeError, RecursionError):  # a 100,000-digit int, deep nesting, an unprintable member
+    except Exception:  # a 100,000-digit int, deep nesting, a member whose repr raises
         return plain_text(value)
 
 

@@ -192,6 +192,18 @@ def test_lone_surrogates_are_replaced_so_the_episode_can_be_saved(env, tmp_path)
     assert env.trajectory.answer == "\U0001f600 \ufffd"
 
 
+def test_actions_holding_unprintable_values_are_recorded_as_text(env):
+    class Unprintable:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+        __str__ = __repr__
+
+    for action in (ToolCall(Unprintable(), {}), ToolCall("echo", {"text": Unprintable()}), Unprintable(), Answer(Unprintable())):
+        env.step(action)
+    assert json.loads(json.dumps([step.action.__dict__ for step in env.trajectory.steps]))[0]["name"] == "<unprintable Unprintable>"
+
+
 def test_the_labs_own_secrets_never_reach_an_observation(misbehaving_catalog, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key-123")
     env = ToolEnv(misbehaving_catalog, secrets=("given-in-code-456",))
