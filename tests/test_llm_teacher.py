@@ -184,6 +184,17 @@ def test_unreachable_server_is_a_typed_error_and_nothing_is_marked(tmp_path, tid
     assert FAKE_KEY not in caplog.text and FAKE_KEY not in str(raised.value)
 
 
+def test_the_llm_logs_refuse_another_model(tmp_path):
+    from labkit.runs import RunFolderError
+    from labkit.teach import TeachConfig, teach
+
+    config = TeachConfig(teacher="llm", tools_modules=[str(USER_TOOLS)], tasks_file=str(FIXTURES / "user_tasks.jsonl"), out=str(tmp_path / "llm"))
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    teach(config, progress=False, llm=LLMTeacherConfig(dead, "m", FAKE_KEY, max_retries=0, timeout_s=2))  # two tasks, none reached
+    with pytest.raises(RunFolderError, match="model: 'm' there, 'other' now"):
+        teach(config, progress=False, llm=LLMTeacherConfig(dead, "other", FAKE_KEY, max_retries=0, timeout_s=2))
+
+
 class _Answers:
     """A scripted policy that answers at once (only to make a real row for the bookkeeping test)."""
 
