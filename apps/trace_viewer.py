@@ -34,6 +34,7 @@ from labkit.traces import (  # noqa: E402
     filter_options,
     group_rows,
     loss_spans_html,
+    markdown_text,
     outcome_html,
     page_of,
     phase_legend_html,
@@ -334,7 +335,7 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
                         *show_episode(run_ref, index),
                     )
                 except gr.Error as exc:
-                    opened_view = (gr.Dropdown(choices=choices, value=None), f"**Could not open that link.** {exc.message}", *nothing[2:])
+                    opened_view = (gr.Dropdown(choices=choices, value=None), f"**Could not open that link.** {markdown_text(html.unescape(exc.message))}", *nothing[2:])
             return (
                 *opened_view,
                 gr.Dropdown(choices=choices, value=pair_ids[0]),

@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--verbose", action="store_true", help="debug logging, HTTP requests included")
     p.set_defaults(func=cmd_teach)
 
-    p = with_tools_module(sub.add_parser("eval", help="evaluate a policy: metrics with 95% CIs, failure taxonomy, report, traces"))
+    p = with_tools_module(sub.add_parser("eval", help="evaluate a policy: metrics with 95%% CIs, failure taxonomy, report, traces"))
     p.add_argument("--policy", required=True, help="teacher:trial, teacher:golden, random, tiny, smollm2-135m, a hub id, a run or adapter folder, or openai:MODEL@BASE_URL")
     p.add_argument("--split", choices=SPLITS, default="evolved")
     p.add_argument("--level", type=int, choices=range(5))
@@ -431,10 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from labkit.models import ModelNotAvailableError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, OSError, EngineNotAvailableError) as exc:
+    except (ValueError, KeyError, OSError, ModelNotAvailableError, EngineNotAvailableError) as exc:
         # Library errors already say what to do; a traceback would bury that.
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"labkit {args.command}: {message}", file=sys.stderr)

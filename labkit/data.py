@@ -8,8 +8,10 @@ as JSON strings so that rows with different tools share one Arrow schema.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -126,9 +128,13 @@ def read_rows(path: str | Path, repair: bool = False) -> Iterator[dict]:
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetFileError(f"{path}:{lineno} is not valid JSON ({exc.msg}); delete that line or the file to regenerate it") from exc
+            row = json.loads(line.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else line)
+        except (ValueError, RecursionError) as exc:  # bad JSON, not UTF-8, too deep, a number of over 4,300 digits
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)[:100]
+            raise DatasetFileError(f"{path}:{lineno} is not valid JSON ({reason}); delete that line or the file to regenerate it") from None
+        if not isinstance(row, dict):
+            raise DatasetFileError(f"{path}:{lineno} is not a JSON object; delete that line or the file to regenerate it")
+        yield row
     if torn.strip() and repair:
         with path.open("r+b") as f:
             f.truncate(len(data) - len(torn))
@@ -143,14 +149,17 @@ def write_dataset(rows: list[dict], out_dir: str | Path, card: str) -> Path:
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    backup = _restore_backup(out_dir)
+    leftover = re.compile(rf"\.{re.escape(out_dir.name)}\.[a-z0-9_]{{8}}")  # mkdtemp's names: staging of writes that were killed
+    for path in out_dir.parent.iterdir():
+        if leftover.fullmatch(path.name) or path == backup:
+            shutil.rmtree(path, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
         Dataset.from_list(rows).to_parquet(str(staging / "data.parquet"))
         (staging / "README.md").write_text(card, encoding="utf-8")
         staging.chmod(0o755)  # mkdtemp makes folders private; datasets are meant to be shared
         if out_dir.exists():
-            backup = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
             out_dir.rename(backup)
             staging.rename(out_dir)
             shutil.rmtree(backup)
@@ -162,22 +171,48 @@ def write_dataset(rows: list[dict], out_dir: str | Path, card: str) -> Path:
     return out_dir
 
 
+def _restore_backup(out_dir: Path) -> Path:
+    """The backup name ``write_dataset`` moves the old dataset to; a backup left by a kill before the new one
+    took its place is put back first, so the last whole dataset is never lost."""
+    backup = out_dir.with_name(f".{out_dir.name}.old")
+    if backup.is_dir() and not out_dir.exists():
+        backup.rename(out_dir)
+    return backup
+
+
 def dataset_file(path: str | Path) -> Path:
     """The file behind a dataset path: ``data.parquet`` inside a dataset folder, else the file itself."""
     path = Path(path)
     return path / "data.parquet" if path.is_dir() or not path.suffix else path  # a folder, existing or not
 
 
+def existing_dataset_file(path: str | Path) -> Path:
+    """``dataset_file(path)``, which must be there."""
+    path = dataset_file(path)
+    if not path.is_file():
+        raise DatasetFileError(f"no trajectory data at {path}; make it with `labkit teach --out {path.parent}`")
+    return path
+
+
+def dataset_fingerprint(path: str | Path) -> str:
+    """sha256 of a dataset's file: run cards record it, and a run folder refuses other data."""
+    return hashlib.sha256(existing_dataset_file(path).read_bytes()).hexdigest()
+
+
 def load_dataset_dir(path: str | Path):
     """A trajectory dataset written by ``write_dataset`` (or any parquet/JSONL file of rows)."""
     from datasets import Dataset
 
-    path = dataset_file(path)
-    if not path.exists():
-        raise DatasetFileError(f"no trajectory data at {path}; make it with `labkit teach --out {path.parent}`")
-    if path.suffix == ".jsonl":
-        return Dataset.from_list(list(read_rows(path)))
-    return Dataset.from_parquet(str(path))
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    path = existing_dataset_file(path)
+    try:
+        if path.suffix == ".jsonl":
+            return Dataset.from_list(list(read_rows(path)))
+        return Dataset(pq.read_table(path))  # read in memory: a zero-row file is an empty dataset, not an error
+    except (pyarrow.ArrowException, OSError, TypeError, AttributeError) as exc:  # not parquet, cut short, rows of mixed shapes
+        raise DatasetFileError(f"{path} cannot be read as trajectories ({str(exc)[:200]}); regenerate it with `labkit teach`") from exc
 
 
 def token_lengths(rows: Iterable[dict], tokenizer) -> list[int]:

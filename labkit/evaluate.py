@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from labkit.data import append_rows, read_rows, trajectory_row, write_dataset
 from labkit.engine import check_engine
 from labkit.env import EnvConfig, ToolEnv, run_episode
 from labkit.profiles import get_profile
+from labkit.runs import claim_run_folder
 from labkit.tasks import Task, generate_tasks, load_tasks
 from labkit.tools import load_catalog
 
@@ -213,7 +214,9 @@ def evaluate(config: EvalConfig, progress: bool = True) -> dict:
     from labkit.policies import load_policy
 
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # More tasks or seeds extend the same evaluation (tasks of a seed are a prefix of a longer list), so n and seeds may change.
+    same_run = {k: v for k, v in asdict(config).items() if k not in ("out", "batch_size", "n", "seeds")}
+    claim_run_folder(out, same_run, eval_command(config))
     log = out / "episodes.jsonl"
     done = {(r["seed"], r["task_id"]) for r in read_rows(log, repair=True)}
     catalog = load_catalog(config.tools_modules)
@@ -232,7 +235,8 @@ def evaluate(config: EvalConfig, progress: bool = True) -> dict:
             row["failure"] = classify_failure(row)
             append_rows(log, [row])
     bar.close()
-    rows = list(read_rows(log))
+    wanted = {(seed, t.id) for seed, tasks in tasks_by_seed.items() for t in tasks}
+    rows = [r for r in read_rows(log) if (r["seed"], r["task_id"]) in wanted]
     metrics = {"policy": config.policy, "split": config.split, "level": config.level, **summarize(rows)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_dataset(rows, out / "traces", _traces_card(config, metrics))

@@ -27,6 +27,7 @@ hub id (read from the hub cache; downloaded only when the hub is online).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -35,7 +36,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from labkit import protocol
 from labkit.doctor import EMBEDDED_GGUF_NAME, EMBEDDED_INSTALL, embedded_gguf_path
@@ -57,6 +58,7 @@ PAD_TOKEN = protocol.END_OF_TURN  # "<|im_end|>"; see _configure_tokenizer
 
 
 ADAPTER_CONFIG = "adapter_config.json"  # what PEFT writes into a LoRA adapter folder
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # and one of these
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")  # either one means a folder has its own tokenizer
 
 
@@ -371,8 +373,11 @@ def _lab_name(name: str) -> str:
 
 
 def _adapter_base(adapter: Path) -> str:
-    config = json.loads((adapter / ADAPTER_CONFIG).read_text())
-    base = config.get("base_model_name_or_path")
+    try:
+        config = json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailableError(f"{adapter / ADAPTER_CONFIG} cannot be read ({exc}); train the adapter again or copy it anew") from None
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
     if not isinstance(base, str) or not base:
         raise ModelNotAvailableError(f"{adapter / ADAPTER_CONFIG} names no base model (base_model_name_or_path)")
     beside = adapter / base  # a stacked adapter names its base adapter relative to itself, so the pair can move together
@@ -395,11 +400,29 @@ def _load_adapter(adapter: Path, base_name: str, name: str, dtype: torch.dtype |
     # An adapter trained on top of another (GRPO on an SFT adapter) names that adapter as its base.
     stacked = (Path(base_name).expanduser() / ADAPTER_CONFIG).is_file()
     base = load_model(base_name, dtype=dtype) if stacked else _load_base(base_name, dtype)
-    has_tokenizer = any((adapter / f).is_file() for f in TOKENIZER_FILES)
-    tokenizer = load_tokenizer(str(adapter)) if has_tokenizer else base.tokenizer  # training may have changed it
-    # Merged: the same weights, and generation skips the adapter's extra matmuls on every layer.
-    model = PeftModel.from_pretrained(base.model, adapter).merge_and_unload()
+    if not any((adapter / f).is_file() for f in ADAPTER_WEIGHTS):
+        raise ModelNotAvailableError(f"{adapter} has {ADAPTER_CONFIG} but no {ADAPTER_WEIGHTS[0]}: the run did not finish or the copy is incomplete")
+    with _damaged_files_named(adapter):
+        has_tokenizer = any((adapter / f).is_file() for f in TOKENIZER_FILES)
+        tokenizer = load_tokenizer(str(adapter)) if has_tokenizer else base.tokenizer  # training may have changed it
+        # Merged: the same weights, and generation skips the adapter's extra matmuls on every layer.
+        model = PeftModel.from_pretrained(base.model, str(adapter)).merge_and_unload()
     return LoadedModel(model.eval(), tokenizer, name)
+
+
+@contextlib.contextmanager
+def _damaged_files_named(folder: Path) -> Iterator[None]:
+    """Errors from reading a local model folder (a cut safetensors file, a bad config, weights of another shape)
+    as one ModelNotAvailableError that names the folder."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except ModelNotAvailableError:
+        raise
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as exc:
+        reason = str(exc).strip().split("\n")[0][:200] or type(exc).__name__
+        raise ModelNotAvailableError(f"the model in {folder} cannot be loaded ({reason}); its files are damaged or incomplete: train it again or copy it anew") from exc
 
 
 def _load_pretrained(name: str, dtype: torch.dtype | None) -> LoadedModel:
@@ -413,7 +436,8 @@ def _load_pretrained(name: str, dtype: torch.dtype | None) -> LoadedModel:
             raise ModelNotAvailableError(
                 f"{folder} holds no model: expected {ADAPTER_CONFIG} (a LoRA adapter) or config.json (a checkpoint)"
             )
-        return _from_pretrained(str(folder), dtype, local_files_only=True)
+        with _damaged_files_named(folder):
+            return _from_pretrained(str(folder), dtype, local_files_only=True)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:  # meant as a path, not an "org/model" hub id
         raise ModelNotAvailableError(f"no model folder at {folder.resolve()}")
     try:

@@ -28,7 +28,7 @@ from typing import Any
 from transformers.utils.chat_parsing import parse_response
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from labkit.env import Action, Answer, Invalid, Observation, ToolCall, Trajectory
+from labkit.env import Action, Answer, Invalid, Observation, ToolCall, Trajectory, plain_text
 
 SYSTEM_PROMPT = (
     "Solve the task with the tools. Tools may have changed since their docs were written. "
@@ -89,6 +89,7 @@ RESPONSE_TEMPLATE = {
     },
 }
 END_OF_TURN = "<|im_end|>"
+MAX_TURN_CHARS = 16_384  # about 4,000 tokens: far more than any profile generates in a turn
 
 
 def render(messages: list[dict], tools: list[dict] | None = None, add_generation_prompt: bool = False) -> str:
@@ -152,11 +153,14 @@ class ParsedTurn:
 
 def parse_turn(text: Any, n_tokens: int | None = None) -> ParsedTurn:
     """Turn any model output into a valid action or a typed ``Invalid``. Never raises."""
-    raw = text if isinstance(text, str) else str(text)
+    raw = plain_text(text)
+    turn = raw.split(END_OF_TURN, 1)[0]
+    if len(turn) > MAX_TURN_CHARS:  # the parser's time grows with the square of the tags: bound what it reads
+        return ParsedTurn(Invalid(raw, f"the turn is {len(turn):,} characters long; make one tool call or give the answer", n_tokens), ["too_long"])
     try:
-        parsed = parse_response(raw.split(END_OF_TURN, 1)[0], RESPONSE_TEMPLATE, prefix="")
+        parsed = parse_response(turn, RESPONSE_TEMPLATE, prefix="")
     except Exception as exc:  # the parser raises on malformed JSON inside <tool_call>
-        return ParsedTurn(Invalid(raw, f"could not read the tool call: {str(exc).splitlines()[0]}", n_tokens), ["bad_json"])
+        return ParsedTurn(Invalid(raw, f"could not read the tool call: {plain_text(exc).split(chr(10))[0][:300]}", n_tokens), ["bad_json"])
     return message_action(parsed, raw, n_tokens)
 
 
@@ -178,7 +182,7 @@ def message_action(message: dict, raw: str = "", n_tokens: int | None = None) ->
         if isinstance(arguments, str):
             try:
                 arguments = json.loads(arguments) if arguments.strip() else {}
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # bad JSON, too deep, or a number of over 4,300 digits
                 pass  # the environment reports malformed arguments to the agent
         phase, thought = _phase(message)
         if phase is None:

@@ -55,7 +55,8 @@ from labkit.profiles import get_profile
 from labkit.protocol import END_OF_TURN
 from labkit.rewards import COMPONENTS, GUARDS, RewardConfig, score_episode
 from labkit.rollout import GenerationConfig, Rollout, ServedModel, rollout_batch
-from labkit.sft import CHECKPOINTS, last_checkpoint, log_callback, read_run_card, run_arguments, save_trained, unsloth_lora, write_run_card
+from labkit.runs import claim_run_folder
+from labkit.sft import CHECKPOINTS, last_checkpoint, log_callback, read_run_card, run_arguments, run_identity, save_trained, unsloth_lora, write_run_card
 from labkit.tasks import Task, load_tasks
 
 ROLLOUTS = "rollouts"
@@ -481,11 +482,12 @@ def drop_steps_after(out: Path, step: int) -> None:
 def train_rl(config: RLRunConfig, progress: bool = True, on_log: Callable[[dict], None] | None = None, loaded: LoadedModel | None = None) -> dict:
     """Train (or resume, or just return the finished run's card). Returns the run card."""
     out = Path(config.out)
+    if (out / ADAPTER_CONFIG).is_file() and not (out / CHECKPOINTS).is_dir():
+        raise FileExistsError(f"{out} holds a model that no `labkit rl` run made; choose another --out or delete the folder")
+    claim_run_folder(out, run_identity(config), config.command())
     card = read_run_card(out)
     if card is not None:
         return card
-    if (out / ADAPTER_CONFIG).is_file() and not (out / CHECKPOINTS).is_dir():
-        raise FileExistsError(f"{out} holds a model that no `labkit rl` run made; choose another --out or delete the folder")
     loaded = loaded or load_model(config.init, profile=config.profile)  # an adapter comes merged: GRPO's LoRA trains on top
     trainer = build_trainer(config, loaded, progress, on_log)
     main = trainer.accelerator.is_main_process

@@ -34,7 +34,6 @@ unsloth trains on the GPU. ``--full`` trains every weight instead.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import random
 import time
@@ -42,12 +41,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from labkit.data import DatasetFileError, dataset_file, load_dataset_dir, token_lengths
+from labkit.data import DatasetFileError, dataset_fingerprint, load_dataset_dir, token_lengths
 from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, uses_unsloth
 from labkit.profiles import get_profile
+from labkit.runs import claim_run_folder
 
 RUN_CARD = "run_card.json"
 CHECKPOINTS = "checkpoints"
+TRAINER_STATE = "trainer_state.json"  # transformers' TRAINER_STATE_NAME, the last file of a checkpoint it writes
 
 
 @dataclass(frozen=True)
@@ -129,11 +130,11 @@ class TrainingData:
 def training_data(config: SFTRunConfig, tokenizer) -> TrainingData:
     """The rows to train on: those that fit ``max_length``, shuffled by the seed, cut to the token budget."""
     dataset = load_dataset_dir(config.data)
+    if len(dataset) == 0:  # checked first: a teacher that solved nothing writes a dataset without columns
+        raise SFTDataError(f"{config.data} holds no trajectories; make some with `labkit teach`")
     missing = {"messages", "tools"} - set(dataset.column_names)
     if missing:
         raise SFTDataError(f"{config.data} has no {', '.join(sorted(missing))} column; make trajectories with `labkit teach`")
-    if len(dataset) == 0:
-        raise SFTDataError(f"{config.data} holds no trajectories; make some with `labkit teach`")
     lengths = token_lengths(dataset, tokenizer)
     order = list(range(len(dataset)))
     random.Random(config.seed).shuffle(order)
@@ -155,8 +156,13 @@ def training_data(config: SFTRunConfig, tokenizer) -> TrainingData:
         kept=len(chosen),
         too_long=len(dataset) - len(fits),
         unused=len(fits) - len(chosen),
-        fingerprint=hashlib.sha256(dataset_file(config.data).read_bytes()).hexdigest(),
+        fingerprint=dataset_fingerprint(config.data),
     )
+
+
+def run_identity(config) -> dict:
+    """What makes a run what it is: its configuration, less where it is written and how it logs and batches."""
+    return {k: v for k, v in asdict(config).items() if k not in ("out", "report_to", "micro_batch", "vllm_server")}
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -289,14 +295,27 @@ def unsloth_lora(model, r: int, alpha: int, seed: int):
 
 
 def last_checkpoint(out: str | Path) -> str | None:
-    """The newest checkpoint to resume from, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest whole checkpoint to resume from, or None.
 
+    The Trainer writes ``trainer_state.json`` after the weights, optimizer and RNG states, straight into
+    ``checkpoint-N``: a kill during a save leaves a folder without it (or with it cut short). Such a folder is
+    passed over for the previous whole one, and the Trainer writes over it when it reaches that step again.
+    """
     folder = Path(out) / CHECKPOINTS
-    if not folder.is_dir():
+    steps = sorted((int(p.name[11:]) for p in folder.glob("checkpoint-*") if p.name[11:].isdigit()), reverse=True)
+    whole = next((folder / f"checkpoint-{step}" for step in steps if _whole_checkpoint(folder / f"checkpoint-{step}")), None)
+    if whole is None:
         return None
     _load_onto_indexed_cpu()  # so that a multi-process CPU run can resume from it too
-    return get_last_checkpoint(str(folder))
+    return str(whole)
+
+
+def _whole_checkpoint(path: Path) -> bool:
+    try:
+        state = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing or cut short
+        return False
+    return isinstance(state, dict) and isinstance(state.get("global_step"), int)
 
 
 @functools.cache  # register once per process
@@ -329,12 +348,13 @@ def read_run_card(out: str | Path) -> dict | None:
 def train_sft(config: SFTRunConfig, progress: bool = True, on_log: Callable[[dict], None] | None = None, loaded: LoadedModel | None = None) -> dict:
     """Train (or resume, or just return the finished run's card). Returns the run card."""
     out = Path(config.out)
-    card = read_run_card(out)
-    if card is not None:
-        return card
     holds_model = (out / ADAPTER_CONFIG).is_file() or (out / "config.json").is_file()
     if holds_model and not (out / CHECKPOINTS).is_dir():  # not one of our runs: never train over it
         raise FileExistsError(f"{out} holds a model that no `labkit sft` run made; choose another --out or delete the folder")
+    claim_run_folder(out, {**run_identity(config), "data_sha256": dataset_fingerprint(config.data)}, config.command())
+    card = read_run_card(out)
+    if card is not None:
+        return card
     loaded = loaded or load_model(config.policy, profile=config.profile)  # an adapter comes merged: a new one trains on top
     data = training_data(config, loaded.tokenizer)
     trainer = build_trainer(config, loaded, data.dataset, progress, on_log)

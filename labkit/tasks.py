@@ -81,7 +81,10 @@ class Task:
         if missing:
             raise ValueError(f"missing field(s) {missing}; every task needs id, query, tools and answer")
         values = {k: v for k, v in row.items() if k in known}
-        values["meta"] = {**row.get("meta", {}), **{k: v for k, v in row.items() if k not in known}}
+        meta = row.get("meta", {})
+        if not isinstance(meta, dict) or not isinstance(row.get("calls", []), list) or not all(isinstance(c, dict) for c in row.get("calls", [])):
+            raise ValueError("'meta' must be a JSON object and 'calls' a list of objects")
+        values["meta"] = {**meta, **{k: v for k, v in row.items() if k not in known}}
         task = cls(**values)
         _validate(task)
         return task
@@ -100,8 +103,27 @@ def _validate(task: Task) -> None:
         raise ValueError("a 'number' check needs a numeric 'answer'")
     if task.check == "set" and not isinstance(task.answer, list):
         raise ValueError("a 'set' check needs a list 'answer'")
-    if not isinstance(task.level, int) or not 0 <= task.level <= 4:
+    if not _is_int(task.level) or not 0 <= task.level <= 4:
         raise ValueError(f"'level' must be an integer from 0 to 4, got {task.level!r}")
+    if not _is_int(task.evolve_seed):
+        raise ValueError(f"'evolve_seed' must be an integer, got {task.evolve_seed!r}")
+    if task.split not in (*SPLITS, "user"):
+        raise ValueError(f"'split' must be one of {', '.join(SPLITS)}, user; got {task.split!r}")
+    if not _is_number(task.tolerance) or task.tolerance < 0:
+        raise ValueError(f"'tolerance' must be a number of at least 0 (0.01 is 1%), got {task.tolerance!r}")
+    if not isinstance(task.families, list) or not all(isinstance(f, str) for f in task.families):
+        raise ValueError(f"'families' must be a list of family names, got {task.families!r}")
+    if not isinstance(task.template, str) or not _is_int(task.hops) or task.hops < 1:
+        raise ValueError(f"'template' must be a string and 'hops' a positive integer, got {task.template!r} and {task.hops!r}")
+    if not isinstance(task.meta, dict):
+        raise ValueError(f"'meta' must be a JSON object, got {task.meta!r}")
+    for call in task.calls:
+        if not isinstance(call.name, str) or not isinstance(call.arguments, dict) or not isinstance(call.read, (str, type(None))):
+            raise ValueError('each of \'calls\' must be {"name": "tool", "arguments": {...}, "read": "key" or null}')
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
@@ -194,22 +216,24 @@ def load_tasks(path: str | Path, catalog: Catalog | None = None) -> list[Task]:
     if not path.is_file():
         raise TaskFileError(f"tasks file {path} does not exist; make one with `labkit tasks generate --out {path}`")
     tasks, seen_ids = [], set()
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                task = Task.from_row(json.loads(line))
-            except (json.JSONDecodeError, TypeError, ValueError) as exc:
-                raise TaskFileError(f"{path}:{lineno}: {exc}") from exc
-            if task.id in seen_ids:
-                raise TaskFileError(f"{path}:{lineno}: duplicate task id {task.id!r}")
-            if catalog is not None:
-                unknown = [t for t in task.tools if t not in catalog]
-                if unknown:
-                    raise TaskFileError(f"{path}:{lineno}: unknown tool(s) {unknown}; pass the module that defines them with --tools-module")
-            seen_ids.add(task.id)
-            tasks.append(task)
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # a BOM, as some editors on Windows write
+    for lineno, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            task = Task.from_row(json.loads(line.decode("utf-8")))
+        except UnicodeDecodeError:
+            raise TaskFileError(f"{path}:{lineno}: not UTF-8 text; save the file as UTF-8") from None
+        except (TypeError, ValueError, RecursionError) as exc:  # bad JSON, nesting too deep, or a field of the wrong type
+            raise TaskFileError(f"{path}:{lineno}: {str(exc)[:300]}") from None
+        if task.id in seen_ids:
+            raise TaskFileError(f"{path}:{lineno}: duplicate task id {task.id!r}")
+        if catalog is not None:
+            unknown = [t for t in task.tools if t not in catalog]
+            if unknown:
+                raise TaskFileError(f"{path}:{lineno}: unknown tool(s) {unknown}; pass the module that defines them with --tools-module")
+        seen_ids.add(task.id)
+        tasks.append(task)
     if not tasks:
         raise TaskFileError(f"{path} holds no tasks")
     return tasks

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -18,6 +18,7 @@ from transformers.utils.chat_parsing import parse_response
 from labkit.data import read_rows, token_lengths, trajectory_row, write_dataset
 from labkit.env import EnvConfig, ToolEnv, Trajectory, run_episode
 from labkit.protocol import RESPONSE_TEMPLATE, message_action
+from labkit.runs import claim_run_folder
 from labkit.tasks import Task, generate_tasks, load_tasks
 from labkit.teachers import GoldenTeacher, TrialTeacher
 from labkit.tools import load_catalog
@@ -193,9 +194,12 @@ def teach(config: TeachConfig, progress: bool = True, tokenizer=None, llm=None) 
     if config.teacher == "llm":
         from labkit.teachers.llm import ROWS_FILE, LLMTeacherConfig, generate_llm_trajectories
 
-        log_dir = generate_llm_trajectories(
-            tasks, llm_log_dir(config.out), llm or LLMTeacherConfig.from_env(), env_config, progress, catalog=catalog
-        )
+        llm = llm or LLMTeacherConfig.from_env()
+        # The logs resume: another model or task set into them would mix two teachers' rows (more tasks extend them).
+        same_run = {k: v for k, v in asdict(config).items() if k not in ("out", "n", "mistake_rate")}
+        same_run.update(model=llm.model, temperature=llm.temperature, max_tokens=llm.max_tokens, llm_seed=llm.seed)
+        claim_run_folder(llm_log_dir(config.out), same_run, config.command())
+        log_dir = generate_llm_trajectories(tasks, llm_log_dir(config.out), llm, env_config, progress, catalog=catalog)
         rows = list(read_rows(log_dir / ROWS_FILE))
         kept = {row["task_id"] for row in rows}
         failed = [t.id for t in tasks if t.id not in kept]

@@ -111,8 +111,9 @@ def check_arguments(tool_name: str, params: list[Param], arguments: Any) -> dict
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise ToolCallError(ErrorKind.MALFORMED_ARGUMENTS, f"arguments for '{tool_name}' are not valid JSON: {exc.msg}")
+        except (ValueError, RecursionError) as exc:  # bad JSON, too deep, or a number of over 4,300 digits
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc).split(";")[0]
+            raise ToolCallError(ErrorKind.MALFORMED_ARGUMENTS, f"arguments for '{tool_name}' are not valid JSON: {reason}") from None
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -45,6 +47,7 @@ PAGE_SIZE = 50
 LONG_TEXT = 600  # characters of an observation shown before it is collapsed
 MAX_TEXT = 20_000  # characters of any one text rendered at all; the rest is counted, not shown
 SKIPPED_EXAMPLES = 5  # corrupt lines named in a run's summary
+NUMBER_FIELDS = ("level", "seed", "n_trials", "n_calls", "n_errors", "n_recoveries", "step", "group")  # whole numbers in a row
 
 
 class TraceAccessError(ValueError):
@@ -128,6 +131,11 @@ class TraceLibrary:
         self._runs: dict[str, Run] = {}
         self._lock = threading.Lock()
 
+    def allows(self, path: Path) -> bool:
+        """Whether ``path``, its links followed, lies inside the allowed folders."""
+        path = path.resolve()
+        return any(path == base or path.is_relative_to(base) for base in self.allowed)
+
     def run_id(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
 
@@ -138,7 +146,7 @@ class TraceLibrary:
             folders = [base] if base.is_file() else _discover(base) if base.is_dir() else []
             for path in folders:
                 ref = _ref_at(path, self.run_id(path))
-                if ref is not None:
+                if ref is not None and all(self.allows(f) for f in ref.files):  # a file may link out of the folder
                     refs.setdefault(ref.id, ref)
         return sorted(refs.values(), key=lambda r: r.id)
 
@@ -148,18 +156,23 @@ class TraceLibrary:
             raise TraceAccessError("no run chosen: pick one from the list of runs")
         given = Path(str(run_id).strip()).expanduser()
         path = (given if given.is_absolute() else self.root / given).resolve()  # resolve: no way out through .. or links
-        if not any(path == base or path.is_relative_to(base) for base in self.allowed):
-            folders = ", ".join(self.run_id(b) for b in self.allowed)
-            raise TraceAccessError(
-                f"{run_id} is outside the folders the trace viewer may read ({folders}); "
-                f"to open it, start the viewer with it: labkit view {run_id}"
-            )
+        if not self.allows(path):
+            raise self._outside(run_id)
         if not path.exists():
             raise TraceAccessError(f"{run_id} does not exist (any more?); pick a run from the list")
         ref = _ref_at(path, self.run_id(path))
         if ref is None:
             raise TraceFormatError(f"no traces at {run_id}: expected episodes.jsonl, data.parquet or rollouts/step-*.jsonl there")
+        if not all(self.allows(f) for f in ref.files):  # a trace file inside that links out
+            raise self._outside(run_id)
         return ref
+
+    def _outside(self, run_id: str) -> TraceAccessError:
+        folders = ", ".join(self.run_id(b) for b in self.allowed)
+        return TraceAccessError(
+            f"{run_id} is outside the folders the trace viewer may read ({folders}); "
+            f"to open it, start the viewer with it: labkit view {run_id}"
+        )
 
     def open(self, run_id: str) -> Run:
         """The run, indexed once and kept while its files are unchanged (a growing eval log is indexed again)."""
@@ -190,7 +203,11 @@ def _parse_row(line: bytes) -> dict | None:
             row = json.loads(line)  # NaN and Infinity: json.dumps writes them, orjson refuses them
         except ValueError:
             return None
-    return row if isinstance(row, dict) and isinstance(row.get("messages"), list) else None
+    if not isinstance(row, dict) or not isinstance(row.get("messages"), list) or not all(isinstance(m, dict) for m in row["messages"]):
+        return None
+    if any(isinstance(row.get(name), float) and not math.isfinite(row[name]) for name in NUMBER_FIELDS):
+        return None  # json.dumps writes Infinity and NaN; a level or count cannot be one
+    return row
 
 
 class _JsonlRows:
@@ -297,7 +314,7 @@ class EpisodeSummary:
 def _int(value: Any, default: int | None = 0) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a parquet column of floats holding inf
         return default
 
 
@@ -370,9 +387,9 @@ class Run:
 
     def describe(self) -> str:
         """One line of Markdown: size, opening time, and the corrupt lines left out."""
-        text = f"**{_esc(self.ref.id)}** ({self.ref.kind}): {len(self.episodes):,} episodes, opened in {self.seconds:.2f} s."
+        text = f"**{markdown_text(self.ref.id)}** ({self.ref.kind}): {len(self.episodes):,} episodes, opened in {self.seconds:.2f} s."
         if self.skipped:
-            shown = _esc(", ".join(self.skipped[:SKIPPED_EXAMPLES])) + (", ..." if len(self.skipped) > SKIPPED_EXAMPLES else "")
+            shown = markdown_text(", ".join(self.skipped[:SKIPPED_EXAMPLES])) + (", ..." if len(self.skipped) > SKIPPED_EXAMPLES else "")
             text += f" Skipped {len(self.skipped):,} corrupt line{'s' if len(self.skipped) > 1 else ''} ({shown})."
         return text
 
@@ -531,8 +548,9 @@ def episode_turns(row: dict) -> list[Turn]:
         role, content = message.get("role"), str(message.get("content") or "")
         if role == "assistant":
             n = len(turns)
-            call = (message.get("tool_calls") or [{}])[0] or {}
-            function = call.get("function") or {}
+            calls = message.get("tool_calls")
+            call = calls[0] if isinstance(calls, list) and calls and isinstance(calls[0], dict) else {}
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
             phase = phases[n] if n < len(phases) else "answer" if "<answer>" in content else "execution"
             turns.append(Turn(n + 1, str(phase), "", content, str(function.get("name") or ""), function.get("arguments"), error=str(errors[n]) if n < len(errors) else ""))
         elif role in ("tool", "user") and turns and turns[-1].observation is None:
@@ -553,6 +571,12 @@ def _esc(value: Any) -> str:
     if len(text) > MAX_TEXT:
         text = text[:MAX_TEXT] + f" ... [{len(text) - MAX_TEXT:,} more characters not shown]"
     return html.escape(text, quote=True)
+
+
+def markdown_text(value: Any) -> str:
+    """Text as one line of Markdown that shows it as it is: with every ASCII punctuation mark backslash-escaped,
+    no link, image, emphasis, autolink or HTML can form (a link's ?run= is anyone's text)."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", " ".join(str(value)[:MAX_TEXT].split()))
 
 
 def _json(value: Any) -> Any:
@@ -625,7 +649,7 @@ def timeline_html(row: dict) -> str:
         ("task", row.get("task_id", "")),
         ("split", row.get("split", "")),
         ("level", row.get("level", "")),
-        ("families", ", ".join(map(str, row.get("families") or []))),
+        ("families", ", ".join(map(str, families)) if isinstance(families := row.get("families") or [], list) else families),
         ("policy", row.get("policy", "")),
     ]
     if row.get("seed") is not None:

@@ -68,3 +68,39 @@ def test_rl_takes_a_smaller_micro_batch_for_small_machines():
 
     assert build_parser().parse_args(["rl", "--out", "x"]).micro_batch == 4
     assert build_parser().parse_args(["rl", "--out", "x", "--micro-batch", "2"]).micro_batch == 2
+
+
+def _subcommands(parser, prefix=()):
+    import argparse
+
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _subcommands(sub, (*prefix, name))
+
+
+def test_every_help_page_prints(capsys):
+    import pytest
+
+    from labkit.cli import build_parser
+
+    commands = list(_subcommands(build_parser()))
+    assert ("eval",) in commands and ("tools", "call") in commands
+    for command in commands:
+        with pytest.raises(SystemExit) as exit:
+            main([*command, "--help"])
+        assert exit.value.code == 0, command
+        assert "usage: labkit" in capsys.readouterr().out
+
+
+def test_a_tools_module_that_exits_or_hangs_when_imported_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    from labkit.tools import registry
+
+    monkeypatch.setattr(registry, "IMPORT_TIMEOUT_S", 0.3)
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(3)\n")
+    (tmp_path / "sleeps.py").write_text("import time\ntime.sleep(5)\n")
+    assert main(["tools", "list", "--tools-module", str(tmp_path / "exits.py")]) == 2
+    assert "exits.py called sys.exit(3); a tools module must not exit when imported" in capsys.readouterr().err
+    assert main(["tools", "list", "--tools-module", str(tmp_path / "sleeps.py")]) == 2
+    assert "sleeps.py did not finish within 0.3 s" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from labkit.env import Answer, EnvConfig, Invalid, ToolCall, ToolEnv, serialize
 from labkit.tasks import Task
 from labkit.toolset import ErrorKind
 
-TOOLS = ["echo", "add_numbers", "hang", "crash", "reject", "flood", "odd_output"]
+TOOLS = ["echo", "add_numbers", "hang", "crash", "reject", "flood", "odd_output", "escape", "read_secret"]
 
 
 def make_task(**overrides):
@@ -77,7 +77,7 @@ def test_huge_output_is_truncated(env):
     assert len(obs.content) < 260 and "truncated" in obs.content
 
 
-@pytest.mark.parametrize("kind", ["set", "bytes", "object", "nan", "cycle"])
+@pytest.mark.parametrize("kind", ["set", "bytes", "object", "nan", "cycle", "unprintable", "huge_int", "deep"])
 def test_non_json_output_is_serialised(env, kind):
     obs = env.step(ToolCall("odd_output", {"kind": kind})).observation
     assert obs.ok and not obs.truncated
@@ -132,3 +132,84 @@ def test_token_budget(misbehaving_catalog):
 def test_step_before_reset_is_a_clear_error(misbehaving_catalog):
     with pytest.raises(RuntimeError, match="reset"):
         ToolEnv(misbehaving_catalog).step(Answer("x"))
+
+
+@pytest.mark.parametrize("how", ["exit", "interrupt", "generator_exit"])
+def test_a_tool_cannot_end_the_program(env, how):
+    kind, message = error_of(env.step(ToolCall("escape", {"how": how})))
+    assert kind is ErrorKind.TOOL_EXCEPTION and "escape failed: " in message
+    assert env.step(ToolCall("echo", {"text": "still here"})).observation.ok
+
+
+def test_the_users_ctrl_c_still_stops_a_waiting_step(misbehaving_catalog):
+    import signal
+    import threading
+
+    env = ToolEnv(misbehaving_catalog, EnvConfig(timeout_s=60))  # only the Ctrl-C can end this step soon
+    env.reset(make_task())
+    threading.Timer(0.1, signal.pthread_kill, (threading.get_ident(), signal.SIGINT)).start()
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        env.step(ToolCall("hang", {"seconds": 60}))
+    assert time.perf_counter() - start < 10
+    env.close()
+
+
+def test_serializing_the_result_is_bounded_by_the_timeout(env):
+    start = time.perf_counter()
+    kind, _ = error_of(env.step(ToolCall("odd_output", {"kind": "slow_repr"})))
+    assert kind is ErrorKind.TIMEOUT and time.perf_counter() - start < 2.0
+
+
+def test_timed_out_busy_tools_do_not_pile_up_threads(env):
+    import threading
+
+    before = threading.active_count()
+    for _ in range(3):
+        assert error_of(env.step(ToolCall("escape", {"how": "spin"})))[0] is ErrorKind.TIMEOUT
+    deadline = time.monotonic() + 2
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert threading.active_count() <= before
+
+
+def test_error_observations_are_capped_like_output(env):
+    observation = env.step(ToolCall("echo", {"x" * 1_000_000: 1})).observation
+    assert observation.error is ErrorKind.UNKNOWN_PARAMETER and len(observation.content) < 300
+    assert "truncated" in json.loads(observation.content)["error"]["message"]
+
+
+def test_lone_surrogates_are_replaced_so_the_episode_can_be_saved(env, tmp_path):
+    from labkit.data import append_rows, read_rows, trajectory_row, write_dataset
+
+    env.step(ToolCall("echo", {"text": "\ud83d"}, thought="\udc00"))
+    env.step(ToolCall("echo", '{"text": "\\ud83d"}'))
+    env.step(ToolCall("odd_output", {"kind": "surrogate"}))
+    env.step(Invalid("\ud83d", "\ud83d"))
+    env.step(Answer("\ud83d\ude00 \ud83d"))
+    row = trajectory_row(env.trajectory, "test")
+    append_rows(tmp_path / "episodes.jsonl", [row])
+    write_dataset([row], tmp_path / "traces", "card")
+    assert "\ufffd" in next(read_rows(tmp_path / "episodes.jsonl"))["messages"][3]["content"]
+    assert env.trajectory.answer == "\U0001f600 \ufffd"
+
+
+def test_actions_holding_unprintable_values_are_recorded_as_text(env):
+    class Unprintable:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+        __str__ = __repr__
+
+    for action in (ToolCall(Unprintable(), {}), ToolCall("echo", {"text": Unprintable()}), Unprintable(), Answer(Unprintable())):
+        env.step(action)
+    assert json.loads(json.dumps([step.action.__dict__ for step in env.trajectory.steps]))[0]["name"] == "<unprintable Unprintable>"
+
+
+def test_the_labs_own_secrets_never_reach_an_observation(misbehaving_catalog, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key-123")
+    env = ToolEnv(misbehaving_catalog, secrets=("given-in-code-456",))
+    env.reset(make_task())
+    assert "sk-test" not in env.step(ToolCall("read_secret", {"name": "OPENAI_API_KEY"})).observation.content
+    assert "456" not in env.step(ToolCall("echo", {"text": "key given-in-code-456"})).observation.content
+    env.close()

@@ -108,7 +108,7 @@ def test_no_episodes_is_a_clear_error():
         bootstrap_metrics([])
 
 
-def test_labkit_eval_writes_metrics_report_and_traces(tmp_path):
+def test_labkit_eval_writes_metrics_report_and_traces(tmp_path, capsys):
     from labkit.cli import main
     from labkit.data import load_dataset_dir
 
@@ -122,6 +122,11 @@ def test_labkit_eval_writes_metrics_report_and_traces(tmp_path):
     assert "robustness.png" in report and (out / "robustness.png").stat().st_size > 1000 and (out / "failures.png").exists()
     traces = load_dataset_dir(out / "traces")
     assert len(traces) == 24 and {"seed", "failure", "messages", "phases"} <= set(traces.column_names)
+    # Another policy into the same folder is refused, not mixed in; fewer tasks of the same evaluation are its first ones.
+    assert main(["eval", "--policy", "random", "--split", "evolved", "--n", "12", "--seeds", "2", "--out", str(out)]) == 2
+    assert "holds another run (policy: 'teacher:trial' there, 'random' now)" in capsys.readouterr().err
+    assert main(["eval", "--policy", "teacher:trial", "--split", "evolved", "--n", "5", "--seeds", "1", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["n"] == 5 and len(load_dataset_dir(out / "traces")) == 5
 
 
 def test_a_killed_evaluation_resumes_without_redoing_episodes(tmp_path):

@@ -1,10 +1,11 @@
-"""Throw at least 10,000 random and malformed actions at the environment: none may crash it."""
+"""Throw at least 10,000 random and malformed actions at the environment: none may crash it, and every episode can be saved."""
 
 import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from labkit.data import trajectory_row
 from labkit.env import Answer, EnvConfig, Invalid, Observation, StepResult, ToolCall, ToolEnv
 from labkit.tasks import generate_tasks
 from labkit.tools import load_catalog
@@ -16,29 +17,35 @@ ENV = ToolEnv(CATALOG, EnvConfig(max_turns=30, max_calls=30))
 ACTIONS_PER_EXAMPLE = 25
 EXAMPLES = 420
 
+
+def texts(max_size: int):
+    return st.text(st.characters(exclude_categories=()), max_size=max_size)  # lone surrogates included
+
+
 names = st.one_of(
     st.sampled_from(sorted(CATALOG.tools) + ["fetch_capital", "get_capital_v2", "get_capital_beta"]),
-    st.text(max_size=30),
+    texts(30),
     st.none(),
     st.integers(),
+    st.integers(10**4400, 10**4401),  # too many digits for str()
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | texts(40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts(10), inner, max_size=4),
     max_leaves=12,
 )
 param_names = st.sampled_from(sorted({p for t in CATALOG.tools.values() for p in t.parameters.get("properties", {})}))
 arguments = st.one_of(
     st.dictionaries(param_names, json_values, max_size=4),
-    st.dictionaries(st.text(max_size=12), json_values, max_size=3),
-    st.text(max_size=60),
+    st.dictionaries(texts(12), json_values, max_size=3),
+    texts(60),
     json_values,
     st.builds(lambda d: json.dumps(d), st.dictionaries(param_names, json_values, max_size=3)),
 )
 actions = st.one_of(
-    st.builds(ToolCall, names, arguments, st.sampled_from(["trial", "execution", "", "???"]), st.text(max_size=20)),
-    st.builds(Answer, st.text(max_size=40)),
-    st.builds(Invalid, st.text(max_size=60), st.text(max_size=30)),
+    st.builds(ToolCall, names, arguments, st.sampled_from(["trial", "execution", "", "???"]), texts(20)),
+    st.builds(Answer, texts(40)),
+    st.builds(Invalid, texts(60), texts(30)),
     st.builds(ToolCall, names, arguments, n_tokens=st.one_of(st.none(), st.integers(-5, 500))),
 )
 
@@ -61,6 +68,7 @@ def test_ten_thousand_random_actions_never_crash_the_environment():
                 if not result.observation.truncated:
                     json.loads(result.observation.content)
             if result.done:
+                json.dumps(trajectory_row(ENV.trajectory, "fuzz"), ensure_ascii=False).encode("utf-8")
                 ENV.reset(TASKS[task_index])
 
     episode()

@@ -184,6 +184,17 @@ def test_unreachable_server_is_a_typed_error_and_nothing_is_marked(tmp_path, tid
     assert FAKE_KEY not in caplog.text and FAKE_KEY not in str(raised.value)
 
 
+def test_the_llm_logs_refuse_another_model(tmp_path):
+    from labkit.runs import RunFolderError
+    from labkit.teach import TeachConfig, teach
+
+    config = TeachConfig(teacher="llm", tools_modules=[str(USER_TOOLS)], tasks_file=str(FIXTURES / "user_tasks.jsonl"), out=str(tmp_path / "llm"))
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    teach(config, progress=False, llm=LLMTeacherConfig(dead, "m", FAKE_KEY, max_retries=0, timeout_s=2))  # two tasks, none reached
+    with pytest.raises(RunFolderError, match="model: 'm' there, 'other' now"):
+        teach(config, progress=False, llm=LLMTeacherConfig(dead, "other", FAKE_KEY, max_retries=0, timeout_s=2))
+
+
 class _Answers:
     """A scripted policy that answers at once (only to make a real row for the bookkeeping test)."""
 
@@ -249,6 +260,45 @@ def test_odd_replies_become_actions_never_exceptions():
     first = teacher._read(cases[0][0])[0]
     assert (first.phase, first.thought, first.arguments, first.n_tokens) == ("trial", "what does it take?", {"port": "Brest"}, 5)
     assert teacher._read(cases[3][0])[0].text == "4"
+    started = time.perf_counter()  # a 2 MB reply was still being parsed after 300 s
+    runaway = teacher._read(_reply("<trial>a</trial>" * 131_072, [{"name": "high_tide", "arguments": "{}"}]))[0]
+    assert isinstance(runaway, Invalid) and "characters long" in runaway.error and time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        (b'{"id": "x", "choices": [{"mess', "sent a body that is not JSON"),
+        (b'\xff\xfe{"choices": []}', "sent a body that is not JSON"),
+        (b'{"choices": 5}', "sent a reply with no choices"),
+    ],
+)
+def test_a_broken_body_from_the_server_is_a_typed_error(body, says):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        teacher = LLMTeacher(LLMTeacherConfig(f"http://127.0.0.1:{server.server_port}/v1", "m", FAKE_KEY, max_retries=0, timeout_s=5))
+        teacher.reset(_copy_task("a", "x"), [])
+        with pytest.raises(LLMServerError, match=says):
+            teacher.act(None)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_two_runs_cannot_write_one_folder(tmp_path):

@@ -464,6 +464,25 @@ def test_folders_that_hold_no_model_are_typed_errors(tmp_path):
         load_model(tmp_path)
     with pytest.raises(ValueError, match="unknown profile"):
         load_model("tiny", profile="quantum")
+    (tmp_path / "adapter_config.json").write_text('{"base_model_name_or_path": "tiny"')
+    with pytest.raises(ModelNotAvailableError, match="adapter_config.json cannot be read"):
+        load_model(tmp_path)
+
+
+def test_an_adapter_without_whole_weights_is_a_typed_error(tokenizer, tmp_path):
+    from labkit.cli import main
+
+    adapter = tmp_path / "adapter"
+    with_lora(tiny_model(tokenizer)).save_pretrained(adapter, save_embedding_layers=False)
+    weights = (adapter / "adapter_model.safetensors").read_bytes()
+    (adapter / "adapter_model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(ModelNotAvailableError, match=f"the model in {adapter} cannot be loaded"):
+        load_model(adapter)
+    (adapter / "adapter_model.safetensors").unlink()
+    with pytest.raises(ModelNotAvailableError, match="no adapter_model.safetensors: the run did not finish"):
+        load_model(adapter)
+    assert main(["eval", "--policy", str(adapter), "--n", "1", "--seeds", "1", "--profile", "tiny", "--out", str(tmp_path / "eval")]) == 2
+    assert main(["sft", "--policy", str(tmp_path / "missing"), "--profile", "tiny", "--data", "data/trajectories/golden-train", "--out", str(tmp_path / "sft")]) == 2
 
 
 # ----------------------------------------------------------------------------- the gpu profile on a machine without CUDA

@@ -78,7 +78,13 @@ def test_openai_style_messages_with_string_arguments():
 
 
 tags = st.sampled_from(["<trial>", "</trial>", "<execute>", "</execute>", "<tool_call>", "</tool_call>", "<answer>", "</answer>", "<|im_end|>", "{", "}", '"name"', '"arguments"', ":", ","])
-fragments = st.one_of(tags, st.text(max_size=12), st.builds(json.dumps, st.dictionaries(st.text(max_size=6), st.integers() | st.text(max_size=6), max_size=3)))
+hostile_arguments = st.sampled_from(["[" * 3000 + "]" * 3000, "9" * 4301, '"\\ud83d"', "1e999"])
+fragments = st.one_of(
+    tags,
+    st.text(max_size=12),
+    st.builds(json.dumps, st.dictionaries(st.text(max_size=6), st.integers() | st.text(max_size=6), max_size=3)),
+    st.builds(lambda arguments: json.dumps({"name": "get_capital", "arguments": arguments}), hostile_arguments),
+)
 
 
 def test_parser_never_raises_on_ten_thousand_inputs():
@@ -95,6 +101,17 @@ def test_parser_never_raises_on_ten_thousand_inputs():
 
     check()
     assert seen >= 10_000
+
+
+def test_parsing_time_is_bounded_and_deep_or_huge_arguments_are_typed():
+    import time
+
+    start = time.perf_counter()
+    parsed = parse_turn("<trial>a</trial>" * 16_000)  # 256 KB of tags took 6.6 s
+    assert parsed.problems == ["too_long"] and time.perf_counter() - start < 0.5
+    for arguments in ("[" * 3000 + "]" * 3000, "9" * 4301):
+        call = parse_turn(f"<execute>x</execute><tool_call>{json.dumps({'name': 'get_capital', 'arguments': arguments})}</tool_call>").action
+        assert isinstance(call, ToolCall) and call.arguments == arguments, "left for the environment to refuse"
 
 
 def test_unreadable_turns_get_the_environments_reply_as_a_user_message(catalog):

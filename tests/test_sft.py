@@ -11,7 +11,8 @@ import pytest
 from labkit.data import DatasetFileError, load_dataset_dir, write_dataset
 from labkit.models import load_model
 from labkit.data import token_lengths
-from labkit.sft import SFTDataError, SFTRunConfig, build_trainer, read_run_card, train_sft, training_data
+from labkit.runs import RunFolderError
+from labkit.sft import SFTDataError, SFTRunConfig, build_trainer, last_checkpoint, read_run_card, train_sft, training_data
 
 TRIAL = "data/trajectories/trial-train"
 GOLDEN = "data/trajectories/golden-train"
@@ -79,6 +80,9 @@ def test_unusable_data_is_a_typed_error_that_says_what_to_do(tiny, tmp_path):
     write_dataset([{"text": "hello"}], tmp_path / "plain", "card")
     with pytest.raises(SFTDataError, match="no messages, tools column"):
         training_data(SFTRunConfig(data=str(tmp_path / "plain"), profile="tiny"), tiny.tokenizer)
+    write_dataset([], tmp_path / "empty", "card")
+    with pytest.raises(SFTDataError, match="holds no trajectories"):
+        training_data(SFTRunConfig(data=str(tmp_path / "empty"), profile="tiny"), tiny.tokenizer)
     with pytest.raises(SFTDataError, match="raise --max-length"):
         training_data(SFTRunConfig(data=GOLDEN, profile="tiny", max_length=50), tiny.tokenizer)
     with pytest.raises(ValueError, match="token_budget must be positive"):
@@ -104,6 +108,8 @@ def test_tiny_run_writes_a_card_and_becomes_a_policy(tmp_path):
     (out / "run_card.json").unlink()
     again = train_sft(SFTRunConfig(data=GOLDEN, profile="tiny", out=str(out), token_budget=3000, report_to="none"), progress=False)
     assert again["steps"] == card["steps"] and again["resumed_from"]
+    with pytest.raises(RunFolderError, match=r"holds another run \(data: .*To resume that run, rerun its command: labkit sft --data data/trajectories/golden-train"):
+        train_sft(SFTRunConfig(data=TRIAL, profile="tiny", out=str(out), token_budget=3000), progress=False)
     foreign = tmp_path / "someone-elses-model"
     foreign.mkdir()
     (foreign / "config.json").write_text("{}")
@@ -140,6 +146,17 @@ def test_a_killed_run_resumes_to_the_same_loss(tmp_path):
     assert resumed["steps"] == straight["steps"]
     assert resumed["final_loss"] == pytest.approx(straight["final_loss"], abs=1e-4)
     assert dict(resumed["loss_curve"])[resumed["steps"]] == pytest.approx(dict(straight["loss_curve"])[straight["steps"]], abs=1e-4)
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_passed_over(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    for step, state in ((2, '{"global_step": 2}'), (4, '{"global_step": 4}'), (6, None), (8, '{"global_st')):
+        (checkpoints / f"checkpoint-{step}").mkdir(parents=True)
+        (checkpoints / f"checkpoint-{step}" / "README.md").write_text("")
+        if state is not None:
+            (checkpoints / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    assert last_checkpoint(tmp_path) == str(checkpoints / "checkpoint-4")
+    assert last_checkpoint(tmp_path / "never-trained") is None
 
 
 def test_sft_cli_reports_bad_data_without_a_traceback(tmp_path):

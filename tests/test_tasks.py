@@ -87,15 +87,31 @@ def test_documented_calls_on_evolved_tools_fail_without_leaking_the_answer(catal
         ('{"id": "x", "query": "q", "tools": [], "answer": "a"}', "non-empty list of tool names"),
         ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "level": 9}', "from 0 to 4"),
         ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "calls": [{"nom": 1}]}', "unexpected keyword"),
+        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "split": 5}', "'split' must be one of"),
+        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "evolve_seed": [1, 2]}', "'evolve_seed' must be an integer"),
+        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": 1, "check": "number", "tolerance": "5%"}', "'tolerance' must be a number"),
+        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "families": "weather"}', "'families' must be a list"),
+        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "calls": 5}', "'calls' a list of objects"),
+        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "calls": [{"name": "echo", "arguments": 3}]}', "each of 'calls' must be"),
+        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "meta": 1}', "'meta' must be a JSON object"),
+        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": ' + "[" * 5000 + "]" * 5000 + "}", "recursion"),
+        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": ' + "9" * 4301 + "}", "4300 digits"),
+        ('{"id": "x", "query": "\udcff", "tools": ["echo"], "answer": "a"}', "not UTF-8"),
     ],
 )
 def test_corrupt_task_lines_name_the_line_and_the_problem(tmp_path, line, message):
     path = tmp_path / "tasks.jsonl"
     good = '{"id": "ok", "query": "q", "tools": ["echo"], "answer": "a"}'
-    path.write_text(good + "\n" + line + "\n")
+    path.write_bytes(f"{good}\n{line}\n".encode("utf-8", "surrogateescape"))
     with pytest.raises(TaskFileError) as info:
         load_tasks(path)
     assert f"{path}:2:" in str(info.value) and message in str(info.value)
+
+
+def test_a_utf8_bom_is_accepted(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text('{"id": "ok", "query": "q", "tools": ["echo"], "answer": "a"}\n', encoding="utf-8-sig")
+    assert [t.id for t in load_tasks(path)] == ["ok"]
 
 
 def test_duplicate_ids_missing_files_and_unknown_tools(tmp_path, catalog):

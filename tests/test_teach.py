@@ -54,11 +54,31 @@ def test_write_dataset_replaces_atomically(tmp_path):
     write_dataset([{"a": 2}, {"a": 3}], out, "card two")
     assert len(load_dataset_dir(out)) == 2 and (out / "README.md").read_text() == "card two"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"], "no staging or backup folders left behind"
+    # Killed while writing: a staging folder stays behind; killed between the two renames, only the backup is there.
+    (tmp_path / ".d.k1ll3d_x").mkdir()
+    out.rename(tmp_path / ".d.old")
+    write_dataset([{"a": 4}], out, "card three")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"], "leftovers of a killed write are cleaned up"
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetFileError, match="labkit teach"):
         load_dataset_dir(tmp_path / "nothing")
+
+
+def test_corrupt_datasets_are_typed_errors_that_name_the_file(tmp_path):
+    good = write_dataset([{"a": 1}], tmp_path / "good", "card") / "data.parquet"
+    (tmp_path / "cut.parquet").write_bytes(good.read_bytes()[:-20])
+    (tmp_path / "text.parquet").write_text("not parquet")
+    for name in ("cut.parquet", "text.parquet"):
+        with pytest.raises(DatasetFileError, match=f"{tmp_path / name} cannot be read as trajectories"):
+            load_dataset_dir(tmp_path / name)
+    (tmp_path / "bom.jsonl").write_text('{"a": 1}\n', encoding="utf-8-sig")
+    assert load_dataset_dir(tmp_path / "bom.jsonl")["a"] == [1]
+    for name, line in (("number.jsonl", b"5\n"), ("latin1.jsonl", b'{"a": "\xff"}\n'), ("deep.jsonl", b"[" * 5000 + b"]" * 5000 + b"\n")):
+        (tmp_path / name).write_bytes(line)
+        with pytest.raises(DatasetFileError, match=f"{name}:1 is not"):
+            load_dataset_dir(tmp_path / name)
 
 
 def test_jsonl_log_survives_a_torn_last_line(tmp_path):

@@ -10,6 +10,7 @@ import importlib.util
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlencode
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -64,7 +65,7 @@ def test_lists_the_runs(client):
 
 def test_opening_a_run_reports_its_size_and_the_lines_it_skipped(client):
     info, split, family, level, policy, outcome, failure, search, first = client.predict("runs/eval/trial-evolved", api_name="/open_run")
-    assert "8 episodes" in info and "Skipped 4 corrupt lines" in info
+    assert "8 episodes" in info and "Skipped 6 corrupt lines" in info
     # Each filter comes back reset, offering the values this run has.
     assert split == {"__type__": "update", "choices": [["any", "any"], ["evolved", "evolved"]], "value": "any"}
     assert [c[0] for c in outcome["choices"]] == ["any", "solved", "failed"] and (search, first) == ("", 0)
@@ -90,7 +91,7 @@ def test_episodes_render_escaped_with_a_link(client):
     assert link == "?run=runs%2Feval%2Ftrial-evolved&episode=0"
 
 
-@pytest.mark.parametrize("run_id", ["runs/escape", "/etc", "runs/../outside"])
+@pytest.mark.parametrize("run_id", ["runs/escape", "/etc", "runs/../outside", "runs/leak"])
 def test_paths_outside_the_lab_are_refused(client, run_id):
     from gradio_client.exceptions import AppError
 
@@ -195,6 +196,14 @@ def test_browser_opens_filters_and_renders_safely(viewer):
         page.goto(f"{url}?run=runs/escape&episode=0")
         page.get_by_text("Could not open that link").wait_for()
         assert "outside the folders the trace viewer may read" in page.locator("body").inner_text()
+
+        # A crafted link's text is shown as text: no outside image, no outside link.
+        crafted = "![p](http://example.invalid/pixel.png) [click](http://example.invalid/)"
+        for query, shown in (({"run": crafted}, crafted), ({"run": "runs/eval/trial-evolved", "episode": "[x](http://example.invalid/e)"}, "[x](http://example.invalid/e)")):
+            page.goto(f"{url}?{urlencode(query)}")
+            page.get_by_text("Could not open that link").wait_for()
+            assert shown in page.locator("body").inner_text()
+            assert page.locator("img[src*='example.invalid'], a[href*='example.invalid']").count() == 0
         browser.close()
     outside = [u for u in requests if not u.startswith(url.rstrip("/")) and not u.startswith("data:")]
     assert outside == [], f"the page reached beyond the viewer: {outside}"

@@ -25,6 +25,7 @@ from labkit.traces import (
     filter_options,
     group_rows,
     loss_spans_html,
+    markdown_text,
     outcome_html,
     page_of,
     rollout_groups,
@@ -49,7 +50,7 @@ def library(lab):
 
 def test_finds_every_kind_of_run_and_nothing_else(library):
     runs = {ref.id: ref.kind for ref in library.runs()}
-    # The eval run's traces/ copy, the symlink out of runs/ and the folder outside are not runs to list.
+    # The eval run's traces/ copy, the symlinks out of runs/ and the folder outside are not runs to list.
     assert runs == {
         "data/trajectories/trial-mini": "dataset",
         "runs/eval/golden-evolved": "eval",
@@ -58,7 +59,7 @@ def test_finds_every_kind_of_run_and_nothing_else(library):
     }
 
 
-@pytest.mark.parametrize("run_id", ["outside", "runs/escape", "runs/../outside", "../", "/etc/passwd", "runs/escape/episodes.jsonl"])
+@pytest.mark.parametrize("run_id", ["outside", "runs/escape", "runs/../outside", "../", "/etc/passwd", "runs/escape/episodes.jsonl", "runs/leak", "runs/leak/episodes.jsonl"])
 def test_refuses_paths_outside_the_lab_folders(library, run_id):
     with pytest.raises(TraceAccessError, match="outside the folders .* labkit view"):
         library.resolve(run_id)
@@ -87,8 +88,17 @@ def test_folders_without_traces_and_tasks_files_are_format_errors(library, tmp_p
 def test_corrupt_and_torn_lines_are_skipped_and_counted(library):
     run = library.open("runs/eval/trial-evolved")
     assert len(run.episodes) == 8
-    assert run.skipped == ["episodes.jsonl:9", "episodes.jsonl:10", "episodes.jsonl:11", "episodes.jsonl:12"]
-    assert "Skipped 4 corrupt lines" in run.describe()
+    assert run.skipped == [f"episodes.jsonl:{n}" for n in range(9, 15)]
+    assert "Skipped 6 corrupt lines" in run.describe()
+
+
+def test_markdown_text_shows_a_links_text_as_it_is():
+    from markdown_it import MarkdownIt
+
+    hostile = "runs/x ![i](http://evil.example/x.png) [c](https://evil.example) <img src=x> **b** `c` \\ \n# h"
+    rendered = MarkdownIt("commonmark").render(f"**Could not open that link.** {markdown_text(hostile)}")
+    assert "<img" not in rendered and "<a " not in rendered and "<h1" not in rendered and "<code" not in rendered
+    assert "![i](http://evil.example/x.png) [c](https://evil.example) &lt;img src=x&gt; **b** `c` \\ # h" in rendered
 
 
 def test_rows_are_read_back_by_offset_and_reindexed_when_the_file_grows(lab, library, catalog):

@@ -4,9 +4,11 @@
     ROOT/runs/eval/golden-evolved/episodes.jsonl     the golden teacher on evolved tasks (fails some)
     ROOT/runs/eval/trial-evolved/episodes.jsonl      the trial teacher on the same tasks, with an observation
                                                      holding <script>, a long observation, HTML in a policy
-                                                     name, corrupt lines
+                                                     name, corrupt lines and rows (level Infinity, a message
+                                                     that is not an object)
     ROOT/runs/grpo/rollouts/step-0000{1,2}.jsonl     GRPO groups of 4 rollouts with rewards and loss spans
-    ROOT/outside/episodes.jsonl                      traces the viewer must refuse, and runs/escape -> ../outside
+    ROOT/outside/episodes.jsonl                      traces the viewer must refuse, and runs/escape -> ../outside,
+                                                     runs/leak/episodes.jsonl -> ../../outside/episodes.jsonl
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ def build_lab(root: Path, catalog) -> Path:
     trial[1]["messages"][-2]["content"] = "x" * 5000  # a long observation, collapsed
     trial[2]["policy"] = 'teacher:trial<img src=x onerror="window.__pwned = 3">'  # shown in the table
     torn = b'{"messages": [{"role": "user", "content": "cut off mid-wr'
-    _jsonl(root / "runs" / "eval" / "trial-evolved" / "episodes.jsonl", trial, [*CORRUPT_LINES])
+    odd_rows = [json.dumps({**trial[3], "level": float("inf")}).encode(), json.dumps({**trial[3], "messages": ["not an object"]}).encode()]
+    _jsonl(root / "runs" / "eval" / "trial-evolved" / "episodes.jsonl", trial, [*CORRUPT_LINES, *odd_rows])
     with (root / "runs" / "eval" / "trial-evolved" / "episodes.jsonl").open("ab") as f:
         f.write(torn)  # a kill mid-write leaves a torn last line
 
@@ -92,4 +95,6 @@ def build_lab(root: Path, catalog) -> Path:
 
     _jsonl(root / "outside" / "episodes.jsonl", rows["golden"][:1])
     (root / "runs" / "escape").symlink_to(root / "outside", target_is_directory=True)
+    (root / "runs" / "leak").mkdir()
+    (root / "runs" / "leak" / "episodes.jsonl").symlink_to(root / "outside" / "episodes.jsonl")  # a file linking out
     return root

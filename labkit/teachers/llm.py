@@ -62,7 +62,7 @@ from transformers.utils.chat_parsing import parse_response
 
 from labkit.data import append_rows, read_rows, trajectory_row
 from labkit.env import Action, Answer, EnvConfig, Invalid, Observation, ToolCall, ToolEnv, run_episode
-from labkit.protocol import CHAT_TEMPLATE, RESPONSE_TEMPLATE, SYSTEM_PROMPT, message_action, parse_turn
+from labkit.protocol import CHAT_TEMPLATE, MAX_TURN_CHARS, RESPONSE_TEMPLATE, SYSTEM_PROMPT, message_action, parse_turn
 from labkit.tasks import Task
 
 log = logging.getLogger("labkit.teachers.llm")  # the same name under `python -m`
@@ -270,7 +270,12 @@ class LLMTeacher:
             raise LLMServerError(f"cannot reach {where} after {config.max_retries} retries: {cause}") from None
         except openai.APIError as exc:  # e.g. a 200 whose body is not a chat completion
             raise LLMServerError(f"{where} sent a reply that is not a chat completion: {_redact(str(exc), config.api_key)[:200]}") from None
-        if not getattr(response, "choices", None):
+        except (ValueError, RecursionError) as exc:  # a 200 whose body is cut short, not UTF-8 or not JSON at all
+            raise LLMServerError(
+                f"{where} sent a body that is not JSON ({_redact(str(exc), config.api_key)[:200]}); "
+                "is the base URL an OpenAI-compatible API (it usually ends in /v1)?"
+            ) from None
+        if not isinstance(getattr(response, "choices", None), list) or not response.choices:
             raise LLMServerError(f"{where} sent a reply with no choices: {_redact(str(response), config.api_key)[:200]}")
         return response
 
@@ -286,8 +291,11 @@ class LLMTeacher:
         n_tokens = getattr(usage, "completion_tokens", None)
         n_tokens = n_tokens if isinstance(n_tokens, int) and n_tokens >= 0 else None
 
+        structured = getattr(message, "tool_calls", None) or []
+        if len(content) > MAX_TURN_CHARS:  # a runaway reply goes to parse_turn, which refuses it unread: parsing time grows with the square of its tags
+            structured = []
         calls = []
-        for call in getattr(message, "tool_calls", None) or []:
+        for call in structured:
             function = getattr(call, "function", None)
             calls.append(
                 {
@@ -448,7 +456,7 @@ def generate_llm_trajectories(
             config.model, display_url(config.base_url), len(todo), len(unique) - len(todo),
         )
         teacher = LLMTeacher(config)
-        env = ToolEnv(catalog, env_config)
+        env = ToolEnv(catalog, env_config, secrets=(config.api_key,))
         n_kept = n_errors = in_a_row = 0
         last_error: LLMServerError | None = None
         bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc="llm teacher", unit="task", disable=not progress)

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -71,6 +72,9 @@ def _module_functions(module: ModuleType) -> list[Callable[..., Any]]:
     ]
 
 
+IMPORT_TIMEOUT_S = 60.0  # a tools module defines functions; importing one that works (or waits) longer is refused
+
+
 def import_tools_module(spec: str | Path | ModuleType) -> ModuleType:
     """Import a module given as an object, a dotted name, or a path to a ``.py`` file."""
     if isinstance(spec, ModuleType):
@@ -85,15 +89,38 @@ def import_tools_module(spec: str | Path | ModuleType) -> ModuleType:
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module
         try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
+            _within_timeout(str(path), lambda: module_spec.loader.exec_module(module))
+        except ToolModuleError:
             del sys.modules[name]
-            raise ToolModuleError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+            raise
         return module
-    try:
-        return importlib.import_module(text)
-    except ImportError as exc:
-        raise ToolModuleError(f"cannot import tools module {text!r}: {exc}") from exc
+    return _within_timeout(repr(text), lambda: importlib.import_module(text))
+
+
+def _within_timeout(what: str, load: Callable[[], Any]) -> Any:
+    """Run an import on its own thread, so that one that hangs or calls sys.exit() becomes a ToolModuleError.
+
+    The user's Ctrl-C still stops it: it arrives on the main thread, which only waits here.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = load()
+        except BaseException as exc:  # noqa: BLE001 (the module's own sys.exit() or KeyboardInterrupt included)
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True, name="labkit-import")
+    worker.start()
+    worker.join(IMPORT_TIMEOUT_S)
+    if worker.is_alive():
+        raise ToolModuleError(f"importing tools module {what} did not finish within {IMPORT_TIMEOUT_S:g} s; a tools module should define functions, not work or wait when imported")
+    error = outcome.get("error")
+    if isinstance(error, SystemExit):
+        raise ToolModuleError(f"importing tools module {what} called sys.exit({error.code!r}); a tools module must not exit when imported") from None
+    if error is not None:
+        raise ToolModuleError(f"importing tools module {what} failed: {type(error).__name__}: {error}") from error
+    return outcome["value"]
 
 
 @dataclass
