@@ -15,6 +15,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -199,8 +200,11 @@ def _episodes(config: EvalConfig, policy, tasks: list[Task], catalog, env_config
     env.close()
 
 
-def evaluate(config: EvalConfig, progress: bool = True) -> dict:
-    """Run (or resume) an evaluation and write its traces, metrics and report; returns the metrics."""
+def evaluate(config: EvalConfig, progress: bool = True, on_episode: Callable[[dict], None] | None = None) -> dict:
+    """Run (or resume) an evaluation and write its traces, metrics and report; returns the metrics.
+
+    ``on_episode`` is called with each finished episode's row as it is written (a notebook's progress bar).
+    """
     from labkit.policies import load_policy
 
     out = Path(config.out)
@@ -223,6 +227,8 @@ def evaluate(config: EvalConfig, progress: bool = True) -> dict:
             row["failure"] = classify_failure(row)
             append_rows(log, [row])
             bar.update(1)
+            if on_episode is not None:
+                on_episode(row)
     bar.close()
     rows = list(read_rows(log))
     metrics = {"policy": config.policy, "split": config.split, "level": config.level, **summarize(rows)}

@@ -153,7 +153,7 @@ def test_notebook_run_config_and_the_shipped_run(tmp_path):
     (tmp_path / lessons.SHIPPED_RL).mkdir()
     (tmp_path / lessons.SHIPPED_RL / "adapter_config.json").write_text("{}")
     folder, note = lessons.shipped_rl_status("cpu", str(tmp_path))
-    assert folder == str(tmp_path / lessons.SHIPPED_RL) and "tick the box" in note
+    assert folder == str(tmp_path / lessons.SHIPPED_RL) and "until your own run finishes" in note
     assert lessons.shipped_rl_status("tiny", str(tmp_path))[0] is None
 
 
