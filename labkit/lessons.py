@@ -41,6 +41,15 @@ COURSE = [
 ]
 
 
+def quiet_progress_bars() -> None:
+    """Notebook cells show their own progress; the datasets and transformers libraries' bars would only fill cell outputs."""
+    from datasets.utils.logging import disable_progress_bar
+    from transformers.utils.logging import disable_progress_bar as disable_transformers_progress_bar
+
+    disable_progress_bar()
+    disable_transformers_progress_bar()
+
+
 def grade_prediction(choice: str | None, correct: str, explanation: str) -> str:
     """Feedback for a "predict, then run" question, in Markdown."""
     if choice is None:
@@ -154,18 +163,22 @@ def documented_call_failures(catalog: Catalog, n_tasks: int, seed: int = 0) -> d
 
 def task_rows(tasks: list[Task]) -> list[dict]:
     """One row per task for a table."""
-    return [
+    return [  # short columns first: a narrow table cuts off the last ones
         {
             "id": t.id,
-            "query": t.query,
-            "tools": ", ".join(t.tools),
-            "answer": json.dumps(t.answer, ensure_ascii=False),
-            "check": t.check,
             "hops": t.hops,
             "level": t.level,
+            "check": t.check,
+            "query": t.query,
+            "answer": json.dumps(t.answer, ensure_ascii=False),
+            "tools": ", ".join(t.tools),
         }
         for t in tasks
     ]
+
+
+# Options for "what share?" predictions: every share from 0 to 1 has one within about a tenth.
+SHARE_LABELS = {"almost none": 0.05, "about a third": 1 / 3, "about half": 0.5, "about two thirds": 2 / 3, "almost all": 0.95}
 
 
 def closest_label(value: float, labels: dict[str, float]) -> str:
@@ -233,6 +246,17 @@ def teacher_success(catalog: Catalog, teacher: str, split: str, level: int | Non
     rate = sum(run_episode(env, policy, task).success for task in tasks) / len(tasks)
     env.close()
     return rate
+
+
+def teacher_choice_note(teacher: str, split: str) -> str:
+    """What a teacher/split choice really makes, where it is not what it looks like; '' otherwise."""
+    if teacher == "golden" and split == "evolved":
+        return (
+            "The golden teacher works on **documented tools only** (it is the trajectory-centric baseline, which never "
+            "meets a changed tool), so these evolved tasks were made at **level 0**: the card's levels say so. "
+            "Pick the trial teacher to see trajectories on changed tools."
+        )
+    return ""
 
 
 def dataset_stats(rows: list[dict], tokenizer=None) -> dict[str, list]:
@@ -922,7 +946,7 @@ def logged_group(folder) -> list[dict]:
 
 # ----------------------------------------------------------------------------- notebook 05: evaluation
 
-TRAINED_SOURCES = ("yours (notebooks 03 and 04)", "shipped (data/adapters)")
+TRAINED_SOURCES = ("yours (notebooks 03 and 04)", "shipped (data/adapters)")  # notebook 05 starts on the shipped ones
 
 
 def trained_policies(profile: str, source: str, adapters_root: str | None = None) -> dict[str, str]:
@@ -943,6 +967,30 @@ def trained_policies(profile: str, source: str, adapters_root: str | None = None
         folders = {arm: f"runs/notebook-sft/{name}/{arm}" for arm in ("sft-golden", "sft-trial")}
         folders[SHIPPED_RL] = f"runs/notebook-rl/{name}/{SHIPPED_RL}"
     return {arm: folder for arm, folder in folders.items() if (Path(folder) / "adapter_config.json").is_file()}
+
+
+TRAINED_LABELS = {"sft-golden": "SFT-golden", "sft-trial": "SFT-trial", SHIPPED_RL: "SFT-trial + GRPO"}
+SAME_WITHIN = 0.05  # success gaps smaller than this, on a few dozen episodes, grade as "about the same"
+
+
+def best_trained(pooled: dict[str, float]) -> str:
+    """The prediction option a ``{arm: success}`` result answers: the best trained arm, or "about the same" when it barely leads."""
+    ranked = sorted(((v, a) for a, v in pooled.items() if a in TRAINED_LABELS), reverse=True)
+    if not ranked:
+        return "none of them"
+    if len(ranked) > 1 and ranked[0][0] - ranked[1][0] < SAME_WITHIN:
+        return "about the same"
+    return TRAINED_LABELS[ranked[0][1]]
+
+
+def ablation_success(report) -> dict[str, float]:
+    """``{arm: success on evolved + unseen}`` from the ablation report's headline table (the shipped numbers); {} without it."""
+    text, _ = report_parts(report)
+    table = [line.strip("|").split("|") for line in first_table(text).splitlines()]
+    if len(table) < 3:
+        return {}
+    column = [cell.strip() for cell in table[0]].index("evolved + unseen")
+    return {row[0].strip(): float(row[column].split()[0]) for row in table[2:]}
 
 
 def pooled_success(results: dict, splits: list[str]) -> dict[str, float]:

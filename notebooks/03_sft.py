@@ -33,6 +33,8 @@ def _():
     from labkit.sft import read_run_card, train_sft
 
     data_dir = mo.notebook_dir().parent / "data"
+    lessons.quiet_progress_bars()
+
     return costs, data_dir, format_metric, lessons, load_dataset_dir, load_tokenizer, mo, plots, read_run_card, resolve_profile, train_sft
 
 

@@ -34,6 +34,8 @@ def _():
     from labkit.tools import load_catalog
 
     data_dir = mo.notebook_dir().parent / "data"
+    lessons.quiet_progress_bars()
+
     return COMPONENTS, RewardConfig, costs, data_dir, lessons, load_catalog, load_model, load_tasks, mo, plots, resolve_profile, train_rl
 
 
