@@ -147,7 +147,7 @@ def grpo_estimate(steps: int, episodes_per_step: int, max_turns: int, max_new_to
         tokens = episodes_per_step * (TIMING_TRAIN_TOKENS + turns * (1 + REPLY_SHARE) * max_new_tokens)
         return 4 / 3 * tokens / speed.train_tokens_per_s
 
-    typical_turns = typical_turns or max_turns / 2
+    typical_turns = min(max_turns, typical_turns or max_turns / 2)
     typical = steps * (play.typical_s + train_s(typical_turns))
     at_most = steps * (play.at_most_s + train_s(max_turns))
     basis = f"{steps} steps of {episodes_per_step} episodes; {speed.turn_seconds(max_new_tokens):.1f} s a turn and {speed.train_tokens_per_s:.0f} training tokens/s measured here"

@@ -177,7 +177,7 @@ def task_rows(tasks: list[Task]) -> list[dict]:
     ]
 
 
-# Options for "what share?" predictions: every share from 0 to 1 has one within about a tenth.
+# Options for "what share?" predictions: every share from 0 to 1 is within 0.15 of one of them.
 SHARE_LABELS = {"almost none": 0.05, "about a third": 1 / 3, "about half": 0.5, "about two thirds": 2 / 3, "almost all": 0.95}
 
 
@@ -805,19 +805,24 @@ def notebook_rl_config(profile: str, data_dir, out_root: str = "runs/notebook-rl
 
 
 def shipped_rl_status(profile: str, root: str | None = None) -> tuple[str | None, str]:
-    """The shipped GRPO run's folder (None when it is missing or trained for another model), and a sentence saying so."""
+    """The shipped GRPO run's folder (None when it is missing), and a sentence saying what it is.
+
+    Its curves, card and logged groups are results to read at any profile; it was trained at the cpu profile.
+    """
     from labkit.profiles import get_profile
 
     where = f"{root or SHIPPED_ADAPTERS}/{SHIPPED_RL}"
-    if get_profile(profile).name != "cpu":
-        return None, f"*The shipped GRPO run was trained at the cpu profile; at the {profile} profile press **Train** for your own.*"
     folder = shipped_adapter(SHIPPED_RL, root)
     if folder is None:
         return None, (
             f"*No shipped GRPO run in `{where}` yet: press **Train** to train one. To ship one: "
             f"`labkit rl --init data/adapters/sft-trial --profile cpu --out {SHIPPED_ADAPTERS}/{SHIPPED_RL}`.*"
         )
-    return folder, f"*The shipped GRPO run is in `{where}`: its curves show below until your own run finishes.*"
+    other = get_profile(profile).name != "cpu"
+    return folder, (
+        f"*The shipped GRPO run is in `{where}`{' (trained at the cpu profile, not this one)' if other else ''}: "
+        "its curves show below until your own run finishes.*"
+    )
 
 
 def live_rl(show: Callable[[list, dict], None]) -> tuple[list, Callable[[dict], None]]:

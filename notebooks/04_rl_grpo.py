@@ -356,7 +356,7 @@ def _(mo):
 def _(lessons, rl_config, shipped_history, shipped_rl, use_shipped):
     rl_run = shipped_rl if use_shipped.value else rl_config.out
     rl_history = shipped_history if use_shipped.value else lessons.run_history(rl_config.out)
-    run_label = "shipped run" if use_shipped.value else "your run"
+    run_label = "the shipped run" if use_shipped.value else "your run"
     return rl_history, rl_run, run_label
 
 
@@ -371,7 +371,7 @@ def _(lessons, mo, plots, rl_history, rl_run, run_label, spread_guess):
                 lessons.grade_prediction(
                     spread_guess.value,
                     lessons.closest_label(zero_share, {"almost none": 0.0, "about half": 0.5, "almost all": 1.0}),
-                    f"In the {run_label} {zero_share:.0%} of groups had a single reward. A policy that writes noise (the tiny "
+                    f"In {run_label}, {zero_share:.0%} of groups had a single reward. A policy that writes noise (the tiny "
                     "model, or a base model that never calls a tool) scores every episode alike, so GRPO has nothing to compare. "
                     "The SFT-trial adapter already calls tools, sometimes well, so its groups differ and GRPO can rank them. "
                     "More episodes per group, or a warmer temperature, make single-reward groups rarer, at the price of more generation.",
