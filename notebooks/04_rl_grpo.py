@@ -128,7 +128,7 @@ def _(data_dir, draw, group_size, lessons, load_model, mo, play_button, profile,
 @app.cell
 def _(get_played, mo, shipped_group):
     group = get_played() or shipped_group
-    mo.stop(group is None, mo.md("*No group to score yet: press **Play** above (the shipped one is only at the cpu profile).*"))
+    mo.stop(group is None, mo.md("*No group to score yet: press **Play** above (there is no shipped GRPO run in `data/adapters/`).*"))
     mo.md(f"**{'Your group' if get_played() else 'A group from the shipped GRPO run'}**, task: {group.task.query} "
           f"(gold answer: `{group.task.answer}`, evolution level {group.task.level})")  # fmt: skip
     return (group,)
@@ -406,7 +406,8 @@ def _(mo):
     ## 5. Going further
 
     - The full cpu run: `labkit rl --init data/adapters/sft-trial --profile cpu --out runs/rl-sft-trial`
-      (6 steps of 16 episodes: about 4 minutes a step, 23 minutes on two free CPU cores; rerun the command to resume).
+      (6 steps of 16 episodes; the shipped run took a median of 234 s a step on two CPU cores, see its
+      `run_card.json`; rerun the command to resume).
     - Train with a reward of your own: `--reward format=0 --reward guards=0` switches components off. With the
       guards off, watch the tool-call rate in the curves.
     - Browse the run's groups, rewards, advantages and loss-carrying text: `labkit view runs/rl-sft-trial`.
