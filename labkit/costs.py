@@ -13,8 +13,9 @@ import math
 import time
 from dataclasses import dataclass
 
-TIMING_TRAIN_TOKENS = 512  # a training row's length: the shipped datasets' rows are 380-640 template tokens on average
-TIMING_DECODE_STEPS = 16  # generation steps timed beyond the first: fewer leave the difference in the noise
+TIMING_TRAIN_TOKENS = 384  # about a training row: the shipped datasets' rows are 380-640 template tokens on average
+TIMING_DECODE_STEPS = 8  # generation steps timed beyond the first
+EPISODE_PROMPT_TOKENS = 400  # the system prompt, the tools' docs and the task: what each GRPO episode's training pass reads first
 REPLY_SHARE = 1.0  # training reads a tool reply about as long as each turn the model wrote
 
 
@@ -65,7 +66,7 @@ def measure_speed(model: str, profile: str, batch: int, train_batch: int = 2) ->
     decode_step_s = max(turn(1 + TIMING_DECODE_STEPS) - prefill_s, 0.0) / TIMING_DECODE_STEPS
 
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    net = get_peft_model(load_model(model, profile=profile).model, lora)
+    net = get_peft_model(loaded.model, lora)  # the rollouts are done: the same weights serve the training step
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4)
     ids = torch.randint(0, min(net.config.vocab_size, 32_000), (train_batch, TIMING_TRAIN_TOKENS), generator=torch.Generator().manual_seed(0))
 
@@ -144,7 +145,7 @@ def grpo_estimate(steps: int, episodes_per_step: int, max_turns: int, max_new_to
     play = episodes_estimate(episodes_per_step, max_turns, max_new_tokens, speed, typical_turns)
 
     def train_s(turns: float) -> float:
-        tokens = episodes_per_step * (TIMING_TRAIN_TOKENS + turns * (1 + REPLY_SHARE) * max_new_tokens)
+        tokens = episodes_per_step * (EPISODE_PROMPT_TOKENS + turns * (1 + REPLY_SHARE) * max_new_tokens)
         return 4 / 3 * tokens / speed.train_tokens_per_s
 
     typical_turns = min(max_turns, typical_turns or max_turns / 2)

@@ -196,7 +196,8 @@ def _(lessons, mo, profile):
 
 
 @app.cell
-def _(costs, lessons, mo, profile, runs, speed):
+def _(costs, get_eval_finished, lessons, mo, profile, runs, speed):
+    get_eval_finished()  # a finished evaluation leaves fewer episodes to play
     eval_policies = [profile.model, *runs.values()]
     eval_splits = ["evolved", "unseen"]
     pending = lessons.pending_model_episodes(eval_policies, eval_splits, profile.name)
