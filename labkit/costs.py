@@ -9,14 +9,16 @@ table measured elsewhere: a busy or slower machine gets a longer estimate.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 TIMING_TRAIN_TOKENS = 384  # about a training row: the shipped datasets' rows are 380-640 template tokens on average
 TIMING_DECODE_STEPS = 8  # generation steps timed beyond the first
 EPISODE_PROMPT_TOKENS = 400  # the system prompt, the tools' docs and the task: what each GRPO episode's training pass reads first
-REPLY_SHARE = 1.0  # training reads a tool reply about as long as each turn the model wrote
+REPLY_SHARE = 1.0
+SPEED_MAX_AGE_S = 15 * 60  # a measurement older than this is taken again: the machine may have got busier or quieter  # training reads a tool reply about as long as each turn the model wrote
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,37 @@ class Speed:
     prefill_s: float  # the rollout engine's first token of a turn, for the whole batch
     decode_step_s: float  # each further token of a turn, for the whole batch
     measured_in_s: float  # what the measurement itself took
+    measured_at: float  # when (seconds since the epoch)
+
+    def measured_ago(self) -> str:
+        minutes = int((time.time() - self.measured_at) // 60)
+        return "measured here just now" if minutes < 1 else f"measured here {minutes} min ago"
 
     def turn_seconds(self, max_new_tokens: int) -> float:
         """Upper bound for one turn of the batch: every episode writes its whole token budget."""
         return self.prefill_s + max_new_tokens * self.decode_step_s
+
+
+def measured_speed(model: str, profile: str, batch: int, max_age_s: float = SPEED_MAX_AGE_S) -> Speed:
+    """:func:`measure_speed`, or its result from the last ``max_age_s`` seconds on this machine.
+
+    Notebooks opened one after another (03, 04, 05) share one measurement through a small file in labkit's
+    cache folder, so only the first pays for it; each estimate says how long ago it was measured.
+    """
+    from labkit.lessons import slug
+    from labkit.models import cache_root
+
+    saved = cache_root() / "speed" / f"{slug(model)}-{profile}-batch{batch}.json"
+    try:
+        speed = Speed(**json.loads(saved.read_text()))
+        if time.time() - speed.measured_at <= max_age_s:
+            return speed
+    except (OSError, ValueError, TypeError):  # none yet, or from another version of this file
+        pass
+    speed = measure_speed(model, profile, batch)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(asdict(speed)))
+    return speed
 
 
 @functools.cache
@@ -40,8 +69,8 @@ def measure_speed(model: str, profile: str, batch: int, train_batch: int = 2) ->
     """Time ``model`` here doing the real work: one LoRA step on ``train_batch`` rows, one turn of ``batch`` episodes.
 
     The turn runs through the lab's rollout engine on real tasks, once writing one token and once
-    writing a few more, which separates reading the prompt from writing. Cached per process, so a
-    notebook measures once per model and batch (a few seconds at the cpu profile).
+    writing a few more, which separates reading the prompt from writing. Cached per process
+    (a few seconds at the cpu profile on a quiet machine).
     """
     import torch
     from peft import LoraConfig, get_peft_model
@@ -87,6 +116,7 @@ def measure_speed(model: str, profile: str, batch: int, train_batch: int = 2) ->
         prefill_s=prefill_s,
         decode_step_s=decode_step_s,
         measured_in_s=time.perf_counter() - started,
+        measured_at=time.time(),
     )
 
 
@@ -119,7 +149,7 @@ def sft_estimate(tokens: int, runs: int, speed: Speed) -> Estimate:
     leaves out; the bound allows half again for that.
     """
     seconds = runs * tokens / speed.train_tokens_per_s
-    return Estimate(seconds, 1.5 * seconds, f"{runs} x {tokens:,} tokens at {speed.train_tokens_per_s:.0f} training tokens/s measured here")
+    return Estimate(seconds, 1.5 * seconds, f"{runs} x {tokens:,} tokens at {speed.train_tokens_per_s:.0f} training tokens/s, {speed.measured_ago()}")
 
 
 def episodes_estimate(episodes: int, max_turns: int, max_new_tokens: int, speed: Speed, typical_turns: float | None = None) -> Estimate:
@@ -132,7 +162,7 @@ def episodes_estimate(episodes: int, max_turns: int, max_new_tokens: int, speed:
     turn = speed.turn_seconds(max_new_tokens)
     at_most = batches * max_turns * turn
     typical = batches * min(max_turns, typical_turns or max_turns / 2) * turn
-    basis = f"{episodes} episodes of up to {max_turns} turns, {speed.batch} at a time, {turn:.1f} s a turn measured here"
+    basis = f"{episodes} episodes of up to {max_turns} turns, {speed.batch} at a time, {turn:.1f} s a turn {speed.measured_ago()}"
     return Estimate(typical, at_most, basis)
 
 
@@ -151,5 +181,5 @@ def grpo_estimate(steps: int, episodes_per_step: int, max_turns: int, max_new_to
     typical_turns = min(max_turns, typical_turns or max_turns / 2)
     typical = steps * (play.typical_s + train_s(typical_turns))
     at_most = steps * (play.at_most_s + train_s(max_turns))
-    basis = f"{steps} steps of {episodes_per_step} episodes; {speed.turn_seconds(max_new_tokens):.1f} s a turn and {speed.train_tokens_per_s:.0f} training tokens/s measured here"
+    basis = f"{steps} steps of {episodes_per_step} episodes; {speed.turn_seconds(max_new_tokens):.1f} s a turn and {speed.train_tokens_per_s:.0f} training tokens/s, {speed.measured_ago()}"
     return Estimate(typical, at_most, basis)

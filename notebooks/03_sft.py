@@ -113,7 +113,7 @@ def _(mo):
 
 @app.cell
 def _(costs, lessons, profile):
-    speed = costs.measure_speed(profile.model, profile.name, lessons.eval_batch(profile.name))
+    speed = costs.measured_speed(profile.model, profile.name, lessons.eval_batch(profile.name))
     print(f"measured here: {speed.train_tokens_per_s:.0f} training tokens/s, {speed.turn_seconds(profile.max_new_tokens):.1f} s a turn")
     return (speed,)
 

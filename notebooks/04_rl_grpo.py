@@ -90,7 +90,7 @@ def _(data_dir, lessons, load_tasks, mo, profile):
 
 @app.cell
 def _(costs, profile, rl_config):
-    speed = costs.measure_speed(profile.model, profile.name, rl_config.prompts_per_step * rl_config.num_generations)
+    speed = costs.measured_speed(profile.model, profile.name, rl_config.prompts_per_step * rl_config.num_generations)
     print(f"measured here: {speed.train_tokens_per_s:.0f} training tokens/s, {speed.turn_seconds(rl_config.max_new_tokens):.1f} s a turn")
     return (speed,)
 

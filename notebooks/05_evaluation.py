@@ -74,7 +74,7 @@ def _(lessons, profile):
 
 @app.cell
 def _(costs, lessons, profile):
-    speed = costs.measure_speed(profile.model, profile.name, lessons.eval_batch(profile.name))
+    speed = costs.measured_speed(profile.model, profile.name, lessons.eval_batch(profile.name))
     print(f"measured here: {speed.turn_seconds(profile.max_new_tokens):.1f} s a turn")
     return (speed,)
 

@@ -2,9 +2,13 @@
 
 import pytest
 
-from labkit.costs import Estimate, Speed, episodes_estimate, format_duration, grpo_estimate, measure_speed, sft_estimate
+import json
+import time
+from dataclasses import asdict, replace
 
-SPEED = Speed(model="m", batch=8, train_tokens_per_s=100.0, prefill_s=2.0, decode_step_s=0.1, measured_in_s=1.0)
+from labkit.costs import Estimate, Speed, episodes_estimate, format_duration, grpo_estimate, measure_speed, measured_speed, sft_estimate
+
+SPEED = Speed(model="m", batch=8, train_tokens_per_s=100.0, prefill_s=2.0, decode_step_s=0.1, measured_in_s=1.0, measured_at=time.time())
 
 
 def test_measuring_the_tiny_model_gives_positive_rates_once_per_process():
@@ -14,10 +18,24 @@ def test_measuring_the_tiny_model_gives_positive_rates_once_per_process():
     assert speed.turn_seconds(16) == pytest.approx(speed.prefill_s + 16 * speed.decode_step_s)
 
 
+def test_notebooks_share_a_recent_measurement_and_retake_an_old_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path))
+    first = measured_speed("tiny", "tiny", 2)
+    saved = tmp_path / "speed" / "tiny-tiny-batch2.json"
+    assert Speed(**json.loads(saved.read_text())) == first
+    shared = replace(first, prefill_s=123.0)  # what another notebook's kernel measured a minute ago
+    saved.write_text(json.dumps(asdict(shared)))
+    assert measured_speed("tiny", "tiny", 2) == shared and "measured here just now" in shared.measured_ago()
+    saved.write_text(json.dumps(asdict(replace(shared, measured_at=time.time() - 3600))))
+    assert measured_speed("tiny", "tiny", 2).prefill_s != 123.0, "an hour-old measurement is taken again"
+    saved.write_text("{not json")
+    assert measured_speed("tiny", "tiny", 2).prefill_s != 123.0
+
+
 def test_sft_estimate_follows_the_measured_training_rate():
     estimate = sft_estimate(tokens=50_000, runs=2, speed=SPEED)
     assert estimate.typical_s == pytest.approx(1000.0) and estimate.at_most_s > estimate.typical_s
-    assert "100 training tokens/s measured here" in estimate.describe()
+    assert "100 training tokens/s, measured here" in estimate.describe()
 
 
 def test_episode_estimates_count_batches_and_turns():
