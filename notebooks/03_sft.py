@@ -128,12 +128,11 @@ def _(costs, data_dir, lessons, mo, profile, speed):
 
 
 @app.cell
-def _(get_sft_finished, lessons, mo, profile):
-    adapters = str(mo.notebook_dir().parent / "data" / "adapters")
-    shipped_sft = {a: f for a, f in lessons.trained_policies(profile.name, lessons.TRAINED_SOURCES[1], adapters).items() if a in lessons.SFT_ARMS}
+def _(data_dir, get_sft_finished, lessons, mo, profile):
+    shipped_sft = {a: f for a, f in lessons.trained_policies(profile.name, lessons.TRAINED_SOURCES[1], str(data_dir / "adapters")).items() if a in lessons.SFT_ARMS}
     use_shipped = mo.ui.checkbox(value=bool(shipped_sft) and not get_sft_finished(), label="show the shipped adapters", disabled=not shipped_sft)
     mo.vstack([use_shipped, mo.md("" if shipped_sft else f"*No shipped adapters for the {profile.name} profile (they were trained at the cpu profile): press **Train**.*")])
-    return adapters, shipped_sft, use_shipped
+    return shipped_sft, use_shipped
 
 
 @app.cell
@@ -153,31 +152,33 @@ def _(lessons, mo, plots, run_all, set_sft_finished, sft_runs_to_train, train_bu
 
 
 @app.cell
-def _(lessons, mo, plots, profile, read_run_card, shipped_sft, use_shipped):
+def _(lessons, mo, profile, read_run_card, shipped_sft, use_shipped):
     runs = shipped_sft if use_shipped.value else {a: f for a, f in lessons.trained_policies(profile.name, lessons.TRAINED_SOURCES[0]).items() if a in lessons.SFT_ARMS}
-    cards = {arm: read_run_card(folder) for arm, folder in runs.items()}
-    source = "shipped adapters" if use_shipped.value else "your runs"
-    mo.vstack(
-        [mo.md(f"**Loss curves: {source}**"), plots.loss_curve({arm: card["loss_curve"] for arm, card in cards.items()})]
-        if len(cards) == len(lessons.SFT_ARMS)
-        else [mo.md("*No finished runs of yours yet: press **Train** above, or tick the box to see the shipped ones.*")]
-    )
-    return cards, runs
+    cards = {arm: card for arm, folder in runs.items() if (card := read_run_card(folder))}
+    source = "the shipped adapters" if use_shipped.value else "your runs"
+    mo.md(f"Showing **{source}**." if len(cards) == len(lessons.SFT_ARMS) else "*No finished runs of yours yet: press **Train** above, or tick the box to see the shipped ones.*")
+    return cards, runs, source
 
 
 @app.cell
-def _(cards, lessons, loss_guess, mo):
+def _(cards, lessons, loss_guess, mo, plots, source):
     mo.stop(len(cards) < len(lessons.SFT_ARMS))
+    mo.stop(loss_guess.value is None, mo.md("*Make your prediction above to see the loss curves.*"))
     final = {arm: card["mean_loss_last_10"] for arm, card in cards.items()}
     lower = "golden" if final["sft-golden"] < final["sft-trial"] else "trial"
-    mo.md(
-        lessons.grade_prediction(
-            loss_guess.value,
-            lower,
-            "Final losses (mean of the last ten steps): " + ", ".join(f"{a} {v:.3f}" for a, v in final.items()) + ". "
-            "Golden rows are short and predictable: one documented call, one answer. Trial rows hold exploration and "
-            "errors to react to, so there is more to learn per token. A lower loss is not better tool use: section 3 measures that.",
-        )
+    mo.vstack(
+        [
+            mo.md(
+                lessons.grade_prediction(
+                    loss_guess.value,
+                    lower,
+                    f"Final losses of {source} (mean of the last ten steps): " + ", ".join(f"{a} {v:.3f}" for a, v in final.items()) + ". "
+                    "Golden rows are short and predictable: one documented call, one answer. Trial rows hold exploration and "
+                    "errors to react to, so there is more to learn per token. A lower loss is not better tool use: section 3 measures that.",
+                )
+            ),
+            plots.loss_curve({arm: card["loss_curve"] for arm, card in cards.items()}),
+        ]
     )
     return
 
