@@ -549,7 +549,7 @@ REWARD_MEANINGS = {
 }
 
 # The notebook's short run, per profile: a few steps over the profile's RL size (cpu: 2 tasks x 4 episodes a step, about 8 minutes;
-# a step of 16 episodes measured ~230 s on 2 free cores, about half generating and half training).
+# the shipped run's steps of 16 episodes took a median of 234 s on 2 cores, about half generating and half training).
 NOTEBOOK_RL = {"tiny": {"steps": 2}, "cpu": {"steps": 4, "prompts_per_step": 2}, "gpu": {"steps": 40}, "multi-gpu": {"steps": 40}}
 SHIPPED_RL = "sft-trial-grpo"  # the GRPO run shipped in data/adapters/, for machines too slow to train in class
 COLLAPSE_MAX_TURNS = 6  # the turn budget tests/test_rewards.py checks the hackers at: room for the trial farmer to pass max_trials
