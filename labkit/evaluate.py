@@ -15,6 +15,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -52,6 +53,9 @@ METRICS = (
 )
 
 
+IN_PROCESS_BATCH = 16  # episodes the in-process engine generates together: what a laptop's memory holds
+
+
 @dataclass
 class EvalConfig:
     policy: str = "teacher:trial"
@@ -65,7 +69,7 @@ class EvalConfig:
     profile: str = "cpu"
     max_turns: int | None = None  # None: the profile's (a model that never answers costs every turn)
     max_new_tokens: int | None = None  # None: the profile's
-    batch_size: int | None = None  # episodes generated together; None: 16 in-process, 64 on the vLLM engine
+    batch_size: int | None = None  # episodes generated together; None: IN_PROCESS_BATCH, or the vLLM engine's max_num_seqs
     engine: str = "auto"  # auto | transformers | vllm (labkit.engine)
 
     def __post_init__(self) -> None:
@@ -195,7 +199,7 @@ def _episodes(config: EvalConfig, policy, tasks: list[Task], catalog, env_config
 
         model = rollout_model(policy.loaded, config.engine, config.profile)
         # A server decodes a bigger batch for the same cost per step (memory-bound); in-process, 16 fit a laptop.
-        batch_size = config.batch_size or (model.client.config.max_num_seqs if isinstance(model, ServedModel) else 16)
+        batch_size = config.batch_size or (model.client.config.max_num_seqs if isinstance(model, ServedModel) else IN_PROCESS_BATCH)
         gen = GenerationConfig(max_new_tokens=config.max_new_tokens, batch_size=batch_size, seed=seed)
         for start in range(0, len(tasks), batch_size):
             chunk = tasks[start : start + batch_size]
@@ -209,8 +213,11 @@ def _episodes(config: EvalConfig, policy, tasks: list[Task], catalog, env_config
     env.close()
 
 
-def evaluate(config: EvalConfig, progress: bool = True) -> dict:
-    """Run (or resume) an evaluation and write its traces, metrics and report; returns the metrics."""
+def evaluate(config: EvalConfig, progress: bool = True, on_episode: Callable[[dict], None] | None = None) -> dict:
+    """Run (or resume) an evaluation and write its traces, metrics and report; returns the metrics.
+
+    ``on_episode`` is called with each finished episode's row as it is written (a notebook's progress bar).
+    """
     from labkit.policies import load_policy
 
     out = Path(config.out)
@@ -234,6 +241,8 @@ def evaluate(config: EvalConfig, progress: bool = True) -> dict:
             row.update(seed=seed, eval_split=config.split)
             row["failure"] = classify_failure(row)
             append_rows(log, [row])
+            if on_episode is not None:
+                on_episode(row)
     bar.close()
     wanted = {(seed, t.id) for seed, tasks in tasks_by_seed.items() for t in tasks}
     rows = [r for r in read_rows(log) if (r["seed"], r["task_id"]) in wanted]

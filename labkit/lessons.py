@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 
 from labkit.data import token_lengths, trajectory_row
 from labkit.env import Observation, ToolCall, ToolEnv, call_once, run_episode
-from labkit.evaluate import EvalConfig, evaluate
+from labkit.evaluate import IN_PROCESS_BATCH, EvalConfig, evaluate
 from labkit.evolve import LEVEL_DESCRIPTIONS, evolve_toolset
 from labkit.plots import PHASE_COLOURS
 from labkit.tasks import Task, example_arguments, generate_tasks
@@ -39,6 +39,15 @@ COURSE = [
     Stage("04_rl_grpo.py", "GRPO in the live tool environment: rewards, advantages, collapse modes, a short run", "labkit rl", ready=True),
     Stage("05_evaluation.py", "metrics, baselines, robustness curve, failure taxonomy", "labkit eval", ready=True),
 ]
+
+
+def quiet_progress_bars() -> None:
+    """Notebook cells show their own progress; the datasets and transformers libraries' bars would only fill cell outputs."""
+    from datasets.utils.logging import disable_progress_bar
+    from transformers.utils.logging import disable_progress_bar as disable_transformers_progress_bar
+
+    disable_progress_bar()
+    disable_transformers_progress_bar()
 
 
 def grade_prediction(choice: str | None, correct: str, explanation: str) -> str:
@@ -154,18 +163,22 @@ def documented_call_failures(catalog: Catalog, n_tasks: int, seed: int = 0) -> d
 
 def task_rows(tasks: list[Task]) -> list[dict]:
     """One row per task for a table."""
-    return [
+    return [  # short columns first: a narrow table cuts off the last ones
         {
             "id": t.id,
-            "query": t.query,
-            "tools": ", ".join(t.tools),
-            "answer": json.dumps(t.answer, ensure_ascii=False),
-            "check": t.check,
             "hops": t.hops,
             "level": t.level,
+            "check": t.check,
+            "query": t.query,
+            "answer": json.dumps(t.answer, ensure_ascii=False),
+            "tools": ", ".join(t.tools),
         }
         for t in tasks
     ]
+
+
+# Options for "what share?" predictions: every share from 0 to 1 is within 0.15 of one of them.
+SHARE_LABELS = {"almost none": 0.05, "about a third": 1 / 3, "about half": 0.5, "about two thirds": 2 / 3, "almost all": 0.95}
 
 
 def closest_label(value: float, labels: dict[str, float]) -> str:
@@ -235,6 +248,17 @@ def teacher_success(catalog: Catalog, teacher: str, split: str, level: int | Non
     return rate
 
 
+def teacher_choice_note(teacher: str, split: str) -> str:
+    """What a teacher/split choice really makes, where it is not what it looks like; '' otherwise."""
+    if teacher == "golden" and split == "evolved":
+        return (
+            "The golden teacher works on **documented tools only** (it is the trajectory-centric baseline, which never "
+            "meets a changed tool), so these evolved tasks were made at **level 0**: the card's levels say so. "
+            "Pick the trial teacher to see trajectories on changed tools."
+        )
+    return ""
+
+
 def dataset_stats(rows: list[dict], tokenizer=None) -> dict[str, list]:
     """Per-episode numbers of a trajectory dataset, for histograms."""
     stats = {"trials per episode": [r["n_trials"] for r in rows], "tool calls per episode": [r["n_calls"] for r in rows]}
@@ -261,22 +285,180 @@ def slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
 
 
-def compare_policies(
-    policies: list[str], splits: list[str], n: int, seeds: int, profile: str, out_root: str, track: Callable = iter
-) -> dict:
-    """``{(policy, split): metrics}``; each evaluation resumes from its own folder under ``out_root``.
+# Notebook evaluations have one size per profile and one cache folder per profile, policy and split, shared by
+# notebooks 03 and 05, so nothing is evaluated twice. Their turn budget is the ablation report's, so the numbers
+# sit beside it. At the cpu profile a model policy's split takes a few minutes (8 tasks of up to 8 turns).
+LESSON_EVAL_TASKS = {"tiny": 2, "cpu": 8, "gpu": 32, "multi-gpu": 64}
+EVAL_CACHE = "runs/eval-cache"
+SCRIPTED_POLICIES = ("teacher:", "random")  # policies that need no model: they evaluate in moments
 
-    ``track`` wraps the list of (policy, split) pairs, e.g. in marimo's progress bar. Each finished
-    pair is also printed, because a notebook run as a script shows no progress bar.
+
+def is_model_policy(policy: str) -> bool:
+    return not policy.startswith(SCRIPTED_POLICIES)
+
+
+def policy_key(policy: str) -> str:
+    """A policy's name as a folder name: a run or adapter folder by its path from here, so the same folder keeps its cache."""
+    import os
+    from pathlib import Path
+
+    folder = Path(policy)
+    if folder.is_dir():
+        relative = os.path.relpath(folder.resolve())
+        policy = relative if not relative.startswith("..") else str(folder.resolve())
+    return slug(policy)
+
+
+def lesson_eval_config(policy: str, split: str, profile: str, cache_root: str = EVAL_CACHE) -> EvalConfig:
+    """The evaluation notebooks 03 and 05 run for ``policy`` on ``split``: the profile's lesson size, cached per policy."""
+    from labkit.ablation import SIZES as ABLATION_SIZES
+    from labkit.profiles import get_profile
+
+    name = get_profile(profile).name
+    return EvalConfig(
+        policy=policy, split=split, n=LESSON_EVAL_TASKS[name], seeds=1, profile=name,
+        max_turns=ABLATION_SIZES[name].max_turns, out=f"{cache_root}/{name}/{policy_key(policy)}/{split}",
+    )  # fmt: skip
+
+
+def cached_result(config: EvalConfig) -> dict | None:
+    """A finished evaluation's metrics from its folder, without running anything; None when it is missing or partial."""
+    from pathlib import Path
+
+    metrics_file = Path(config.out) / "metrics.json"
+    if not metrics_file.is_file():
+        return None
+    metrics = json.loads(metrics_file.read_text())
+    return metrics if metrics.get("n") == config.n * config.seeds else None
+
+
+def cached_results(policies: list[str], splits: list[str], profile: str, cache_root: str = EVAL_CACHE) -> dict:
+    """``{(policy, split): metrics}`` for the pairs already evaluated at this profile's lesson size."""
+    results = {}
+    for policy in policies:
+        for split in splits:
+            metrics = cached_result(lesson_eval_config(policy, split, profile, cache_root))
+            if metrics is not None:
+                results[(policy, split)] = metrics
+    return results
+
+
+def pending_model_episodes(policies: list[str], splits: list[str], profile: str, cache_root: str = EVAL_CACHE) -> int:
+    """Model-played episodes an evaluation of these pairs still has to run (cached pairs and scripted policies cost nothing)."""
+    done = cached_results(policies, splits, profile, cache_root)
+    return sum(
+        lesson_eval_config(p, s, profile, cache_root).n for p in policies for s in splits if is_model_policy(p) and (p, s) not in done
+    )
+
+
+def compare_policies(
+    policies: list[str], splits: list[str], profile: str, cache_root: str = EVAL_CACHE, on_episode: Callable[[dict], None] | None = None
+) -> dict:
+    """``{(policy, split): metrics}``: each pair evaluated at the lesson size, or read back from the cache.
+
+    ``on_episode`` gets each newly played episode's row (a progress bar). Each finished pair is also printed, because a
+    notebook run as a script shows no progress bar.
     """
     from labkit.evaluate import format_metric
 
     results = {}
-    for policy, split in track([(policy, split) for policy in policies for split in splits]):
-        config = EvalConfig(policy=policy, split=split, n=n, seeds=seeds, profile=profile, out=f"{out_root}/{slug(policy)}-{split}")
-        results[(policy, split)] = metrics = evaluate(config, progress=False)
-        print(f"{policy} on {split}: success {format_metric(metrics, 'success')} over {metrics['n']} episodes")
+    for policy in policies:
+        for split in splits:
+            config = lesson_eval_config(policy, split, profile, cache_root)
+            results[(policy, split)] = metrics = cached_result(config) or evaluate(config, progress=False, on_episode=on_episode)
+            print(f"{policy} on {split}: success {format_metric(metrics, 'success')} over {metrics['n']} episodes")
     return results
+
+
+def evaluation_rows(policy: str, splits: list[str], profile: str, cache_root: str = EVAL_CACHE) -> list[dict]:
+    """Every cached episode of ``policy`` on ``splits``, for browsing failures."""
+    from labkit.data import read_rows
+
+    return [row for split in splits for row in read_rows(f"{lesson_eval_config(policy, split, profile, cache_root).out}/episodes.jsonl")]
+
+
+SFT_ARMS = ("sft-golden", "sft-trial")
+
+
+def sft_configs(profile: str, data_dir, out_root: str = "runs/notebook-sft") -> dict:
+    """Notebook 03's two runs, ``{arm: SFTRunConfig}``, at the profile's size; the folders notebook 05 looks in."""
+    from pathlib import Path
+
+    from labkit.profiles import get_profile
+    from labkit.sft import SFTRunConfig
+
+    name = get_profile(profile).name
+    return {
+        arm: SFTRunConfig(data=str(Path(data_dir) / "trajectories" / f"{arm[4:]}-train"), profile=name, out=f"{out_root}/{name}/{arm}")
+        for arm in SFT_ARMS
+    }
+
+
+def sft_training_tokens(config) -> int:
+    """Tokens an SFT run trains on: its budget, or every row of its dataset that fits, times its epochs."""
+    if config.token_budget is not None:
+        return int(config.token_budget * config.epochs)
+    from labkit.data import load_dataset_dir
+    from labkit.models import load_tokenizer
+
+    lengths = token_lengths(list(load_dataset_dir(config.data)), load_tokenizer(config.policy))
+    return int(sum(n for n in lengths if n <= config.max_length) * config.epochs)
+
+
+def eval_batch(profile: str) -> int:
+    """Episodes a lesson evaluation plays together: one split's tasks, up to the evaluation's batch size."""
+    from labkit.profiles import get_profile
+
+    return min(LESSON_EVAL_TASKS[get_profile(profile).name], IN_PROCESS_BATCH)
+
+
+def paired_transcripts(split: str, policies: list[str], profile: str, cache_root: str = EVAL_CACHE) -> list[tuple[str, dict]]:
+    """The same task as each policy played it: the first task where their outcomes differ (else the first task)."""
+    rows = {p: {r["task_id"]: r for r in evaluation_rows(p, [split], profile, cache_root)} for p in policies}
+    shared = [t for t in rows[policies[0]] if all(t in rows[p] for p in policies)]
+    if not shared:
+        return []
+    differing = [t for t in shared if len({rows[p][t]["success"] for p in policies}) > 1]
+    task = (differing or shared)[0]
+    return [(p, rows[p][task]) for p in policies]
+
+
+def recovery_note(results: dict) -> str:
+    """Error recovery explained from ``{(arm, split): metrics}``: each arm's rate and its commonest failure, in words.
+
+    Rates pool the splits, weighted by episodes; an arm that made no failed call has nothing to recover from.
+    """
+    arms: dict[str, dict] = {}
+    for (arm, _split), metrics in results.items():
+        entry = arms.setdefault(arm, {"weighted": 0.0, "n": 0, "failures": Counter()})
+        rate = metrics.get("error_recovery_rate")
+        if rate == rate and rate is not None:  # nan: no failed calls in this split
+            entry["weighted"] += rate * metrics["n"]
+            entry["n"] += metrics["n"]
+        entry["failures"].update(metrics.get("failures", {}))
+    parts, low = [], []
+    for arm, entry in arms.items():
+        if not entry["n"]:
+            parts.append(f"{arm} n/a (no failed calls)")
+            continue
+        rate = entry["weighted"] / entry["n"]
+        common = entry["failures"].most_common(1)
+        parts.append(f"{arm} {rate:.2f}" + (f" (commonest failure: `{common[0][0]}`)" if common else ""))
+        low.append(rate < 0.1)
+    if not parts:
+        return ""
+    text = "**Error recovery** (share of failed calls followed by a successful one): " + "; ".join(parts) + ". "
+    if low and all(low):
+        text += (
+            "Near zero means the models rarely fix a call after an error. A model fine-tuned on trial trajectories writes "
+            "`<trial>` turns, the *form* of the teacher's habit, but reading an error and changing the call is a skill a few "
+            "minutes of SFT on a 135M model has not yet picked up: it tends to send the failing call again "
+            "(`repeated_failing_call`) or answer anyway (`ignored_error`). Open such an episode in the trace viewer "
+            "(`labkit view runs/eval-cache`) and compare it with the teacher's in notebook 02."
+        )
+    else:
+        text += "Where it is well above zero, the model read the error and changed its call: open such an episode in `labkit view runs/eval-cache`."
+    return text
 
 
 def robustness_by_policy(results: dict) -> dict[str, dict]:
@@ -332,19 +514,6 @@ def shipped_adapter(name: str, root: str | None = None) -> str | None:
     return str(folder) if (folder / "adapter_config.json").is_file() else None
 
 
-def paired_transcripts(results: dict, split: str, out_root: str, policies: list[str]) -> list[tuple[str, dict]]:
-    """The same task as each policy played it: the first task where their outcomes differ (else the first task)."""
-    from labkit.data import read_rows
-
-    rows = {p: {r["task_id"]: r for r in read_rows(f"{out_root}/{slug(p)}-{split}/episodes.jsonl")} for p in policies}
-    shared = [t for t in rows[policies[0]] if all(t in rows[p] for p in policies)]
-    if not shared:
-        return []
-    differing = [t for t in shared if len({rows[p][t]["success"] for p in policies}) > 1]
-    task = (differing or shared)[0]
-    return [(p, rows[p][task]) for p in policies]
-
-
 def report_parts(report) -> tuple[str, list]:
     """A Markdown report's text after its title, without image lines, and the image files it shows."""
     from pathlib import Path
@@ -380,7 +549,7 @@ REWARD_MEANINGS = {
 }
 
 # The notebook's short run, per profile: a few steps over the profile's RL size (cpu: 2 tasks x 4 episodes a step, about 8 minutes;
-# a step of 16 episodes measured ~230 s on 2 free cores, about half generating and half training).
+# the shipped run's steps of 16 episodes took a median of 234 s on 2 cores, about half generating and half training).
 NOTEBOOK_RL = {"tiny": {"steps": 2}, "cpu": {"steps": 4, "prompts_per_step": 2}, "gpu": {"steps": 40}, "multi-gpu": {"steps": 40}}
 SHIPPED_RL = "sft-trial-grpo"  # the GRPO run shipped in data/adapters/, for machines too slow to train in class
 COLLAPSE_MAX_TURNS = 6  # the turn budget tests/test_rewards.py checks the hackers at: room for the trial farmer to pass max_trials
@@ -416,6 +585,27 @@ class Group:
     rows: list[dict]  # trace rows (labkit.data.trajectory_row), one per episode
     problems: list[list[list[str]]]  # per episode, per turn: the format slips the rollout engine saw
     max_turns: int
+    logged: list[dict] | None = None  # per episode, the unweighted components a training run logged (a shipped group)
+
+
+def logged_playground_group(folder, tasks: list[Task], group: int = 0) -> Group | None:
+    """A group from a GRPO run's rollout log (the last step's), for the playground before any model has played.
+
+    The run logged each episode's unweighted reward components, so reweighting them gives what the trainer would
+    have scored under other weights. ``tasks`` are the run's training tasks. None when the run has no rollout log.
+    """
+    from labkit.rl import read_rollout_log
+    from labkit.sft import read_run_card
+
+    rows = read_rollout_log(folder) if folder else []
+    if not rows:
+        return None
+    last = max(r["step"] for r in rows)
+    episodes = [r for r in rows if r["step"] == last and r["group"] == group]
+    card = read_run_card(folder) or {}
+    task = next(t for t in tasks if t.id == episodes[0]["task_id"])
+    max_turns = card.get("config", {}).get("max_turns", 8)
+    return Group(task, episodes, [[] for _ in episodes], max_turns, logged=[r["rewards"] for r in episodes])
 
 
 def group_size(profile: str) -> int:
@@ -467,9 +657,15 @@ def score_group(group: Group, config: RewardConfig) -> list[dict]:
 
     The weighted shares add up to the reward; the advantages are GRPO's: the group's rewards centred and scaled.
     """
-    from labkit.rewards import COMPONENTS, group_advantages, score_episode
+    from labkit.rewards import COMPONENTS, EpisodeReward, group_advantages, score_episode
 
-    scores = [score_episode(row, config, group.max_turns, problems) for row, problems in zip(group.rows, group.problems)]
+    if group.logged is not None:
+        weights = config.weights()
+        scores = [
+            EpisodeReward(sum(weights[n] * v for n, v in parts.items()), parts, row["guards"]) for row, parts in zip(group.rows, group.logged)
+        ]
+    else:
+        scores = [score_episode(row, config, group.max_turns, problems) for row, problems in zip(group.rows, group.problems)]
     advantages = group_advantages([s.total for s in scores])
     weights = config.weights()
     return [
@@ -609,19 +805,24 @@ def notebook_rl_config(profile: str, data_dir, out_root: str = "runs/notebook-rl
 
 
 def shipped_rl_status(profile: str, root: str | None = None) -> tuple[str | None, str]:
-    """The shipped GRPO run's folder (None when it is missing or trained for another model), and a sentence saying so."""
+    """The shipped GRPO run's folder (None when it is missing), and a sentence saying what it is.
+
+    Its curves, card and logged groups are results to read at any profile; it was trained at the cpu profile.
+    """
     from labkit.profiles import get_profile
 
     where = f"{root or SHIPPED_ADAPTERS}/{SHIPPED_RL}"
-    if get_profile(profile).name != "cpu":
-        return None, f"*The shipped GRPO run was trained at the cpu profile; at the {profile} profile the cell below trains its own.*"
     folder = shipped_adapter(SHIPPED_RL, root)
     if folder is None:
         return None, (
-            f"*No shipped GRPO run in `{where}` yet, so the cell below trains one. To ship one: "
+            f"*No shipped GRPO run in `{where}` yet: press **Train** to train one. To ship one: "
             f"`labkit rl --init data/adapters/sft-trial --profile cpu --out {SHIPPED_ADAPTERS}/{SHIPPED_RL}`.*"
         )
-    return folder, f"*The shipped GRPO run is in `{where}`: tick the box to show its curves instead of training.*"
+    other = get_profile(profile).name != "cpu"
+    return folder, (
+        f"*The shipped GRPO run is in `{where}`{' (trained at the cpu profile, not this one)' if other else ''}: "
+        "its curves show below until your own run finishes.*"
+    )
 
 
 def live_rl(show: Callable[[list, dict], None]) -> tuple[list, Callable[[dict], None]]:
@@ -641,6 +842,52 @@ def progress_line(logs: dict) -> str:
     return (
         f"step {logs['step']}/{logs.get('max_steps', '?')}: reward {logs['reward']:.3f}, success {logs.get('episode/success', 0):.2f}, "
         f"trials/episode {logs.get('episode/trials', 0):.2f}, groups with one reward {logs.get('frac_reward_zero_std', 0):.0%}"
+    )
+
+
+def median_step_seconds(history: list[dict]) -> float | None:
+    """A GRPO run's typical step time: the median, since one step slowed by a busy machine drags a mean far off."""
+    import statistics
+
+    times = [e["step_time"] for e in history if e.get("step_time")]
+    return statistics.median(times) if times else None
+
+
+def mean_turns(history: list[dict] | None) -> float | None:
+    """Turns per episode over a GRPO run (what an estimate of the next run's generation can expect)."""
+    turns = [e["episode/turns"] for e in history or [] if e.get("episode/turns")]
+    return sum(turns) / len(turns) if turns else None
+
+
+def success_curve_note(folder) -> str:
+    """Why a short GRPO run's success curve jumps about, computed from its card: each point is a handful of new episodes.
+
+    Compares the first and last steps' success with the 95% interval a share of one step's episodes has.
+    """
+    import math
+
+    from labkit.sft import read_run_card
+
+    card = read_run_card(folder) if folder else None
+    if not card or not card.get("history"):
+        return ""
+    history, episodes_per_step = card["history"], card["episodes_per_step"]
+    successes = [e.get("episode/success", 0.0) for e in history]
+    if len(successes) < 2:
+        return ""
+    first, last, mean = successes[0], successes[-1], sum(successes) / len(successes)
+    half_width = 1.96 * math.sqrt(max(mean * (1 - mean), 1 / episodes_per_step) / episodes_per_step)
+    moved = "fell" if last < first else "rose" if last > first else "stayed"
+    verdict = (
+        "well inside that noise: the curve says little about whether GRPO helped or hurt"
+        if abs(last - first) <= 2 * half_width
+        else "more than that noise: the run really changed"
+    )
+    return (
+        f"Success {moved} from {first:.2f} at step 1 to {last:.2f} at step {len(successes)}. Each point is the share of just "
+        f"{episodes_per_step} episodes, on tasks drawn anew each step, so with a mean success of {mean:.2f} one point "
+        f"carries a 95% interval of about ±{half_width:.2f}. A gap of {abs(last - first):.2f} is {verdict}. "
+        "Read the reward and its components, and the held-out evaluation in notebook 05, rather than one step's success."
     )
 
 
@@ -704,7 +951,7 @@ def logged_group(folder) -> list[dict]:
 
 # ----------------------------------------------------------------------------- notebook 05: evaluation
 
-TRAINED_SOURCES = ("yours (notebooks 03 and 04)", "shipped (data/adapters)")
+TRAINED_SOURCES = ("yours (notebooks 03 and 04)", "shipped (data/adapters)")  # notebook 05 starts on the shipped ones
 
 
 def trained_policies(profile: str, source: str, adapters_root: str | None = None) -> dict[str, str]:
@@ -725,6 +972,30 @@ def trained_policies(profile: str, source: str, adapters_root: str | None = None
         folders = {arm: f"runs/notebook-sft/{name}/{arm}" for arm in ("sft-golden", "sft-trial")}
         folders[SHIPPED_RL] = f"runs/notebook-rl/{name}/{SHIPPED_RL}"
     return {arm: folder for arm, folder in folders.items() if (Path(folder) / "adapter_config.json").is_file()}
+
+
+TRAINED_LABELS = {"sft-golden": "SFT-golden", "sft-trial": "SFT-trial", SHIPPED_RL: "SFT-trial + GRPO"}
+SAME_WITHIN = 0.05  # success gaps smaller than this, on a few dozen episodes, grade as "about the same"
+
+
+def best_trained(pooled: dict[str, float]) -> str:
+    """The prediction option a ``{arm: success}`` result answers: the best trained arm, or "about the same" when it barely leads."""
+    ranked = sorted(((v, a) for a, v in pooled.items() if a in TRAINED_LABELS), reverse=True)
+    if not ranked:
+        return "none of them"
+    if len(ranked) > 1 and ranked[0][0] - ranked[1][0] < SAME_WITHIN:
+        return "about the same"
+    return TRAINED_LABELS[ranked[0][1]]
+
+
+def ablation_success(report) -> dict[str, float]:
+    """``{arm: success on evolved + unseen}`` from the ablation report's headline table (the shipped numbers); {} without it."""
+    text, _ = report_parts(report)
+    table = [line.strip("|").split("|") for line in first_table(text).splitlines()]
+    if len(table) < 3:
+        return {}
+    column = [cell.strip() for cell in table[0]].index("evolved + unseen")
+    return {row[0].strip(): float(row[column].split()[0]) for row in table[2:]}
 
 
 def pooled_success(results: dict, splits: list[str]) -> dict[str, float]:

@@ -264,6 +264,10 @@ def build_trainer(config: SFTRunConfig, loaded: LoadedModel, dataset, progress: 
         train_sampling_strategy="group_by_length",  # less padding per batch: on a CPU every pad token costs
         **run_arguments(config.out, config.seed, config.save_steps, config.report_to, progress),
     )
+    if not progress:  # the quiet way (notebooks) follows on_log: no bars from the datasets library's preparation either
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
     model, peft_config = loaded.model, None
     if not config.full:
         if uses_unsloth(config.profile) and config.policy != TINY_NAME:
@@ -271,6 +275,10 @@ def build_trainer(config: SFTRunConfig, loaded: LoadedModel, dataset, progress: 
         else:
             peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = sft_trainer_class()(model=model.train(), args=args, train_dataset=dataset, processing_class=loaded.tokenizer, peft_config=peft_config)
+    if not progress:  # without tqdm the Trainer prints every raw log dict instead
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     if on_log is not None:
         trainer.add_callback(log_callback(on_log))
     return trainer

@@ -663,8 +663,18 @@ def timeline_html(row: dict) -> str:
     )
 
 
-def outcome_html(row: dict) -> str:
-    """The final answer against the gold answer, the verdict, and any reward components."""
+def reward_weights(ref: RunRef) -> dict[str, float] | None:
+    """A GRPO run's reward weights, from the ``run_card.json`` beside its ``rollouts/`` folder; None for other runs."""
+    card = ref.files[0].parent.parent / "run_card.json" if ref.kind == "rollouts" and ref.files else None
+    if card is None or not card.is_file():
+        return None
+    from labkit.rewards import RewardConfig
+
+    return RewardConfig.from_dict(json.loads(card.read_text())["config"]["rewards"]).weights()
+
+
+def outcome_html(row: dict, weights: dict[str, float] | None = None) -> str:
+    """The final answer against the gold answer, the verdict, and any reward components (weighted, with ``weights``, so they add up)."""
     success = bool(row.get("success"))
     verdict_colour = TURN_COLOURS["execution"] if success else TURN_COLOURS["error"]
     verdict = "solved" if success else f"failed: {failure_of(row)}"
@@ -681,13 +691,19 @@ def outcome_html(row: dict) -> str:
     rewards = row.get("rewards")
     if isinstance(rewards, dict) or row.get("reward") is not None:
         cell = "padding:1px 10px;border:none"
-        cells = "".join(f"<tr><td style='{cell}'>{_esc(k)}</td><td style='{cell};text-align:right'>{_number(v)}</td></tr>" for k, v in (rewards or {}).items())
+        shown = {(f"{k} × {weights[k]:g}" if weights and k in weights else k): _weighted(v, k, weights) for k, v in (rewards or {}).items()}
+        cells = "".join(f"<tr><td style='{cell}'>{_esc(k)}</td><td style='{cell};text-align:right'>{_number(v)}</td></tr>" for k, v in shown.items())
         for name in ("reward", "advantage"):
             if row.get(name) is not None:
                 cells += f"<tr><td style='{cell}'><b>{name}</b></td><td style='{cell};text-align:right'><b>{_number(row[name])}</b></td></tr>"
         lines.append(f'<table class="tv-rewards" style="margin:6px 0 0;font-size:13px;width:auto"><tr><th style="{cell}">reward component</th><th style="{cell}">value</th></tr>{cells}</table>')
     lines.append("</div>")
     return "".join(lines)
+
+
+def _weighted(value: Any, component: str, weights: dict[str, float] | None) -> Any:
+    number = _float(value)
+    return number * weights[component] if weights and component in weights and number is not None else value
 
 
 def _number(value: Any) -> str:
@@ -747,9 +763,9 @@ def tool_docs_html(row: dict) -> str:
     )
 
 
-def episode_html(row: dict) -> str:
+def episode_html(row: dict, weights: dict[str, float] | None = None) -> str:
     """Everything about one episode in one column (the Compare view puts two side by side)."""
-    return timeline_html(row) + outcome_html(row) + '<div style="height:8px"></div>' + tool_docs_html(row)
+    return timeline_html(row) + outcome_html(row, weights) + '<div style="height:8px"></div>' + tool_docs_html(row)
 
 
 def loss_spans_html(row: dict) -> str:
@@ -811,12 +827,13 @@ def rollout_groups(run: Run) -> dict[tuple[int, int], list[EpisodeSummary]]:
     return dict(sorted(groups.items()))
 
 
-def group_rows(members: list[EpisodeSummary]) -> tuple[list[str], list[list]]:
-    """A table of one prompt's rollouts: reward, advantage, each reward component, outcome."""
+def group_rows(members: list[EpisodeSummary], weights: dict[str, float] | None = None) -> tuple[list[str], list[list]]:
+    """A table of one prompt's rollouts: reward, advantage, each reward component (times its weight, with ``weights``), outcome."""
     components = list(dict.fromkeys(k for e in members for k in (e.rewards or {})))
-    header = ["rollout", "episode", "reward", "advantage", *components, "result", "trials", "calls"]
+    named = [f"{c} × {weights[c]:g}" if weights and c in weights else c for c in components]
+    header = ["rollout", "episode", "reward", "advantage", *named, "result", "trials", "calls"]
     rows = [
-        [i, e.index, *[_round(v) for v in (e.reward, e.advantage, *[(e.rewards or {}).get(c) for c in components])], "solved" if e.success else f"failed: {e.failure}", e.n_trials, e.n_calls]
+        [i, e.index, *[_round(v) for v in (e.reward, e.advantage, *[_weighted((e.rewards or {}).get(c), c, weights) for c in components])], "solved" if e.success else f"failed: {e.failure}", e.n_trials, e.n_calls]
         for i, e in enumerate(members)
     ]
     return header, rows

@@ -205,9 +205,9 @@ def _(catalog, demo, fix_args, fix_name, lessons, mo):
 
 
 @app.cell(hide_code=True)
-def _(mo):
+def _(lessons, mo):
     failure_guess = mo.ui.radio(
-        options=["almost none", "about a third", "about two thirds", "almost all"],
+        options=list(lessons.SHARE_LABELS),
         label="**Predict, then run.** At level 1 (one interface change), what share of calls made exactly "
         "as documented will fail?",
     )
@@ -217,14 +217,14 @@ def _(mo):
 
 @app.cell
 def _(catalog, failure_guess, lessons, mo, plots, profile):
+    mo.stop(failure_guess.value is None, mo.md("*Make your prediction above to see the measurement.*"))
     rates = lessons.documented_call_failures(catalog, n_tasks=max(20, profile.n_tasks), seed=0)
-    labels = {"almost none": 0.05, "about a third": 1 / 3, "about two thirds": 2 / 3, "almost all": 0.95}
     mo.vstack(
         [
             mo.md(
                 lessons.grade_prediction(
                     failure_guess.value,
-                    lessons.closest_label(rates[1], labels),
+                    lessons.closest_label(rates[1], lessons.SHARE_LABELS),
                     f"Measured: {rates[1]:.0%} at level 1 and {rates[4]:.0%} at level 4. Some changes (a look-alike "
                     "tool, worse docs) don't break the documented call, but every one of them can mislead an agent "
                     "that never checks.",
@@ -242,17 +242,18 @@ def _(mo):
     ## 4. Tasks
 
     A task is a question, the tools offered, and a **verifiable gold answer** with a checker
-    (`exact`, `number` with a tolerance, `set`, or `contains`). Tasks take one to three hops
-    (the capital of a country, then the weather there). The same seed always gives the same tasks,
+    (`exact`, `number` with a tolerance, `set`, or `contains`). Most tasks take one hop; about one in four or five
+    chains two or three (the capital of a country, then the weather there), so a small sample may hold only
+    one-hop tasks: the *hops* chart below counts them. The same seed always gives the same tasks,
     byte for byte. The `evolved` split changes the tools the task calls, at the level the task records.
     """)
     return
 
 
 @app.cell
-def _(SPLITS, mo, profile):
+def _(SPLITS, mo):
     split_picker = mo.ui.dropdown(options=list(SPLITS), value="evolved", label="split")
-    n_slider = mo.ui.slider(4, 200, value=max(4, profile.n_tasks), label="tasks", show_value=True)
+    n_slider = mo.ui.slider(4, 200, value=100, label="tasks", show_value=True)
     task_seed = mo.ui.number(0, 999, value=0, label="seed")
     mo.hstack([split_picker, n_slider, task_seed], justify="start")
     return n_slider, split_picker, task_seed

@@ -36,6 +36,8 @@ def _():
 
     catalog = load_catalog()
     data_dir = mo.notebook_dir().parent / "data"
+    lessons.quiet_progress_bars()
+
     return (
         ModelNotAvailableError,
         Path,
@@ -116,9 +118,9 @@ def _(mo):
 
 
 @app.cell(hide_code=True)
-def _(mo):
+def _(lessons, mo):
     golden_guess = mo.ui.radio(
-        options=["almost none", "about a third", "about two thirds", "almost all"],
+        options=list(lessons.SHARE_LABELS),
         label="**Predict, then run.** On changed tools at level 2, what share of tasks does the golden teacher still solve?",
     )
     golden_guess
@@ -129,11 +131,10 @@ def _(mo):
 def _(catalog, golden_guess, lessons, mo, profile):
     n_check = max(20, profile.n_tasks)
     rates = {name: lessons.teacher_success(catalog, name, "evolved", 2, n_check) for name in ("golden", "trial")}
-    labels = {"almost none": 0.05, "about a third": 1 / 3, "about two thirds": 2 / 3, "almost all": 0.95}
     mo.md(
         lessons.grade_prediction(
             golden_guess.value,
-            lessons.closest_label(rates["golden"], labels),
+            lessons.closest_label(rates["golden"], lessons.SHARE_LABELS),
             f"Measured on {n_check} level-2 tasks: golden {rates['golden']:.0%}, trial {rates['trial']:.0%}. "
             "Golden calls survive only the changes that leave the documented call working.",
         )
@@ -194,7 +195,7 @@ def _(mo, profile):
 
 
 @app.cell
-def _(Path, TeachConfig, mo, n_slider, slip_slider, split_picker, teach, teacher_picker):
+def _(Path, TeachConfig, lessons, mo, n_slider, slip_slider, split_picker, teach, teacher_picker):
     config = TeachConfig(
         teacher=teacher_picker.value,
         split=split_picker.value,
@@ -205,7 +206,8 @@ def _(Path, TeachConfig, mo, n_slider, slip_slider, split_picker, teach, teacher
     with mo.status.spinner(title=f"Running the {config.teacher} teacher on {config.n} tasks..."):
         made = teach(config)
     print(f"wrote {made}")
-    mo.md((made / "README.md").read_text())
+    note = lessons.teacher_choice_note(config.teacher, config.split)
+    mo.vstack(([mo.callout(mo.md(note), kind="warn")] if note else []) + [mo.md((made / "README.md").read_text())])
     return
 
 

@@ -23,26 +23,27 @@ def _(mo):
 
 @app.cell
 def _():
-    from pathlib import Path
-
     import marimo as mo
 
-    from labkit import lessons, plots
+    from labkit import costs, lessons, plots
     from labkit.data import load_dataset_dir
     from labkit.evaluate import format_metric
     from labkit.models import load_tokenizer
     from labkit.profiles import resolve_profile
-    from labkit.sft import SFTRunConfig, read_run_card, train_sft
+    from labkit.sft import read_run_card, train_sft
 
     data_dir = mo.notebook_dir().parent / "data"
-    return SFTRunConfig, data_dir, format_metric, lessons, load_dataset_dir, load_tokenizer, mo, plots, read_run_card, resolve_profile, train_sft
+    lessons.quiet_progress_bars()
+
+    return costs, data_dir, format_metric, lessons, load_dataset_dir, load_tokenizer, mo, plots, read_run_card, resolve_profile, train_sft
 
 
 @app.cell
 def _(mo, resolve_profile):
     profile = resolve_profile(mo.cli_args().get("profile"), argv=[])
+    run_all = "run" in mo.cli_args()  # `python notebooks/03_sft.py --run` presses every button (headless runs, tests)
     print(f"profile: {profile.name} (model: {profile.model})")
-    return (profile,)
+    return profile, run_all
 
 
 @app.cell(hide_code=True)
@@ -95,28 +96,49 @@ def _(mo):
     ## 2. Train
 
     `train_sft` builds TRL's `SFTTrainer` with a LoRA adapter on every linear layer and trains it on the rows that
-    fit the profile's token budget. It checkpoints as it goes: stop it, run the cell again, and it resumes.
-    On a slow machine, tick **use the shipped adapters**: the ones `labkit ablation` trained, in `data/adapters/`.
+    fit the profile's token budget. Nothing trains until you press **Train**; until then, and whenever the box below
+    is ticked, the notebook shows the adapters `labkit ablation` trained (`data/adapters/`). Training checkpoints as
+    it goes: stop it with marimo's stop button, press **Train** again, and it resumes. When it finishes, your runs
+    replace the shipped ones below.
     """)
     return
 
 
 @app.cell
-def _(data_dir, lessons, mo, profile):
-    shipped_ok = profile.model == "smollm2-135m" and all(lessons.shipped_adapter(a, str(data_dir / "adapters")) for a in ("sft-golden", "sft-trial"))
-    use_shipped = mo.ui.checkbox(value=False, label="use the shipped adapters (no training)", disabled=not shipped_ok)
-    use_shipped
-    return (use_shipped,)
+def _(mo):
+    get_sft_finished, set_sft_finished = mo.state(False)
+    get_eval_finished, set_eval_finished = mo.state(0)
+    return get_eval_finished, get_sft_finished, set_eval_finished, set_sft_finished
 
 
 @app.cell
-def _(SFTRunConfig, data_dir, lessons, mo, plots, profile, read_run_card, train_sft, use_shipped):
-    runs = {}
-    for arm in ("sft-golden", "sft-trial"):
-        if use_shipped.value:
-            runs[arm] = lessons.shipped_adapter(arm, str(data_dir / "adapters"))
-            continue
-        config = SFTRunConfig(data=str(data_dir / "trajectories" / f"{arm[4:]}-train"), profile=profile.name, out=f"runs/notebook-sft/{profile.name}/{arm}")
+def _(costs, lessons, profile):
+    speed = costs.measured_speed(profile.model, profile.name, lessons.eval_batch(profile.name))
+    print(f"measured here: {speed.train_tokens_per_s:.0f} training tokens/s, {speed.turn_seconds(profile.max_new_tokens):.1f} s a turn")
+    return (speed,)
+
+
+@app.cell
+def _(costs, data_dir, lessons, mo, profile, speed):
+    sft_runs_to_train = lessons.sft_configs(profile.name, data_dir)
+    sft_cost = costs.sft_estimate(max(map(lessons.sft_training_tokens, sft_runs_to_train.values())), len(sft_runs_to_train), speed)
+    train_button = mo.ui.run_button(label="Train SFT-golden and SFT-trial")
+    mo.vstack([train_button, mo.md(f"Training both arms takes {sft_cost.describe()}.")])
+    return sft_runs_to_train, train_button
+
+
+@app.cell
+def _(data_dir, get_sft_finished, lessons, mo, profile):
+    shipped_sft = {a: f for a, f in lessons.trained_policies(profile.name, lessons.TRAINED_SOURCES[1], str(data_dir / "adapters")).items() if a in lessons.SFT_ARMS}
+    use_shipped = mo.ui.checkbox(value=bool(shipped_sft) and not get_sft_finished(), label="show the shipped adapters", disabled=not shipped_sft)
+    mo.vstack([use_shipped, mo.md("" if shipped_sft else f"*No shipped adapters for the {profile.name} profile (they were trained at the cpu profile): press **Train**.*")])
+    return shipped_sft, use_shipped
+
+
+@app.cell
+def _(lessons, mo, plots, run_all, set_sft_finished, sft_runs_to_train, train_button, train_sft):
+    mo.stop(not (train_button.value or run_all), mo.md("*Nothing is training. Press **Train** to train your own.*"))
+    for arm, config in sft_runs_to_train.items():
 
         def show(points, logs, arm=arm):
             print(f"{arm}: step {logs['step']}/{logs['max_steps']}, loss {logs['loss']:.3f}")  # script mode shows no widgets
@@ -124,57 +146,91 @@ def _(SFTRunConfig, data_dir, lessons, mo, plots, profile, read_run_card, train_
 
         _points, on_log = lessons.live_loss(show)
         train_sft(config, progress=False, on_log=on_log)
-        runs[arm] = config.out
-    cards = {arm: read_run_card(folder) for arm, folder in runs.items()}
-    mo.output.replace(plots.loss_curve({arm: card["loss_curve"] for arm, card in cards.items()}))
-    return cards, runs
+    set_sft_finished(True)
+    mo.output.replace(mo.md("**Both runs finished**: they replace the shipped adapters below."))
+    return
 
 
 @app.cell
-def _(cards, lessons, loss_guess, mo):
+def _(lessons, mo, profile, read_run_card, shipped_sft, use_shipped):
+    runs = shipped_sft if use_shipped.value else {a: f for a, f in lessons.trained_policies(profile.name, lessons.TRAINED_SOURCES[0]).items() if a in lessons.SFT_ARMS}
+    cards = {arm: card for arm, folder in runs.items() if (card := read_run_card(folder))}
+    source = "the shipped adapters" if use_shipped.value else "your runs"
+    mo.md(f"Showing **{source}**." if len(cards) == len(lessons.SFT_ARMS) else "*No finished runs of yours yet: press **Train** above, or tick the box to see the shipped ones.*")
+    return cards, runs, source
+
+
+@app.cell
+def _(cards, lessons, loss_guess, mo, plots, source):
+    mo.stop(len(cards) < len(lessons.SFT_ARMS))
+    mo.stop(loss_guess.value is None, mo.md("*Make your prediction above to see the loss curves.*"))
     final = {arm: card["mean_loss_last_10"] for arm, card in cards.items()}
     lower = "golden" if final["sft-golden"] < final["sft-trial"] else "trial"
-    mo.md(
-        lessons.grade_prediction(
-            loss_guess.value,
-            lower,
-            "Final losses (mean of the last ten steps): " + ", ".join(f"{a} {v:.3f}" for a, v in final.items()) + ". "
-            "Golden rows are short and predictable: one documented call, one answer. Trial rows hold exploration and "
-            "errors to react to, so there is more to learn per token. A lower loss is not better tool use: section 3 measures that.",
-        )
+    mo.vstack(
+        [
+            mo.md(
+                lessons.grade_prediction(
+                    loss_guess.value,
+                    lower,
+                    f"Final losses of {source} (mean of the last ten steps): " + ", ".join(f"{a} {v:.3f}" for a, v in final.items()) + ". "
+                    "Golden rows are short and predictable: one documented call, one answer. Trial rows hold exploration and "
+                    "errors to react to, so there is more to learn per token. A lower loss is not better tool use: section 3 measures that.",
+                )
+            ),
+            plots.loss_curve({arm: card["loss_curve"] for arm, card in cards.items()}),
+        ]
     )
     return
 
 
 @app.cell(hide_code=True)
-def _(mo):
-    mo.md(r"""
+def _(lessons, mo, profile):
+    mo.md(f"""
     ## 3. Before and after, on tools that changed
 
-    The base model and both fine-tuned models play the same evolved and unseen tasks. Below: success with 95%
-    intervals, then one task played by each, where their outcomes differ.
+    The base model and both fine-tuned models play the same evolved and unseen tasks
+    ({lessons.LESSON_EVAL_TASKS[profile.name]} of each, at most {lessons.lesson_eval_config(profile.model, "evolved", profile.name).max_turns}
+    turns: the ablation report's budget). Below: success with 95% intervals, then one task played by each, where their
+    outcomes differ. Every evaluation is cached in `runs/eval-cache/`, shared with notebook 05: nothing is evaluated twice.
     """)
     return
 
 
 @app.cell
-def _(lessons, mo, profile, runs):
-    policies = [profile.model, runs["sft-golden"], runs["sft-trial"]]
-    results = lessons.compare_policies(
-        policies, ["evolved", "unseen"], n=profile.n_tasks, seeds=1, profile=profile.name, out_root=f"runs/notebook-sft/{profile.name}/eval",
-        track=lambda pairs: mo.status.progress_bar(pairs, title="Evaluating base, SFT-golden and SFT-trial", show_eta=True),
-    )
-    return policies, results
+def _(costs, get_eval_finished, lessons, mo, profile, runs, speed):
+    get_eval_finished()  # a finished evaluation leaves fewer episodes to play
+    eval_policies = [profile.model, *runs.values()]
+    eval_splits = ["evolved", "unseen"]
+    pending = lessons.pending_model_episodes(eval_policies, eval_splits, profile.name)
+    eval_cost = costs.episodes_estimate(pending, lessons.lesson_eval_config(profile.model, "evolved", profile.name).max_turns, profile.max_new_tokens, speed)
+    eval_button = mo.ui.run_button(label="Evaluate base, SFT-golden and SFT-trial", disabled=not pending)
+    mo.vstack([eval_button, mo.md(f"{pending} episodes left to play: {eval_cost.describe()}." if pending else "All evaluated (cached).")])
+    return eval_button, eval_policies, eval_splits
 
 
 @app.cell
-def _(format_metric, lessons, mo, plots, policies, profile, results):
-    names = dict(zip(policies, ("base", "SFT-golden", "SFT-trial")))
+def _(eval_button, eval_policies, eval_splits, lessons, mo, profile, run_all, set_eval_finished):
+    mo.stop(not (eval_button.value or run_all), mo.md("*Nothing is being evaluated. Press **Evaluate** to play the episodes.*"))
+    with mo.status.progress_bar(total=lessons.pending_model_episodes(eval_policies, eval_splits, profile.name), title="Episodes played", show_eta=True) as bar:
+        lessons.compare_policies(eval_policies, eval_splits, profile.name, on_episode=lambda row: bar.update())
+    set_eval_finished(lambda n: n + 1)
+    return
+
+
+@app.cell
+def _(eval_policies, eval_splits, format_metric, get_eval_finished, lessons, mo, plots, profile, runs):
+    get_eval_finished()
+    results = lessons.cached_results(eval_policies, eval_splits, profile.name)
+    names = {profile.model: "base", **{folder: arm for arm, folder in runs.items()}}
     named = {(names[p], s): m for (p, s), m in results.items()}
-    table = [{"arm": a, "split": s, "success": format_metric(m, "success"), "trials/episode": format_metric(m, "trials_per_episode"), "n": m["n"]} for (a, s), m in named.items()]
-    pair = lessons.paired_transcripts(results, "evolved", f"runs/notebook-sft/{profile.name}/eval", policies)
+    table = [
+        {"arm": a, "split": s, "success": format_metric(m, "success"), "trials/episode": format_metric(m, "trials_per_episode"),
+         "error recovery": format_metric(m, "error_recovery_rate"), "n": m["n"]}
+        for (a, s), m in named.items()
+    ]  # fmt: skip
+    pair = lessons.paired_transcripts("evolved", eval_policies, profile.name) if len(results) == len(eval_policies) * len(eval_splits) else []
     mo.vstack(
-        [plots.success_by_split(named), mo.ui.table(table, selection=None)]
+        ([plots.success_by_split(named), mo.ui.table(table, selection=None), mo.md(lessons.recovery_note(named))] if results else [mo.md("*No evaluations yet: press **Evaluate**. Section 4 shows the shipped ablation's numbers meanwhile.*")])
         + [mo.vstack([mo.md(f"**{names[p]}**"), mo.Html(lessons.transcript_html(row))]) for p, row in pair]
     )
     return

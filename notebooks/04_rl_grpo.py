@@ -25,7 +25,7 @@ def _(mo):
 def _():
     import marimo as mo
 
-    from labkit import lessons, plots
+    from labkit import costs, lessons, plots
     from labkit.models import load_model
     from labkit.profiles import resolve_profile
     from labkit.rewards import COMPONENTS, RewardConfig
@@ -34,14 +34,17 @@ def _():
     from labkit.tools import load_catalog
 
     data_dir = mo.notebook_dir().parent / "data"
-    return COMPONENTS, RewardConfig, data_dir, lessons, load_catalog, load_model, load_tasks, mo, plots, resolve_profile, train_rl
+    lessons.quiet_progress_bars()
+
+    return COMPONENTS, RewardConfig, costs, data_dir, lessons, load_catalog, load_model, load_tasks, mo, plots, resolve_profile, train_rl
 
 
 @app.cell
 def _(mo, resolve_profile):
     profile = resolve_profile(mo.cli_args().get("profile"), argv=[])
+    run_all = "run" in mo.cli_args()  # `python notebooks/04_rl_grpo.py --run` presses every button (headless runs, tests)
     print(f"profile: {profile.name} (model: {profile.model})")
-    return (profile,)
+    return profile, run_all
 
 
 @app.cell(hide_code=True)
@@ -66,22 +69,30 @@ def _(mo):
     mo.md(r"""
     ## 2. The reward playground
 
-    The model GRPO starts from plays one training task a few times at the sampling temperature training uses,
-    so the episodes differ. Pick a task, then switch reward components on and off and move their weights:
-    the episodes stay the same, their rewards and advantages change.
+    One training task played several times by the model GRPO starts from, at the sampling temperature training uses,
+    so the episodes differ. It opens on a group the shipped GRPO run played in its last step (as it logged it); press
+    **Play** to have the model play a task you pick, live. Then switch reward components on and off and move their
+    weights: the episodes stay the same, their rewards and advantages change.
     """)
     return
 
 
 @app.cell
-def _(data_dir, lessons, load_model, load_tasks, mo, profile):
-    init, init_note = lessons.rl_init(profile.name, str(data_dir / "adapters"))
-    with mo.status.spinner(title=f"Loading {init}..."):
-        policy = load_model(init, profile=profile.name)
+def _(data_dir, lessons, load_tasks, mo, profile):
     tasks = load_tasks(str(data_dir / "tasks" / "train.jsonl"))
-    print(f"policy: {init}")
-    mo.md(init_note)
-    return init_note, policy, tasks
+    rl_config = lessons.notebook_rl_config(profile.name, data_dir)
+    shipped_rl, shipped_note = lessons.shipped_rl_status(profile.name, str(data_dir / "adapters"))
+    shipped_group = lessons.logged_playground_group(shipped_rl, tasks) if shipped_rl else None
+    shipped_history = lessons.run_history(shipped_rl)
+    get_played, set_played = mo.state(None)
+    return get_played, rl_config, set_played, shipped_group, shipped_history, shipped_note, shipped_rl, tasks
+
+
+@app.cell
+def _(costs, profile, rl_config):
+    speed = costs.measured_speed(profile.model, profile.name, rl_config.prompts_per_step * rl_config.num_generations)
+    print(f"measured here: {speed.train_tokens_per_s:.0f} training tokens/s, {speed.turn_seconds(rl_config.max_new_tokens):.1f} s a turn")
+    return (speed,)
 
 
 @app.cell
@@ -95,10 +106,31 @@ def _(lessons, mo, profile, tasks):
 
 
 @app.cell
-def _(draw, group_size, lessons, mo, policy, profile, task_pick, tasks):
-    with mo.status.spinner(title=f"Playing the task {group_size.value} times (a minute or two on a laptop CPU)..."):
-        group = lessons.play_group(policy, tasks[task_pick.value], group_size.value, profile.name, seed=draw.value)
-    print(f"played {len(group.rows)} episodes of {group.task.id}")
+def _(costs, group_size, lessons, mo, rl_config, shipped_history, speed):
+    play_cost = costs.episodes_estimate(group_size.value, rl_config.max_turns, rl_config.max_new_tokens, speed, lessons.mean_turns(shipped_history))
+    play_button = mo.ui.run_button(label=f"Play the task {group_size.value} times")
+    mo.vstack([play_button, mo.md(f"Playing takes {play_cost.describe()}, loading the model included only the first time.")])
+    return (play_button,)
+
+
+@app.cell
+def _(data_dir, draw, group_size, lessons, load_model, mo, play_button, profile, run_all, set_played, task_pick, tasks):
+    mo.stop(not (play_button.value or run_all), mo.md("*The group below is the shipped run's. Press **Play** for your own.*"))
+    init, init_note = lessons.rl_init(profile.name, str(data_dir / "adapters"))
+    with mo.status.spinner(title=f"Loading {init}, then playing the task {group_size.value} times..."):
+        policy = load_model(init, profile=profile.name)
+        set_played(lessons.play_group(policy, tasks[task_pick.value], group_size.value, profile.name, seed=draw.value))
+    print(f"played {group_size.value} episodes with {init}")
+    mo.md(init_note)
+    return
+
+
+@app.cell
+def _(get_played, mo, shipped_group):
+    group = get_played() or shipped_group
+    mo.stop(group is None, mo.md("*No group to score yet: press **Play** above (there is no shipped GRPO run in `data/adapters/`).*"))
+    mo.md(f"**{'Your group' if get_played() else 'A group from the shipped GRPO run'}**, task: {group.task.query} "
+          f"(gold answer: `{group.task.answer}`, evolution level {group.task.level})")  # fmt: skip
     return (group,)
 
 
@@ -112,17 +144,16 @@ def _(COMPONENTS, RewardConfig, mo):
 
 
 @app.cell
-def _(group, lessons, mo, switches, weights):
+def _(lessons, switches, weights):
     reward = lessons.reward_config(weights.value, switches.value)
+    return (reward,)
+
+
+@app.cell
+def _(group, lessons, mo, reward):
     group_table = lessons.score_group(group, reward)
-    mo.vstack(
-        [
-            mo.md(f"**Task**: {group.task.query} (gold answer: `{group.task.answer}`, evolution level {group.task.level})"),
-            lessons.group_chart(group_table),
-            mo.ui.table(group_table, selection=None),
-        ]
-    )
-    return group_table, reward
+    mo.vstack([lessons.group_chart(group_table), mo.ui.table(group_table, selection=None)])
+    return
 
 
 @app.cell(hide_code=True)
@@ -252,14 +283,9 @@ def _(mo):
     return
 
 
-@app.cell
-def _(data_dir, lessons, profile):
-    rl_config = lessons.notebook_rl_config(profile.name, data_dir)
-    return (rl_config,)
-
-
 @app.cell(hide_code=True)
-def _(mo, rl_config):
+def _(lessons, mo, rl_config, shipped_history):
+    shipped_step = lessons.median_step_seconds(shipped_history or [])
     mo.md(f"""
     ## 4. A short GRPO run
 
@@ -268,71 +294,93 @@ def _(mo, rl_config):
     takes one LoRA step. The tokens the model wrote carry the loss; the tool replies it read carry none.
 
     This run: **{rl_config.steps} steps** of {rl_config.prompts_per_step} tasks × {rl_config.num_generations} episodes,
-    from `{rl_config.init}`, into `{rl_config.out}`. At the cpu profile that takes about 8 minutes on two free cores
-    (longer on a busy machine); at the tiny profile, seconds. The run checkpoints as it goes: stop it, run the cell
-    again, and it resumes. Once it has finished, running the cell again reads its card back at once.
+    from `{rl_config.init}`, into `{rl_config.out}`. Nothing trains until you press **Train**; the estimate beside it is
+    measured on this machine now{f" (the shipped run took a median {shipped_step:.0f} s a step of 16 episodes on two cores)" if shipped_step else ""}.
+    The run checkpoints as it goes: stop it with marimo's stop button, press **Train** again, and it resumes. Until it
+    finishes, and whenever the box is ticked, the curves below are the shipped run's.
     """)
     return
 
 
 @app.cell
-def _(data_dir, lessons, mo, profile):
-    shipped_rl, shipped_note = lessons.shipped_rl_status(profile.name, str(data_dir / "adapters"))
-    use_shipped = mo.ui.checkbox(value=False, label="use the shipped GRPO run (no training)", disabled=shipped_rl is None)
+def _(mo):
+    get_rl_finished, set_rl_finished = mo.state(False)
+    return get_rl_finished, set_rl_finished
+
+
+@app.cell
+def _(get_rl_finished, mo, shipped_note, shipped_rl):
+    use_shipped = mo.ui.checkbox(value=shipped_rl is not None and not get_rl_finished(), label="show the shipped GRPO run", disabled=shipped_rl is None)
     mo.vstack([use_shipped, mo.md(shipped_note)])
-    return shipped_rl, use_shipped
+    return (use_shipped,)
+
+
+@app.cell
+def _(costs, lessons, mo, rl_config, shipped_history, speed):
+    rl_cost = costs.grpo_estimate(
+        rl_config.steps, rl_config.prompts_per_step * rl_config.num_generations, rl_config.max_turns, rl_config.max_new_tokens, speed,
+        lessons.mean_turns(shipped_history),
+    )  # fmt: skip
+    rl_button = mo.ui.run_button(label=f"Train {rl_config.steps} GRPO steps")
+    mo.vstack([rl_button, mo.md(f"Training takes {rl_cost.describe()}.")])
+    return (rl_button,)
+
+
+@app.cell
+def _(lessons, mo, plots, rl_button, rl_config, run_all, set_rl_finished, train_rl):
+    mo.stop(not (rl_button.value or run_all), mo.md("*Nothing is training. Press **Train** to run GRPO yourself.*"))
+
+    def show(history, logs):
+        print(lessons.progress_line(logs))  # script mode shows no widgets
+        mo.output.replace(mo.vstack([mo.md(f"**GRPO** {lessons.progress_line(logs)}"), plots.rl_curves({"this run": history})]))
+
+    _history, on_log = lessons.live_rl(show)
+    with mo.status.spinner(title="GRPO: playing the first step's episodes..."):
+        train_rl(rl_config, progress=False, on_log=on_log)
+    set_rl_finished(True)
+    mo.output.replace(mo.md("**Your run finished**: its curves replace the shipped ones below."))
+    return
 
 
 @app.cell(hide_code=True)
 def _(mo):
     spread_guess = mo.ui.radio(
         options=["almost none", "about half", "almost all"],
-        label="**Predict, then run.** In this short run, what share of groups will have every episode scored the same (and so teach nothing)?",
+        label="**Predict, then look.** In this short run, what share of groups had every episode scored the same (and so taught nothing)?",
     )
     spread_guess
     return (spread_guess,)
 
 
 @app.cell
-def _(lessons, mo, plots, rl_config, shipped_rl, train_rl, use_shipped):
-    if use_shipped.value:
-        rl_run = shipped_rl
-    else:
-
-        def show(history, logs):
-            print(lessons.progress_line(logs))  # script mode shows no widgets
-            mo.output.replace(mo.vstack([mo.md(f"**GRPO** {lessons.progress_line(logs)}"), plots.rl_curves({"this run": history})]))
-
-        _history, on_log = lessons.live_rl(show)
-        train_rl(rl_config, progress=False, on_log=on_log)
-        rl_run = rl_config.out
-    rl_history = lessons.run_history(rl_run)
-    mo.output.replace(
-        plots.rl_curves({"shipped run" if use_shipped.value else "this run": rl_history})
-        if rl_history
-        else mo.md(f"*The run in `{rl_run}` has no per-step history in its `run_card.json`.*")
-    )
-    return rl_history, rl_run
+def _(lessons, rl_config, shipped_history, shipped_rl, use_shipped):
+    rl_run = shipped_rl if use_shipped.value else rl_config.out
+    rl_history = shipped_history if use_shipped.value else lessons.run_history(rl_config.out)
+    run_label = "the shipped run" if use_shipped.value else "your run"
+    return rl_history, rl_run, run_label
 
 
 @app.cell
-def _(lessons, mo, rl_history):
-    mo.ui.table(lessons.history_table(rl_history or []), selection=None, label="per step: the reward's components are means, unweighted")
-    return
-
-
-@app.cell
-def _(lessons, mo, rl_history, spread_guess):
-    zero_share = lessons.zero_spread_share(rl_history or [])
-    mo.md(
-        lessons.grade_prediction(
-            spread_guess.value,
-            lessons.closest_label(zero_share, {"almost none": 0.0, "about half": 0.5, "almost all": 1.0}),
-            f"In this run {zero_share:.0%} of groups had a single reward. The tiny model writes noise, so all its episodes "
-            "score alike and GRPO has nothing to compare. The SFT-trial adapter already calls tools, sometimes well, "
-            "so its groups differ and GRPO can rank them. More episodes per group, or a warmer temperature, make "
-            "single-reward groups rarer, at the price of more generation.",
-        )
+def _(lessons, mo, plots, rl_history, rl_run, run_label, spread_guess):
+    mo.stop(not rl_history, mo.md("*No finished run of yours yet: press **Train** above, or tick the box to see the shipped one.*"))
+    mo.stop(spread_guess.value is None, mo.md("*Answer the question above to see the curves.*"))
+    zero_share = lessons.zero_spread_share(rl_history)
+    mo.vstack(
+        [
+            mo.md(
+                lessons.grade_prediction(
+                    spread_guess.value,
+                    lessons.closest_label(zero_share, {"almost none": 0.0, "about half": 0.5, "almost all": 1.0}),
+                    f"In {run_label}, {zero_share:.0%} of groups had a single reward. A policy that writes noise (the tiny "
+                    "model, or a base model that never calls a tool) scores every episode alike, so GRPO has nothing to compare. "
+                    "The SFT-trial adapter already calls tools, sometimes well, so its groups differ and GRPO can rank them. "
+                    "More episodes per group, or a warmer temperature, make single-reward groups rarer, at the price of more generation.",
+                )
+            ),
+            plots.rl_curves({run_label: rl_history}),
+            mo.md(lessons.success_curve_note(rl_run)),
+            mo.ui.table(lessons.history_table(rl_history), selection=None, label="per step: the reward's components are means, unweighted"),
+        ]
     )
     return
 
@@ -358,7 +406,8 @@ def _(mo):
     ## 5. Going further
 
     - The full cpu run: `labkit rl --init data/adapters/sft-trial --profile cpu --out runs/rl-sft-trial`
-      (6 steps of 16 episodes: about 4 minutes a step, 23 minutes on two free CPU cores; rerun the command to resume).
+      (6 steps of 16 episodes; the shipped run took a median of 234 s a step on two CPU cores, see its
+      `run_card.json`; rerun the command to resume).
     - Train with a reward of your own: `--reward format=0 --reward guards=0` switches components off. With the
       guards off, watch the tool-call rate in the curves.
     - Browse the run's groups, rewards, advantages and loss-carrying text: `labkit view runs/rl-sft-trial`.

@@ -24,30 +24,77 @@ def _(mo):
 def _():
     import marimo as mo
 
-    from labkit import lessons, plots
+    from labkit import costs, lessons, plots
     from labkit.evaluate import FAILURES, METRICS, format_metric, sample_failures
-    from labkit.data import read_rows
     from labkit.profiles import resolve_profile
 
-    return FAILURES, METRICS, format_metric, lessons, mo, plots, read_rows, resolve_profile, sample_failures
+    lessons.quiet_progress_bars()
+
+    return FAILURES, METRICS, costs, format_metric, lessons, mo, plots, resolve_profile, sample_failures
 
 
 @app.cell
 def _(mo, resolve_profile):
     profile = resolve_profile(mo.cli_args().get("profile"), argv=[])
+    run_all = "run" in mo.cli_args()  # `python notebooks/05_evaluation.py --run` presses every button (headless runs, tests)
     print(f"profile: {profile.name} (model: {profile.model})")
-    return (profile,)
+    return profile, run_all
 
 
 @app.cell(hide_code=True)
-def _(lessons, mo):
+def _(lessons, mo, profile):
     mo.md(
         "## 1. The metrics\n\n| metric | what it measures |\n|:--|:--|\n"
         + "\n".join(f"| `{name}` | {meaning} |" for name, meaning in lessons.METRIC_MEANINGS.items())
         + "\n\nEvery figure is a mean over episodes, with a **bootstrap 95% interval**: resample the episodes a thousand "
         "times and keep the middle 95% of the recomputed metric. With a few dozen episodes, two policies whose "
-        "intervals overlap are not clearly different."
+        "intervals overlap are not clearly different.\n\n"
+        f"Here every policy plays {lessons.LESSON_EVAL_TASKS[profile.name]} tasks per split with at most "
+        f"{lessons.lesson_eval_config('random', 'seen', profile.name).max_turns} turns, the ablation report's budget. "
+        "The scripted teachers and random calls play at once; the model plays when you press its button. Every evaluation "
+        "is cached in `runs/eval-cache/` and shared with notebook 03, so nothing is evaluated twice."
     )
+    return
+
+
+@app.cell
+def _(mo):
+    get_evaluated, set_evaluated = mo.state(0)
+    return get_evaluated, set_evaluated
+
+
+@app.cell
+def _(lessons, profile):
+    splits = ["seen", "evolved", "unseen"]
+    scripted = ["teacher:golden", "teacher:trial", "random"]
+    lessons.compare_policies(scripted, splits, profile.name)  # scripted policies: moments, no model
+    policies = [profile.model, *scripted]
+    return policies, splits
+
+
+@app.cell
+def _(costs, lessons, profile):
+    speed = costs.measured_speed(profile.model, profile.name, lessons.eval_batch(profile.name))
+    print(f"measured here: {speed.turn_seconds(profile.max_new_tokens):.1f} s a turn")
+    return (speed,)
+
+
+@app.cell
+def _(costs, get_evaluated, lessons, mo, profile, speed, splits):
+    get_evaluated()
+    base_pending = lessons.pending_model_episodes([profile.model], splits, profile.name)
+    base_cost = costs.episodes_estimate(base_pending, lessons.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.max_new_tokens, speed)
+    base_button = mo.ui.run_button(label=f"Evaluate the base model ({profile.model})", disabled=not base_pending)
+    mo.vstack([base_button, mo.md(f"{base_pending} episodes to play: {base_cost.describe()}." if base_pending else "The base model is evaluated (cached).")])
+    return (base_button,)
+
+
+@app.cell
+def _(base_button, lessons, mo, profile, run_all, set_evaluated, splits):
+    mo.stop(not (base_button.value or run_all), mo.md("*The base model is not playing. Press the button to evaluate it.*"))
+    with mo.status.progress_bar(total=lessons.pending_model_episodes([profile.model], splits, profile.name), title="Episodes played", show_eta=True) as base_bar:
+        lessons.compare_policies([profile.model], splits, profile.name, on_episode=lambda row: base_bar.update())
+    set_evaluated(lambda n: n + 1)
     return
 
 
@@ -55,43 +102,41 @@ def _(lessons, mo):
 def _(mo):
     worst_guess = mo.ui.radio(
         options=["the base model", "the golden teacher", "the trial teacher", "random calls"],
-        label="**Predict, then run.** Which policy loses the most success going from seen to evolved tools?",
+        label="**Predict, then look.** Which policy loses the most success going from seen to evolved tools?",
     )
     worst_guess
     return (worst_guess,)
 
 
 @app.cell
-def _(lessons, mo, profile):
-    policies = [profile.model, "teacher:golden", "teacher:trial", "random"]
-    splits = ["seen", "evolved", "unseen"]
-    results = lessons.compare_policies(
-        policies, splits, n=profile.n_tasks, seeds=1, profile=profile.name, out_root="runs/notebook-eval",
-        track=lambda pairs: mo.status.progress_bar(pairs, title="Evaluating policy x split", show_eta=True),
-    )
-    return policies, results
+def _(get_evaluated, lessons, policies, profile, splits):
+    get_evaluated()
+    results = lessons.cached_results(policies, splits, profile.name)
+    return (results,)
 
 
 @app.cell
-def _(lessons, mo, policies, results, worst_guess):
-    drops = {p: results[(p, "seen")]["success"] - results[(p, "evolved")]["success"] for p in policies}
+def _(METRICS, format_metric, lessons, mo, plots, policies, results, worst_guess):
+    mo.stop(worst_guess.value is None, mo.md("*Answer the question above to see the results.*"))
     names = {policies[0]: "the base model", "teacher:golden": "the golden teacher", "teacher:trial": "the trial teacher", "random": "random calls"}
+    drops = {p: results[(p, "seen")]["success"] - results[(p, "evolved")]["success"] for p in policies if (p, "seen") in results and (p, "evolved") in results}
     worst = max(drops, key=drops.get)
-    mo.md(
-        lessons.grade_prediction(
-            worst_guess.value,
-            names[worst],
-            "Drop in success from seen to evolved: " + ", ".join(f"{names[p]} {d:+.0%}" for p, d in drops.items()) + ". "
-            "A policy that never succeeds has nothing to lose; the golden teacher loses what imitation can't survive.",
-        )
-    )
-    return
-
-
-@app.cell
-def _(METRICS, format_metric, mo, plots, results):
     table = [{"policy": p, "split": s, **{m: format_metric(metrics, m) for m in METRICS}, "n": metrics["n"]} for (p, s), metrics in results.items()]
-    mo.vstack([plots.success_by_split(results), mo.ui.table(table, selection=None, page_size=12)])
+    mo.vstack(
+        [
+            mo.md(
+                lessons.grade_prediction(
+                    worst_guess.value,
+                    names[worst],
+                    "Drop in success from seen to evolved: " + ", ".join(f"{names[p]} {d:+.0%}" for p, d in drops.items()) + ". "
+                    "A policy that never succeeds has nothing to lose; the golden teacher loses what imitation can't survive."
+                    + ("" if (policies[0], "evolved") in results else " (The base model is not evaluated yet: press its button above.)"),
+                )
+            ),
+            plots.success_by_split(results),
+            mo.ui.table(table, selection=None, page_size=12),
+        ]
+    )
     return
 
 
@@ -120,14 +165,15 @@ def _(FAILURES, lessons, mo, plots, results):
 
 @app.cell(hide_code=True)
 def _(lessons, mo):
-    trained_source = mo.ui.radio(options=lessons.TRAINED_SOURCES, value=lessons.TRAINED_SOURCES[0], label="trained policies")
+    trained_source = mo.ui.radio(options=lessons.TRAINED_SOURCES, value=lessons.TRAINED_SOURCES[1], label="trained policies")
     mo.vstack(
         [
             mo.md(
                 "## 3. The policies you trained\n\n"
                 "Notebook 03 trained SFT-golden and SFT-trial, notebook 04 trained GRPO on top of SFT-trial. "
                 "Here they play the same evolved and unseen tasks as the base model above. "
-                "No time to train? Pick the shipped ones: `labkit ablation` trained them at the cpu profile."
+                "It starts on the shipped ones (`labkit ablation` trained them at the cpu profile) with the ablation report's "
+                "numbers; pick yours once you have trained them."
             ),
             trained_source,
         ]
@@ -138,45 +184,58 @@ def _(lessons, mo):
 @app.cell(hide_code=True)
 def _(mo):
     trained_guess = mo.ui.radio(
-        options=["SFT-golden", "SFT-trial", "SFT-trial + GRPO"],
-        label="**Predict, then run.** Which trained policy succeeds most often on evolved + unseen tools, at this size?",
+        options=["SFT-golden", "SFT-trial", "SFT-trial + GRPO", "about the same"],
+        label="**Predict, then look.** Which trained policy succeeds most often on evolved + unseen tools, at this size?",
     )
     trained_guess
     return (trained_guess,)
 
 
 @app.cell
-def _(lessons, mo, profile, trained_source):
+def _(costs, get_evaluated, lessons, mo, profile, speed, trained_source):
+    get_evaluated()
     trained = lessons.trained_policies(profile.name, trained_source.value, str(mo.notebook_dir().parent / "data" / "adapters"))
-    trained_results = lessons.compare_policies(
-        [profile.model, *trained.values()], ["evolved", "unseen"], n=profile.n_tasks, seeds=1, profile=profile.name, out_root="runs/notebook-eval",
-        track=lambda pairs: mo.status.progress_bar(pairs, title="Evaluating the trained policies", show_eta=True),
-    )
-    return trained, trained_results
+    trained_splits = ["evolved", "unseen"]
+    trained_pending = lessons.pending_model_episodes(list(trained.values()), trained_splits, profile.name)
+    trained_cost = costs.episodes_estimate(trained_pending, lessons.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.max_new_tokens, speed)
+    trained_button = mo.ui.run_button(label="Evaluate these trained policies", disabled=not trained_pending)
+    mo.vstack([trained_button, mo.md(f"{trained_pending} episodes to play: {trained_cost.describe()}." if trained_pending else ("All evaluated (cached)." if trained else ""))])
+    return trained, trained_button, trained_splits
 
 
 @app.cell
-def _(lessons, mo, plots, profile, trained, trained_guess, trained_results):
+def _(lessons, mo, profile, run_all, set_evaluated, trained, trained_button, trained_splits):
+    mo.stop(not (trained_button.value or run_all) or not trained, mo.md("*Nothing is being evaluated. Press the button to play the trained policies.*"))
+    with mo.status.progress_bar(total=lessons.pending_model_episodes(list(trained.values()), trained_splits, profile.name), title="Episodes played", show_eta=True) as trained_bar:
+        lessons.compare_policies(list(trained.values()), trained_splits, profile.name, on_episode=lambda row: trained_bar.update())
+    set_evaluated(lambda n: n + 1)
+    return
+
+
+@app.cell
+def _(lessons, mo, plots, profile, trained, trained_guess, trained_splits):
+    mo.stop(trained_guess.value is None, mo.md("*Answer the question above to see the results.*"))
     arm_names = {profile.model: "base", **{folder: arm for arm, folder in trained.items()}}
+    trained_results = lessons.cached_results([profile.model, *trained.values()], trained_splits, profile.name)
     named_results = {(arm_names[p], s): m for (p, s), m in trained_results.items()}
-    pooled = lessons.pooled_success(named_results, ["evolved", "unseen"])
-    labels = {"sft-golden": "SFT-golden", "sft-trial": "SFT-trial", lessons.SHIPPED_RL: "SFT-trial + GRPO"}
-    best = max((a for a in pooled if a in labels), key=pooled.get, default=None)
+    measured = lessons.pooled_success(named_results, trained_splits)
+    shipped = lessons.ablation_success(mo.notebook_dir().parent / "reports" / "ablation.md")
+    own = all(arm in measured for arm in trained) and trained
+    pooled = measured if own else shipped
+    where = "measured here" if own else "from the shipped ablation report (`reports/ablation.md`, 16 tasks x 3 seeds) until these are evaluated"
     mo.vstack(
-        [
-            plots.success_by_split(named_results),
+        ([plots.success_by_split(named_results)] if named_results else [])
+        + [
             mo.md(
                 lessons.grade_prediction(
                     trained_guess.value,
-                    labels.get(best, "none of them"),
-                    "Success on evolved + unseen: " + ", ".join(f"{a} {v:.0%}" for a, v in pooled.items()) + ". "
-                    "At 135M parameters and minutes of CPU training, imitating golden calls can beat learning to try "
-                    "first: the shipped ablation measured that too (`reports/ablation.md`). Its intervals show how much "
-                    "of any gap a few dozen episodes can resolve.",
+                    lessons.best_trained(pooled),
+                    f"Success on evolved + unseen, {where}: " + ", ".join(f"{a} {v:.0%}" for a, v in pooled.items()) + ". "
+                    "At 135M parameters and minutes of CPU training, imitating golden calls can beat learning to try first. "
+                    "Intervals show how much of any gap a few dozen episodes can resolve: gaps inside them count as *about the same*.",
                 )
-            )
-            if trained
-            else mo.callout(mo.md("No trained policies here yet: run notebooks 03 and 04, or pick the shipped ones (cpu profile)."), kind="warn"),
+            ),
+            mo.md(lessons.recovery_note(named_results)),
         ]
     )
     return
@@ -187,13 +246,14 @@ def _(mo):
     mo.md(r"""
     ## 4. Browse failures
 
-    Pick a policy and a cause; read a few of its failed episodes.
+    Pick a policy and a cause; read a few of its failed episodes (any policy evaluated above).
     """)
     return
 
 
 @app.cell
-def _(FAILURES, mo, policies, trained):
+def _(FAILURES, get_evaluated, mo, policies, trained):
+    get_evaluated()
     policy_picker = mo.ui.dropdown(options=policies + list(trained.values()), value="teacher:golden", label="policy")
     failure_picker = mo.ui.dropdown(options=["any"] + list(FAILURES), value="any", label="failure")
     mo.hstack([policy_picker, failure_picker], justify="start")
@@ -201,14 +261,10 @@ def _(FAILURES, mo, policies, trained):
 
 
 @app.cell
-def _(failure_picker, lessons, mo, policy_picker, read_rows, sample_failures):
-    rows = [
-        row
-        for split in ("seen", "evolved", "unseen")
-        for row in read_rows(f"runs/notebook-eval/{lessons.slug(policy_picker.value)}-{split}/episodes.jsonl")
-    ]
+def _(failure_picker, lessons, mo, policy_picker, profile, sample_failures):
+    rows = lessons.evaluation_rows(policy_picker.value, ["seen", "evolved", "unseen"], profile.name)
     picked = sample_failures(rows, None if failure_picker.value == "any" else failure_picker.value, k=3)
-    mo.vstack([mo.md(f"**{len(picked)} failed episode(s)**")] + [mo.Html(lessons.transcript_html(row)) for row in picked])
+    mo.vstack([mo.md(f"**{len(picked)} failed episode(s)**" + ("" if rows else " (this policy has not been evaluated yet)"))] + [mo.Html(lessons.transcript_html(row)) for row in picked])
     return
 
 

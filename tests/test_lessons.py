@@ -56,7 +56,8 @@ def test_task_summary_and_rows(catalog):
     tasks = generate_tasks("train", 50, seed=0, catalog=catalog)
     summary = lessons.task_summary(tasks)
     assert sum(summary["hops"].values()) == 50
-    assert len(lessons.task_rows(tasks)) == 50
+    rows = lessons.task_rows(tasks)
+    assert len(rows) == 50 and list(rows[0])[:4] == ["id", "hops", "level", "check"]  # short columns first: none cut off
     assert isinstance(plots.task_summary(summary), Figure)
 
 
@@ -130,31 +131,74 @@ def test_shipped_adapters_and_report_parts(tmp_path):
     assert text.strip() == "| a |" and images == [tmp_path / "figures" / "a.png"]
 
 
+def test_lesson_evaluations_use_the_reports_turn_budget_and_one_cache_folder_per_policy(tmp_path, monkeypatch):
+    from labkit.ablation import SIZES
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "adapters" / "sft-trial").mkdir(parents=True)
+    config = lessons.lesson_eval_config("data/adapters/sft-trial", "evolved", "cpu")
+    assert config.max_turns == SIZES["cpu"].max_turns == 8 and (config.n, config.seeds) == (lessons.LESSON_EVAL_TASKS["cpu"], 1)
+    assert config.out == "runs/eval-cache/cpu/data-adapters-sft-trial/evolved"
+    # the same folder, named from anywhere, shares its cache
+    assert lessons.lesson_eval_config(str(tmp_path / "data" / "adapters" / "sft-trial"), "evolved", "cpu").out == config.out
+    assert lessons.lesson_eval_config("smollm2-135m", "seen", "cpu").out == "runs/eval-cache/cpu/smollm2-135m/seen"
+
+
+def test_compare_policies_caches_each_pair_and_counts_what_is_left(tmp_path, capsys):
+    root = str(tmp_path)
+    assert lessons.pending_model_episodes(["tiny", "random"], ["seen", "evolved"], "tiny", root) == 2 * lessons.LESSON_EVAL_TASKS["tiny"]
+    assert lessons.cached_results(["random"], ["seen"], "tiny", root) == {}
+    played = []
+    results = lessons.compare_policies(["teacher:golden", "random"], ["seen", "evolved"], "tiny", root, on_episode=played.append)
+    assert len(played) == 4 * lessons.LESSON_EVAL_TASKS["tiny"], "one call per episode, as it finishes"
+    assert results[("teacher:golden", "seen")]["success"] == 1.0
+    assert "teacher:golden on seen: success 1.000" in capsys.readouterr().out  # script mode shows no progress bar
+    cached = lessons.cached_results(["teacher:golden", "random"], ["seen", "evolved"], "tiny", root)
+    assert {k: (m["success"], m["n"]) for k, m in cached.items()} == {k: (m["success"], m["n"]) for k, m in results.items()}
+    played.clear()
+    lessons.compare_policies(["random"], ["seen"], "tiny", root, on_episode=played.append)
+    assert played == [], "a cached pair is read back, not played again"
+    rows = lessons.evaluation_rows("random", ["seen", "evolved"], "tiny", root)
+    assert len(rows) == 2 * lessons.LESSON_EVAL_TASKS["tiny"]
+
+
 def test_paired_transcripts_pick_a_task_where_outcomes_differ(tmp_path):
     from labkit.data import append_rows
 
-    for policy, outcomes in (("a", [True, True]), ("b", [True, False])):
-        append_rows(tmp_path / f"{policy}-evolved" / "episodes.jsonl", [{"task_id": f"t{i}", "success": ok} for i, ok in enumerate(outcomes)])
-    pair = lessons.paired_transcripts({}, "evolved", str(tmp_path), ["a", "b"])
-    assert [(p, row["task_id"]) for p, row in pair] == [("a", "t1"), ("b", "t1")]
-    assert lessons.paired_transcripts({}, "unseen", str(tmp_path), ["a", "b"]) == []
+    for policy, outcomes in (("teacher:golden", [True, True]), ("random", [True, False])):
+        out = lessons.lesson_eval_config(policy, "evolved", "tiny", str(tmp_path)).out
+        append_rows(f"{out}/episodes.jsonl", [{"task_id": f"t{i}", "success": ok} for i, ok in enumerate(outcomes)])
+    pair = lessons.paired_transcripts("evolved", ["teacher:golden", "random"], "tiny", str(tmp_path))
+    assert [(p, row["task_id"]) for p, row in pair] == [("teacher:golden", "t1"), ("random", "t1")]
+    assert lessons.paired_transcripts("unseen", ["teacher:golden", "random"], "tiny", str(tmp_path)) == []
 
 
-def test_compare_policies_tracks_each_pair_and_resumes(tmp_path, capsys):
-    seen = []
+def test_recovery_note_explains_near_zero_recovery_from_the_numbers():
+    low = {("sft-trial", "evolved"): {"n": 8, "error_recovery_rate": 0.0, "failures": {"repeated_failing_call": 5, "wrong_answer": 1}},
+           ("sft-trial", "unseen"): {"n": 8, "error_recovery_rate": 0.1, "failures": {"repeated_failing_call": 2}}}  # fmt: skip
+    note = lessons.recovery_note(low)
+    assert "sft-trial 0.05" in note and "`repeated_failing_call`" in note and "rarely fix a call" in note
+    high = {("a", "seen"): {"n": 4, "error_recovery_rate": 0.5, "failures": {}}}
+    assert "read the error and changed its call" in lessons.recovery_note(high)
+    assert "n/a (no failed calls)" in lessons.recovery_note({("b", "seen"): {"n": 4, "error_recovery_rate": float("nan"), "failures": {}}})
 
-    def track(pairs):
-        seen.extend(pairs)
-        return iter(pairs)
 
-    args = dict(n=2, seeds=1, profile="tiny", out_root=str(tmp_path), track=track)
-    results = lessons.compare_policies(["teacher:golden", "random"], ["seen", "evolved"], **args)
-    assert seen == [("teacher:golden", "seen"), ("teacher:golden", "evolved"), ("random", "seen"), ("random", "evolved")]
-    assert results[("teacher:golden", "seen")]["success"] == 1.0 and results[("random", "seen")]["n"] == 2
-    assert "teacher:golden on seen: success 1.000" in capsys.readouterr().out  # script mode shows no progress bar
-    again = lessons.compare_policies(["random"], ["seen"], **args)[("random", "seen")]  # read back, not replayed
-    assert (again["success"], again["n"]) == (results[("random", "seen")]["success"], 2)
-    assert len((tmp_path / "random-seen" / "episodes.jsonl").read_text().splitlines()) == 2
+def test_trained_predictions_are_graded_against_the_shipped_report():
+    shipped = lessons.ablation_success("reports/ablation.md")
+    assert set(shipped) >= {"base", "sft-golden", "sft-trial", "sft-trial-grpo"} and all(0 <= v <= 1 for v in shipped.values())
+    assert lessons.best_trained({"sft-golden": 0.3, "sft-trial": 0.1}) == "SFT-golden"
+    assert lessons.best_trained({"sft-golden": 0.12, "sft-trial": 0.1, "base": 0.9}) == "about the same"
+    assert lessons.best_trained({}) == "none of them"
+
+
+def test_share_predictions_cover_every_measured_share():
+    assert lessons.closest_label(0.51, lessons.SHARE_LABELS) == "about half"  # 01's measured level-1 failure rate
+    assert all(min(abs(v - x / 20) for v in lessons.SHARE_LABELS.values()) <= 0.15 for x in range(21))
+
+
+def test_golden_teacher_on_evolved_tasks_says_it_makes_level_0_data():
+    assert "level 0" in lessons.teacher_choice_note("golden", "evolved")
+    assert lessons.teacher_choice_note("trial", "evolved") == lessons.teacher_choice_note("golden", "train") == ""
 
 
 def test_pooled_success_weights_by_episodes():

@@ -89,12 +89,14 @@ def test_unusable_data_is_a_typed_error_that_says_what_to_do(tiny, tmp_path):
         SFTRunConfig(profile="tiny", token_budget=0)
 
 
-def test_tiny_run_writes_a_card_and_becomes_a_policy(tmp_path):
+def test_tiny_run_writes_a_card_and_becomes_a_policy(tmp_path, capfd):
     from labkit.policies import ModelPolicy, load_policy
 
     out = tmp_path / "run"
     logs = []
     card = train_sft(SFTRunConfig(data=GOLDEN, profile="tiny", out=str(out), token_budget=3000, report_to="none"), progress=False, on_log=logs.append)
+    printed = capfd.readouterr()
+    assert "{'loss'" not in printed.out and "Tokenizing" not in printed.err, "quiet runs (notebooks) print no raw logs nor dataset bars"
     assert card["steps"] >= 3 and card["final_loss"] > 0 and card["data"]["tokens"] <= 3000
     assert [entry["step"] for entry in logs if "loss" in entry] == list(range(1, card["steps"] + 1)), "one log per step, for live plots"
     assert json.loads((out / "run_card.json").read_text()) == card

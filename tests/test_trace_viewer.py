@@ -192,6 +192,10 @@ def test_browser_opens_filters_and_renders_safely(viewer):
         assert page.evaluate("window.__pwned") is None
         page.screenshot(path=str(ARTIFACTS / "trace_viewer_escaped.png"), full_page=True)
 
+        # The lab's only GRPO run is open in its tab without a click.
+        page.get_by_role("tab", name="GRPO groups").click()
+        page.locator("#rollout .tv-rewards").wait_for(timeout=15_000)
+
         # A link outside the lab is refused in words, not opened.
         page.goto(f"{url}?run=runs/escape&episode=0")
         page.get_by_text("Could not open that link").wait_for()

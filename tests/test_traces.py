@@ -28,6 +28,7 @@ from labkit.traces import (
     markdown_text,
     outcome_html,
     page_of,
+    reward_weights,
     rollout_groups,
     shared_tasks,
     success_by_split_level,
@@ -242,3 +243,25 @@ def test_groups_compare_and_aggregates(library):
 
 def test_links_name_the_run_and_the_episode():
     assert episode_link("runs/eval/sft trial", 7) == "?run=runs%2Feval%2Fsft+trial&episode=7"
+
+
+def test_grpo_reward_components_show_weighted_so_they_add_up_to_the_reward(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "data" / "adapters" / "sft-trial-grpo"
+    run = tmp_path / "runs" / "rl"
+    (run / "rollouts").mkdir(parents=True)
+    shutil.copy(shipped / "run_card.json", run)
+    for log in (shipped / "rollouts").glob("step-*.jsonl"):
+        shutil.copy(log, run / "rollouts")
+    opened = TraceLibrary(root=tmp_path).open("runs/rl/rollouts")
+    weights = reward_weights(opened.ref)
+    assert weights is not None and weights["format"] == 0.5
+    for members in rollout_groups(opened).values():
+        header, rows = group_rows(members, weights)
+        parts = [i for i, name in enumerate(header) if " × " in name]
+        assert len(parts) == len(weights) and all(abs(sum(row[i] for i in parts) - row[2]) < 0.01 for row in rows)
+    assert "format × 0.5" in outcome_html(opened.row(0), weights)
+    (run / "run_card.json").unlink()
+    assert reward_weights(opened.ref) is None  # no card: the components stay as logged, unweighted
