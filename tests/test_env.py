@@ -201,8 +201,11 @@ def test_actions_holding_unprintable_values_are_recorded_as_text(env):
 
         __str__ = __repr__
 
-    for action in (ToolCall(Unprintable(), {}), ToolCall("echo", {"text": Unprintable()}), Unprintable(), Answer(Unprintable())):
-        env.step(action)
+    huge = 10**4400  # too many digits for str()
+    for action in (ToolCall(Unprintable(), {}), ToolCall("echo", {"text": Unprintable()}), ToolCall(huge, {}),
+                   ToolCall("echo", {"text": huge}), Unprintable(), Answer(Unprintable())):  # fmt: skip
+        result = env.step(action)
+        assert result.observation is None or result.observation.ok or isinstance(result.observation.error, ErrorKind)
     assert json.loads(json.dumps([step.action.__dict__ for step in env.trajectory.steps]))[0]["name"] == "<unprintable Unprintable>"
 
 

@@ -26,11 +26,12 @@ names = st.one_of(
     st.sampled_from(sorted(CATALOG.tools) + ["fetch_capital", "get_capital_v2", "get_capital_beta"]),
     texts(30),
     st.none(),
-    st.integers(),
-    st.integers(10**4400, 10**4401),  # too many digits for str()
+    st.integers(-(10**100), 10**100),
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | texts(40),
+    # Bounded: hypothesis cannot print a failing example holding an int too long for str(); actions and tool
+    # results with such ints have tests of their own (test_env, test_protocol).
+    st.none() | st.booleans() | st.integers(-(10**100), 10**100) | st.floats(allow_nan=True) | texts(40),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts(10), inner, max_size=4),
     max_leaves=12,
 )

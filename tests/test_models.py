@@ -433,7 +433,8 @@ def test_embedded_adapter_from_another_machine(tokenizer, tmp_path):
     config["base_model_name_or_path"] = f"/home/someone-else/.cache/labkit/{EMBEDDED_DIR_NAME}"
     config_path.write_text(json.dumps(config))
     loaded = load_model(tmp_path)
-    assert torch.allclose(logits(loaded.model, tokenizer), logits(adapted, tokenizer), atol=1e-4)  # merged: float rounding
+    # Merged weights round differently from the adapter applied on the side: about 1e-4 on logits of size 10.
+    assert torch.allclose(logits(loaded.model, tokenizer), logits(adapted, tokenizer), atol=1e-3)
 
 
 def test_load_model_names_the_embedded_model(tokenizer):
