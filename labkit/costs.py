@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 TIMING_TRAIN_TOKENS = 384  # about a training row: the shipped datasets' rows are 380-640 template tokens on average
 TIMING_DECODE_STEPS = 8  # generation steps timed beyond the first
 EPISODE_PROMPT_TOKENS = 400  # the system prompt, the tools' docs and the task: what each GRPO episode's training pass reads first
-REPLY_SHARE = 1.0
-SPEED_MAX_AGE_S = 15 * 60  # a measurement older than this is taken again: the machine may have got busier or quieter  # training reads a tool reply about as long as each turn the model wrote
+REPLY_SHARE = 1.0  # training reads a tool reply about as long as each turn the model wrote
+SPEED_MAX_AGE_S = 15 * 60  # a measurement older than this is taken again: the machine may have got busier or quieter
 
 
 @dataclass(frozen=True)
