@@ -44,6 +44,7 @@ Two decisions that keep the transcript well formed:
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Sequence
 
@@ -159,7 +160,6 @@ def rollout_batch(
     finishes, with the turn being played in its postfix, so a long batch never looks stuck.
     """
     import torch
-    from contextlib import nullcontext
 
     gen = gen or GenerationConfig()
     catalog = catalog or load_catalog()  # once, not once per environment
