@@ -85,6 +85,7 @@ data: $(STAMP)
 	$(BIN)/labkit tasks generate --split evolved --n 200 --seed 1 --out data/tasks/evolved.jsonl
 	$(BIN)/labkit tasks generate --split unseen --n 200 --seed 1 --out data/tasks/unseen.jsonl
 	$(BIN)/labkit teach --teacher trial --tasks data/tasks/train.jsonl --out data/trajectories/trial-train
+	$(BIN)/labkit teach --teacher recover --tasks data/tasks/train.jsonl --out data/trajectories/recover-train
 	$(BIN)/labkit teach --teacher golden --tasks data/tasks/train.jsonl --out data/trajectories/golden-train
 
 # Notebooks 01-05 in one go: data, SFT, GRPO, evaluation, report. Resumes where it stopped.

@@ -2,13 +2,22 @@
 
     labkit ablation --profile cpu
 
-From the same base and the same training tasks, it trains SFT-golden and
-SFT-trial at a matched token budget (:mod:`labkit.sft`), then GRPO in the live
-environment twice (:mod:`labkit.rl`): on top of SFT-trial, and from the base
-model alone. It evaluates all five arms on the seen, evolved and unseen splits
-with the same tasks and seeds (:mod:`labkit.evaluate`), and writes
-``reports/ablation.md`` with its plots. Every stage resumes: a finished run or
-evaluation is read back, an interrupted one continues where it stopped.
+From the same base and the same training tasks, it trains three SFT arms
+(:mod:`labkit.sft`): SFT-golden imitates the documented calls, SFT-recover calls
+as documented and fixes what fails from the error, SFT-trial probes each tool
+first and then recovers too. Recover against trial separates "fix after
+failing" from "try first". Then GRPO in the live environment twice
+(:mod:`labkit.rl`): on top of SFT-trial, and from the base model alone. It
+evaluates every arm on the seen, evolved and unseen splits with the same tasks
+and seeds (:mod:`labkit.evaluate`), and writes ``reports/ablation.md`` with its
+plots. Every stage resumes: a finished run or evaluation is read back, an
+interrupted one continues where it stopped.
+
+Budgets: ``budget="tokens"`` gives every SFT arm the same number of training
+tokens (trial trajectories are longer, so that arm sees fewer tasks);
+``budget="tasks"`` trains every arm on its own trajectories of every training
+task for the same epochs. ``curve`` adds a learning curve: each SFT arm trained
+at several token budgets and evaluated on evolved + unseen.
 """
 
 from __future__ import annotations
@@ -27,9 +36,17 @@ from labkit.profiles import get_profile
 from labkit.rl import RLRunConfig, format_number, stack_on_init, train_rl
 from labkit.sft import SFTRunConfig, ship_adapter, train_sft
 
-ARMS = ("base", "sft-golden", "sft-trial", "sft-trial-grpo", "grpo-only")
+ARMS = ("base", "sft-golden", "sft-recover", "sft-trial", "sft-trial-grpo", "grpo-only")
 SPLITS = ("seen", "evolved", "unseen")
-DATASETS = {"sft-golden": "trajectories/golden-train", "sft-trial": "trajectories/trial-train"}  # under AblationConfig.data
+HARD = ("evolved", "unseen")  # the splits the thesis is about: changed tools and tools never trained on
+DATASETS = {  # under AblationConfig.data
+    "sft-golden": "trajectories/golden-train",
+    "sft-recover": "trajectories/recover-train",
+    "sft-trial": "trajectories/trial-train",
+}
+BUDGETS = ("tokens", "tasks")
+# The differences the report puts intervals on: each claim of the lab, as (arm, minus arm).
+GAPS = (("sft-trial", "sft-golden"), ("sft-recover", "sft-golden"), ("sft-trial", "sft-recover"), ("sft-trial-grpo", "sft-trial"), ("grpo-only", "base"))
 TRAIN_TASKS = "tasks/train.jsonl"  # the tasks GRPO plays, under AblationConfig.data
 RL_ARMS = {"sft-trial-grpo": "sft-trial", "grpo-only": None}  # arm -> the SFT arm it starts from (None: the base model)
 
@@ -58,7 +75,9 @@ class AblationConfig:
     n: int | None = None  # None: the profile's
     seeds: int | None = None
     max_turns: int | None = None
-    token_budget: int | None = None  # None: the sft profile's, capped by the smaller dataset
+    token_budget: int | None = None  # budget="tokens": None is the sft profile's, capped by the smallest dataset
+    budget: str = "tokens"  # "tokens": the same training tokens for every SFT arm; "tasks": every arm's whole dataset
+    curve: tuple[int, ...] = ()  # token budgets of a learning curve (each SFT arm, evaluated on evolved + unseen)
     rl_steps: int | None = None  # None: the rl profile's
     ship: str | None = None  # copy the trained adapters here (``data/adapters`` is what the notebooks load)
     micro_batch: int = 4  # GRPO episodes per forward/backward pass; lower it if memory runs out
@@ -70,6 +89,11 @@ class AblationConfig:
         if unknown or not self.arms:
             raise ValueError(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
         self.arms = tuple(arm for arm in ARMS if arm in self.arms)
+        if self.budget not in BUDGETS:
+            raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {self.budget!r}")
+        if any(b <= 0 for b in self.curve):
+            raise ValueError(f"learning-curve budgets must be positive token counts, got {list(self.curve)}")
+        self.curve = tuple(sorted(set(self.curve)))
         size = SIZES[get_profile(self.profile).name]
         self.n = self.n or size.n
         self.seeds = self.seeds or size.seeds
@@ -89,6 +113,8 @@ class AblationConfig:
         options = {
             "--data": self.data != "data" and self.data,
             "--token-budget": self.token_budget,
+            "--budget": self.budget != "tokens" and self.budget,
+            "--curve": self.curve and ",".join(map(str, self.curve)),
             "--rl-steps": self.rl_steps,
             "--micro-batch": self.micro_batch != 4 and self.micro_batch,
             "--engine": self.engine != "auto" and self.engine,
@@ -99,19 +125,29 @@ class AblationConfig:
         return f"labkit ablation --profile {self.profile} --n {self.n} --seeds {self.seeds}{extra} --out {self.out}{arms}"
 
 
-def matched_budget(config: AblationConfig, tokenizer) -> int:
-    """One token budget for every arm: the profile's, or less when a dataset cannot fill it."""
+def dataset_tokens(config: AblationConfig, tokenizer) -> dict[str, int]:
+    """Training tokens in the whole dataset of each SFT arm to train (the rows that fit the profile's max_length)."""
+    max_length = SFTRunConfig(profile=config.profile).max_length
+    totals = {}
+    for arm in config.sft_arms:
+        lengths = token_lengths(load_dataset_dir(config.datasets[arm]), tokenizer)
+        totals[arm] = sum(n for n in lengths if n <= max_length)
+    return totals
 
-    wanted = SFTRunConfig(profile=config.profile, token_budget=config.token_budget)
-    totals = []
-    for path in config.datasets.values():
-        lengths = token_lengths(load_dataset_dir(path), tokenizer)
-        totals.append(sum(n for n in lengths if n <= wanted.max_length))
-    return min([*totals, wanted.token_budget] if wanted.token_budget else totals)
+
+def arm_budgets(config: AblationConfig, tokenizer) -> dict[str, int]:
+    """Each SFT arm's training tokens: one matched budget (the profile's, or less when a dataset cannot
+    fill it), or with ``budget="tasks"`` each arm's whole dataset."""
+    totals = dataset_tokens(config, tokenizer)
+    if config.budget == "tasks":
+        return totals
+    wanted = SFTRunConfig(profile=config.profile, token_budget=config.token_budget).token_budget
+    matched = min([*totals.values(), wanted] if wanted else totals.values(), default=0)
+    return {arm: matched for arm in totals}
 
 
-def sft_config(config: AblationConfig, arm: str, budget: int) -> SFTRunConfig:
-    return SFTRunConfig(data=config.datasets[arm], profile=config.profile, out=f"{config.out}/{arm}", token_budget=budget)
+def sft_config(config: AblationConfig, arm: str, budget: int, out: str | None = None) -> SFTRunConfig:
+    return SFTRunConfig(data=config.datasets[arm], profile=config.profile, out=out or f"{config.out}/{arm}", token_budget=budget)
 
 
 def rl_config(config: AblationConfig, arm: str) -> RLRunConfig:
@@ -121,12 +157,44 @@ def rl_config(config: AblationConfig, arm: str) -> RLRunConfig:
                         micro_batch=config.micro_batch, engine=config.engine)
 
 
-def eval_config(config: AblationConfig, arm: str, split: str) -> EvalConfig:
-    policy = get_profile(config.profile).model if arm == "base" else f"{config.out}/{arm}"
+def eval_config(config: AblationConfig, arm: str, split: str, policy: str | None = None, out: str | None = None) -> EvalConfig:
+    policy = policy or (get_profile(config.profile).model if arm == "base" else f"{config.out}/{arm}")
     return EvalConfig(
-        policy=policy, split=split, n=config.n, seeds=config.seeds, profile=config.profile, max_turns=config.max_turns, out=f"{config.out}/eval/{arm}-{split}",
-        engine=config.engine,
+        policy=policy, split=split, n=config.n, seeds=config.seeds, profile=config.profile, max_turns=config.max_turns,
+        out=out or f"{config.out}/eval/{arm}-{split}", engine=config.engine,
     )
+
+
+def curve_points(config: AblationConfig, totals: dict[str, int]) -> list[tuple[str, int]]:
+    """The learning curve's (arm, token budget) runs; a budget beyond an arm's dataset becomes the whole dataset."""
+    return sorted({(arm, min(budget, totals[arm])) for arm in config.sft_arms if arm in config.arms for budget in config.curve})
+
+
+def curve_out(config: AblationConfig, arm: str, budget: int) -> str:
+    return f"{config.out}/curve/{arm}-{budget}"
+
+
+def learning_curve(config: AblationConfig, totals: dict[str, int], budgets: dict[str, int], progress: bool = True) -> dict[str, list[dict]]:
+    """Train each SFT arm at each of ``config.curve``'s budgets and evaluate it on evolved + unseen.
+
+    A budget equal to the arm's own in the ablation (``budgets``) reads that run and its evaluations back.
+    Returns ``{arm: [{"tokens", "rows", "success", "success_ci95", "evolved", "unseen"}, ...]}`` by budget.
+    """
+    curves: dict[str, list[dict]] = {}
+    for arm, budget in curve_points(config, totals):
+        own = budget == budgets.get(arm)
+        out = f"{config.out}/{arm}" if own else curve_out(config, arm, budget)
+        if progress:
+            tqdm.write(f"[ablation] learning curve: {arm} at {budget} tokens")
+        card = train_sft(sft_config(config, arm, budget, out=out), progress=progress)
+        evals = {split: eval_config(config, arm, split) if own else eval_config(config, arm, split, policy=out, out=f"{out}/eval-{split}") for split in HARD}
+        by_split = {split: evaluate(ec, progress=progress) for split, ec in evals.items()}
+        pooled = bootstrap_metrics([row for ec in evals.values() for row in read_rows(Path(ec.out) / "episodes.jsonl")])
+        curves.setdefault(arm, []).append({
+            "tokens": card["data"]["tokens"], "rows": card["data"]["rows"], "success": pooled["success"], "success_ci95": pooled["success_ci95"],
+            **{split: by_split[split]["success"] for split in HARD},
+        })
+    return curves
 
 
 def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
@@ -139,13 +207,13 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
     from labkit.models import load_tokenizer
 
     tokenizer = load_tokenizer(get_profile(config.profile).model)
-    budget = matched_budget(config, tokenizer)
+    budgets = arm_budgets(config, tokenizer)
     seconds, clock = {}, time.perf_counter()
     runs = {}
     for arm in config.sft_arms:
         if progress:
-            tqdm.write(f"[ablation] training {arm} on {config.datasets[arm]} ({budget} tokens)")
-        runs[arm] = train_sft(sft_config(config, arm, budget), progress=progress)
+            tqdm.write(f"[ablation] training {arm} on {config.datasets[arm]} ({budgets[arm]} tokens)")
+        runs[arm] = train_sft(sft_config(config, arm, budgets[arm]), progress=progress)
         if config.ship:
             ship_adapter(f"{config.out}/{arm}", f"{config.ship}/{arm}")
     seconds["sft"], clock = time.perf_counter() - clock, time.perf_counter()
@@ -165,9 +233,12 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
             if progress:
                 tqdm.write(f"[ablation] evaluating {arm} on {split}")
             metrics[(arm, split)] = evaluate(eval_config(config, arm, split), progress=progress)
-    seconds["evaluation"] = time.perf_counter() - clock
+    seconds["evaluation"], clock = time.perf_counter() - clock, time.perf_counter()
+    curves = learning_curve(config, dataset_tokens(config, tokenizer), budgets, progress) if config.curve else {}
+    if curves:
+        seconds["learning curve"] = time.perf_counter() - clock
     pooled = pooled_metrics(config)
-    result = {"runs": runs, "rl_runs": rl_runs, "metrics": metrics, "pooled": pooled, "budget": budget, "seconds": seconds}
+    result = {"runs": runs, "rl_runs": rl_runs, "metrics": metrics, "pooled": pooled, "budgets": budgets, "curves": curves, "seconds": seconds}
     write_ablation_report(config, result)
     return result
 
@@ -179,15 +250,33 @@ def arm_rows(config: AblationConfig, arm: str, splits: tuple[str, ...]) -> list[
     return [row for split in splits for row in read_rows(Path(eval_config(config, arm, split).out) / "episodes.jsonl")]
 
 
+def _episode_key(row: dict) -> tuple | None:
+    return (row["eval_split"], row["seed"], row["task_id"]) if {"eval_split", "seed", "task_id"} <= set(row) else None
+
+
 def success_gap(rows_a: list[dict], rows_b: list[dict], resamples: int = 2000, seed: int = 0) -> dict:
-    """Success of A minus success of B, with a 95% bootstrap interval (each arm resampled on its own)."""
+    """Success of A minus success of B, with a 95% bootstrap interval.
+
+    When both arms played the same episodes (split, seed and task), the episodes are resampled
+    in pairs, so the task-to-task spread that both arms share does not widen the interval;
+    otherwise each arm is resampled on its own.
+    """
+    keys_a, keys_b = [_episode_key(r) for r in rows_a], [_episode_key(r) for r in rows_b]
+    paired = None not in keys_a and len(set(keys_a)) == len(keys_a) and set(keys_a) == set(keys_b)
+    if paired:
+        by_key = {k: float(r["success"]) for k, r in zip(keys_b, rows_b)}
+        rows_b = [{"success": by_key[k]} for k in keys_a]
     a = np.array([float(r["success"]) for r in rows_a])
     b = np.array([float(r["success"]) for r in rows_b])
     if not a.size or not b.size:
-        return {"gap": float("nan"), "ci95": [None, None]}
+        return {"gap": float("nan"), "ci95": [None, None], "paired": False}
     rng = np.random.default_rng(seed)
-    gaps = rng.choice(a, (resamples, a.size)).mean(1) - rng.choice(b, (resamples, b.size)).mean(1)
-    return {"gap": float(a.mean() - b.mean()), "ci95": [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))]}
+    if paired:
+        picks = rng.integers(0, a.size, (resamples, a.size))
+        gaps = a[picks].mean(1) - b[picks].mean(1)
+    else:
+        gaps = rng.choice(a, (resamples, a.size)).mean(1) - rng.choice(b, (resamples, b.size)).mean(1)
+    return {"gap": float(a.mean() - b.mean()), "ci95": [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))], "paired": paired}
 
 
 def success_table(config: AblationConfig, metrics: dict, pooled: dict) -> list[str]:
@@ -202,7 +291,7 @@ def success_table(config: AblationConfig, metrics: dict, pooled: dict) -> list[s
     ]
 
 
-def pooled_metrics(config: AblationConfig, splits: tuple[str, ...] = ("evolved", "unseen")) -> dict:
+def pooled_metrics(config: AblationConfig, splits: tuple[str, ...] = HARD) -> dict:
     return {arm: bootstrap_metrics(arm_rows(config, arm, splits)) for arm in config.arms}
 
 
@@ -214,7 +303,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
     report = Path(config.report)
     (report.parent / "figures").mkdir(parents=True, exist_ok=True)
     # Named after the report, so that a report of a few arms beside the full one keeps its own plots.
-    figure = {name: f"figures/{report.stem}_{name}.png" for name in ("success", "robustness", "failures", "loss", "grpo")}
+    figure = {name: f"figures/{report.stem}_{name}.png" for name in ("success", "robustness", "failures", "loss", "grpo", "curve")}
     metrics = result["metrics"]
     charts = {
         "success": plots.success_by_split({(arm, split): m for (arm, split), m in metrics.items()}),
@@ -227,30 +316,33 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         charts["loss"] = plots.loss_curve({arm: card["loss_curve"] for arm, card in result["runs"].items()})
     if result["rl_runs"]:
         charts["grpo"] = plots.rl_curves({arm: card["history"] for arm, card in result["rl_runs"].items()})
+    if result["curves"]:
+        charts["curve"] = plots.learning_curve(result["curves"])
     for name, chart in charts.items():
         chart.savefig(report.parent / figure[name], dpi=110)
 
-    hard = ("evolved", "unseen")
     pooled = result["pooled"]
-    gaps = {
-        (a, b): success_gap(arm_rows(config, a, hard), arm_rows(config, b, hard))
-        for a, b in (("sft-trial", "sft-golden"), ("sft-trial-grpo", "sft-trial"), ("grpo-only", "base"))
-        if a in config.arms and b in config.arms
-    }
+    gaps = {(a, b): success_gap(arm_rows(config, a, HARD), arm_rows(config, b, HARD)) for a, b in GAPS if a in config.arms and b in config.arms}
+    budgets = result["budgets"]
+    if config.budget == "tasks":
+        budget_text = (f"train on their own trajectories of every training task for the same epochs "
+                       f"({', '.join(f'{arm} {budgets[arm]}' for arm in result['runs'])} template tokens)")
+    else:
+        budget_text = f"train on the same training tasks at a matched budget of {min(budgets.values(), default=0)} template tokens"
     lines = [
         "# Ablation: trial-and-execution vs golden trajectories, and what GRPO adds",
         "",
         f"Reproduce with `{config.command()}` (every stage resumes from `{config.out}`).",
         "",
-        (f"The SFT arms ({', '.join(result['runs'])}) start from `{get_profile(config.profile).model}` and train on the same training tasks at a matched budget of "
-         f"{result['budget']} template tokens. " if result["runs"] else "")
+        (f"The SFT arms ({', '.join(result['runs'])}) start from `{get_profile(config.profile).model}` and {budget_text}. " if result["runs"] else "")
         + "".join(f"{arm} trains with GRPO in the live environment on the same training tasks, from {card['config']['init']}. " for arm, card in result["rl_runs"].items())
         + f"Each cell is success over {config.n} tasks x {config.seeds} seed(s), "
         f"at most {config.max_turns} turns, with a 95% bootstrap interval.",
         "",
         *success_table(config, metrics, pooled),
         "",
-        *(["Differences in success on evolved + unseen, with 95% bootstrap intervals:", "", *[f"- **{a} minus {b}: {_gap_text(gap)}**" for (a, b), gap in gaps.items()], ""] if gaps else []),
+        *(["Differences in success on evolved + unseen, with 95% bootstrap intervals (paired by task and seed where both arms played the same episodes):",
+           "", *[f"- **{a} minus {b}: {_gap_text(gap)}**" for (a, b), gap in gaps.items()], ""] if gaps else []),
         f"![success by split]({figure['success']})",
         "",
         "## Evolved tools, by level",
@@ -305,6 +397,22 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
             ],
             "",
             f"![grpo]({figure['grpo']})",
+            "",
+        ]
+    if result["curves"]:
+        lines += [
+            "## Learning curve",
+            "",
+            "Each SFT arm trained again at each token budget (`--curve`), and evaluated on evolved + unseen with the same tasks and seeds as the table above.",
+            "",
+            "| arm | tokens | rows | evolved | unseen | evolved + unseen |",
+            "|:--|--:|--:|--:|--:|--:|",
+            *[
+                f"| {arm} | {p['tokens']} | {p['rows']} | {p['evolved']:.3f} | {p['unseen']:.3f} | {p['success']:.3f} [{p['success_ci95'][0]:.3f}, {p['success_ci95'][1]:.3f}] |"
+                for arm, points in result["curves"].items() for p in points
+            ],
+            "",
+            f"![learning curve]({figure['curve']})",
             "",
         ]
     report.write_text("\n".join(lines), encoding="utf-8")

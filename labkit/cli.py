@@ -249,13 +249,26 @@ def cmd_rl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_counts(text: str | None) -> tuple[int, ...]:
+    """``"25000,50k"`` -> ``(25000, 50000)``."""
+    counts = []
+    for item in (text or "").split(","):
+        item = item.strip().lower()
+        if item:
+            try:
+                counts.append(int(float(item[:-1]) * 1000) if item.endswith("k") else int(item))
+            except ValueError:
+                raise ValueError(f"--curve takes token counts separated by commas (e.g. 25000,50k,100k), got {item!r}") from None
+    return tuple(counts)
+
+
 def cmd_ablation(args: argparse.Namespace) -> int:
     from labkit.ablation import ARMS, AblationConfig, run_ablation, success_table
 
     try:
         config = AblationConfig(profile=args.profile, out=str(args.out), report=str(args.report), data=args.data, n=args.n, seeds=args.seeds,
-                                token_budget=args.token_budget, rl_steps=args.rl_steps, ship=args.ship, arms=tuple(args.arms.split(",")) if args.arms else ARMS,
-                                micro_batch=args.micro_batch, engine=args.engine)
+                                token_budget=args.token_budget, budget=args.budget, curve=_token_counts(args.curve), rl_steps=args.rl_steps, ship=args.ship,
+                                arms=tuple(args.arms.split(",")) if args.arms else ARMS, micro_batch=args.micro_batch, engine=args.engine)
     except ValueError as error:
         raise SystemExit(f"labkit ablation: {error}") from None
     result = run_ablation(config)
@@ -318,13 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tasks_generate)
 
     p = with_tools_module(sub.add_parser("teach", help="write teacher trajectories as an HF dataset with a card"))
-    p.add_argument("--teacher", choices=("trial", "golden", "llm"), default="trial")
+    p.add_argument("--teacher", choices=("trial", "recover", "golden", "llm"), default="trial")
     p.add_argument("--split", choices=SPLITS, default="train")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--level", type=int, choices=range(5), help="fix the evolution level")
     p.add_argument("--tasks", help="your own tasks JSONL instead of generated ones")
-    p.add_argument("--mistake-rate", type=float, default=0.3, help="how often the trial teacher slips and recovers")
+    p.add_argument("--mistake-rate", type=float, default=0.3, help="how often the trial and recover teachers slip and recover")
     p.add_argument("--max-turns", type=int, help="cap each episode's turns")
     p.add_argument("--out", type=Path, required=True)
     llm = p.add_argument_group(
@@ -342,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_teach)
 
     p = with_tools_module(sub.add_parser("eval", help="evaluate a policy: metrics with 95%% CIs, failure taxonomy, report, traces"))
-    p.add_argument("--policy", required=True, help="teacher:trial, teacher:golden, random, tiny, smollm2-135m, a hub id, a run or adapter folder, or openai:MODEL@BASE_URL")
+    p.add_argument("--policy", required=True, help="teacher:trial, teacher:recover, teacher:golden, random, tiny, smollm2-135m, a hub id, a run or adapter folder, or openai:MODEL@BASE_URL")
     p.add_argument("--split", choices=SPLITS, default="evolved")
     p.add_argument("--level", type=int, choices=range(5))
     p.add_argument("--tasks", help="your own tasks JSONL instead of generated ones")
@@ -390,17 +403,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_rl)
 
-    p = sub.add_parser("ablation", help="base, SFT-golden, SFT-trial, SFT-trial+GRPO and GRPO-only on seen, evolved and unseen; writes reports/ablation.md")
+    p = sub.add_parser("ablation", help="base, SFT-golden, SFT-recover, SFT-trial, SFT-trial+GRPO and GRPO-only on seen, evolved and unseen; writes reports/ablation.md")
     p.add_argument("--profile", choices=profiles, default="cpu")
     p.add_argument("--n", type=int, help="tasks per seed per split (default: the profile's)")
     p.add_argument("--seeds", type=int, help="default: the profile's")
     p.add_argument("--token-budget", type=int, help="training tokens per arm (default: the profile's)")
+    p.add_argument("--budget", choices=("tokens", "tasks"), default="tokens",
+                   help="tokens: every SFT arm gets the same training tokens (default); tasks: every arm trains on its own trajectories of every training task")
+    p.add_argument("--curve", help="a learning curve too: SFT token budgets, e.g. 25k,50k,100k,1000k (a budget beyond a dataset is the whole dataset)")
     p.add_argument("--rl-steps", type=int, help="GRPO steps per RL arm (default: the profile's)")
     p.add_argument("--data", default="data", help="where the tasks and teacher datasets are (default: the shipped data/)")
     p.add_argument("--out", type=Path, default=Path("runs/ablation"))
     p.add_argument("--report", type=Path, default=Path("reports/ablation.md"))
     p.add_argument("--ship", help="also copy the trained adapters here (data/adapters is what notebooks 03 and 04 load)")
-    p.add_argument("--arms", help="comma-separated arms to evaluate and report (default: all five); only the SFT runs they need train")
+    p.add_argument("--arms", help="comma-separated arms to evaluate and report (default: all six); only the SFT runs they need train")
     p.add_argument("--micro-batch", type=int, default=4, help="GRPO episodes per forward/backward pass (default 4); lower it if memory runs out")
     p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.set_defaults(func=cmd_ablation)

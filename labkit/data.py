@@ -41,28 +41,33 @@ def _flat_messages(messages: list[dict]) -> list[dict]:
                 if calls
                 else None,
                 "name": message.get("name"),
+                # only where a turn must not be trained on, so datasets without such turns keep their schema
+                **({"train": message["train"]} if "train" in message else {}),
             }
         )
     return flat
 
 
 def recoveries(trajectory: Trajectory) -> int:
-    """Failed tool calls put right later in the episode.
+    """Failed calls outside the trial phase put right later in the episode.
 
     A fix is a later successful call of the same tool, or of an undocumented one (where a redirect
     pointed); after calling a tool that is unknown or disabled, a success with any tool is the fix.
-    Merely moving on to the next hop is not a recovery.
+    Merely moving on to the next hop is not a recovery. A trial's error is how a probe learns, not
+    a mistake, so it is neither counted nor a recovery (the same rule as ``n_errors``).
     """
     documented = {doc["function"]["name"] for doc in trajectory.toolset.docs}
-    calls = [(s.action.name, s.observation) for s in trajectory.steps if isinstance(s.action, ToolCall) and s.observation]
+    calls = [(s.action.name, s.observation, s.phase) for s in trajectory.steps if isinstance(s.action, ToolCall) and s.observation]
     switched = {ErrorKind.UNKNOWN_TOOL, ErrorKind.UNAVAILABLE}
 
     def fixes(name: str, error: ErrorKind, later: str) -> bool:
         return later == name or later not in documented or error in switched
 
     return sum(
-        not obs.ok and any(later_obs.ok and fixes(name, obs.error, later) for later, later_obs in calls[i + 1 :])
-        for i, (name, obs) in enumerate(calls)
+        phase != "trial"
+        and not obs.ok
+        and any(later_obs.ok and fixes(name, obs.error, later) for later, later_obs, _ in calls[i + 1 :])
+        for i, (name, obs, phase) in enumerate(calls)
     )
 
 
@@ -92,7 +97,7 @@ def trajectory_row(trajectory: Trajectory, policy: str, system: str = SYSTEM_PRO
         "n_trials": sum(s.phase == "trial" for s in steps),
         "n_calls": trajectory.n_calls,
         "n_tokens": trajectory.n_tokens,
-        "n_errors": sum(bool(e) for e in errors),
+        "n_errors": sum(bool(e) and s.phase != "trial" for e, s in zip(errors, steps)),
         "n_recoveries": recoveries(trajectory),
         "answer": trajectory.answer or "",
         "success": trajectory.success,

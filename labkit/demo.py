@@ -95,7 +95,7 @@ def make_data(config: DemoConfig, progress: bool = True) -> dict[str, bool]:
             teach(TeachConfig(teacher=teacher, tasks_file=str(tasks), out=str(out)), progress=progress, tokenizer=tokenizer)
     if config.size.train_tasks != SHIPPED_TRAIN_TASKS:
         return {}
-    pairs = {TRAIN_TASKS: TRAIN_TASKS, **{path: f"{path}/data.parquet" for path in DATASETS.values()}}
+    pairs = {TRAIN_TASKS: TRAIN_TASKS, **{DATASETS[arm]: f"{DATASETS[arm]}/data.parquet" for arm in TEACHERS}}
     # Run from outside the lab's folder, the shipped files are not at hand: nothing to compare with.
     return {name: filecmp.cmp(Path(config.data) / file, Path(SHIPPED) / file, shallow=False) for name, file in pairs.items() if (Path(SHIPPED) / file).is_file()}
 

@@ -49,6 +49,7 @@ class ToolCall:
     phase: str = "execution"
     thought: str = ""
     n_tokens: int | None = None
+    slip: bool = False  # a teacher's deliberate mistake: the learner reads it as context but is never trained to write it
 
 
 @dataclass
@@ -154,7 +155,7 @@ def clean_action(action: Any) -> Action:
     if isinstance(action, ToolCall):
         arguments = valid_text(action.arguments) if isinstance(action.arguments, str) else plain_json(action.arguments)
         name = None if action.name is None else plain_text(action.name)
-        return ToolCall(name, arguments, plain_text(action.phase), plain_text(action.thought), action.n_tokens)
+        return ToolCall(name, arguments, plain_text(action.phase), plain_text(action.thought), action.n_tokens, action.slip is True)
     if isinstance(action, Answer):
         return Answer(plain_text(action.text), plain_text(action.thought), action.n_tokens)
     error = getattr(action, "error", "unreadable action")

@@ -111,9 +111,10 @@ def classify_failure(row: dict) -> str | None:
     last_call = max((i for i, c in enumerate(called) if c), default=None)
     if last_call is not None and errors[last_call] and phases[-1] == "answer":
         return "ignored_error"
-    if {"unknown_parameter", "missing_parameter"} & set(errors):
+    mistakes = {e for e, p in zip(errors, phases) if p != "trial"}  # a probe's error is how a trial learns
+    if {"unknown_parameter", "missing_parameter"} & mistakes:
         return "wrong_parameter_name"
-    if {"invalid_value", "wrong_type", "malformed_arguments"} & set(errors):
+    if {"invalid_value", "wrong_type", "malformed_arguments"} & mistakes:
         return "wrong_value_or_format"
     trialled = {c for c, p in zip(called, phases) if p == "trial" and c}
     if trialled and not any(c in trialled for c, p in zip(called, phases) if p == "execution"):
@@ -129,7 +130,7 @@ def classify_failure(row: dict) -> str | None:
 def _episode_values(row: dict) -> dict[str, tuple[float, float]]:
     """Per-episode (numerator, denominator) pairs: ratio metrics pool over episodes, means average."""
     phases, errors, called = row["phases"], row["errors"], row["tools_called"]
-    attempts = [e for p, e in zip(phases, errors) if p in ("trial", "execution", "invalid")]
+    attempts = [e for p, e in zip(phases, errors) if p in ("execution", "invalid")]  # a trial may be rejected on purpose
     trialled = {c for c, p in zip(called, phases) if p == "trial" and c}
     used = any(c in trialled for c, p, e in zip(called, phases, errors) if p == "execution" and not e)
     return {

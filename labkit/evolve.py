@@ -112,11 +112,9 @@ def deprecate_with_redirect(toolset: ToolSet, name: str, rng: random.Random) -> 
         return None
     sunset = date(2025, rng.randint(1, 12), rng.randint(1, 28)).isoformat()
 
-    def removed(_kwargs: dict) -> Any:
-        raise ToolCallError(ErrorKind.DEPRECATED, f"'{name}' was removed on {sunset}; use '{successor}' instead.")
-
+    removed = ToolCallError(ErrorKind.DEPRECATED, f"'{name}' was removed on {sunset}; use '{successor}' instead.")
     toolset.tools[successor] = replace(toolset.tools[name], name=successor)
-    toolset.tools[name] = replace(toolset.tools[name], run=removed)
+    toolset.tools[name] = replace(toolset.tools[name], refusal=removed)
     return Change("deprecate_with_redirect", name, f"'{name}' is removed; its replacement is '{successor}'")
 
 
@@ -129,7 +127,7 @@ def add_distractors(toolset: ToolSet, name: str, rng: random.Random) -> Change |
     added = []
     for suffix in suffixes:
         twin = name + suffix
-        toolset.tools[twin] = replace(toolset.tools[name], name=twin, refusal=f"'{twin}' is not enabled for this account (HTTP 403).")
+        toolset.tools[twin] = replace(toolset.tools[name], name=twin, refusal=ToolCallError(ErrorKind.UNAVAILABLE, f"'{twin}' is not enabled for this account (HTTP 403)."))
         twin_doc = {"type": "function", "function": {**doc["function"], "name": twin}}
         toolset.docs.insert(rng.randrange(len(toolset.docs) + 1), twin_doc)
         added.append(twin)

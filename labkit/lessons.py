@@ -272,10 +272,10 @@ def dataset_stats(rows: list[dict], tokenizer=None) -> dict[str, list]:
 
 METRIC_MEANINGS = {
     "success": "share of episodes whose final answer passes the task's checker",
-    "valid_call_rate": "share of attempted calls that were well-formed for the tool as it really is (right name, parameters, types)",
+    "valid_call_rate": "share of the calls made to do the task (not trials) that were well-formed for the tool as it really is (right name, parameters, types)",
     "trials_per_episode": "turns the agent itself labelled <trial>",
     "trial_then_use_rate": "of episodes with a trial, the share that then used a trialled tool successfully in execution",
-    "error_recovery_rate": "of failed calls, the share followed later by a successful call",
+    "error_recovery_rate": "of failed calls outside trials, the share put right later by a successful call",
     "calls_per_episode": "tool calls per episode",
     "tokens_per_episode": "tokens the agent generated per episode",
 }
@@ -447,7 +447,7 @@ def recovery_note(results: dict) -> str:
         low.append(rate < 0.1)
     if not parts:
         return ""
-    text = "**Error recovery** (share of failed calls followed by a successful one): " + "; ".join(parts) + ". "
+    text = "**Error recovery** (share of failed calls outside trials put right by a later successful one): " + "; ".join(parts) + ". "
     if low and all(low):
         text += (
             "Near zero means the models rarely fix a call after an error. A model fine-tuned on trial trajectories writes "
@@ -967,14 +967,14 @@ def trained_policies(profile: str, source: str, adapters_root: str | None = None
     if source == TRAINED_SOURCES[1]:
         if name != "cpu":
             return {}
-        folders = {arm: f"{adapters_root or SHIPPED_ADAPTERS}/{arm}" for arm in ("sft-golden", "sft-trial", SHIPPED_RL)}
+        folders = {arm: f"{adapters_root or SHIPPED_ADAPTERS}/{arm}" for arm in ("sft-golden", "sft-recover", "sft-trial", SHIPPED_RL)}
     else:
         folders = {arm: f"runs/notebook-sft/{name}/{arm}" for arm in ("sft-golden", "sft-trial")}
         folders[SHIPPED_RL] = f"runs/notebook-rl/{name}/{SHIPPED_RL}"
     return {arm: folder for arm, folder in folders.items() if (Path(folder) / "adapter_config.json").is_file()}
 
 
-TRAINED_LABELS = {"sft-golden": "SFT-golden", "sft-trial": "SFT-trial", SHIPPED_RL: "SFT-trial + GRPO"}
+TRAINED_LABELS = {"sft-golden": "SFT-golden", "sft-recover": "SFT-recover", "sft-trial": "SFT-trial", SHIPPED_RL: "SFT-trial + GRPO"}
 SAME_WITHIN = 0.05  # success gaps smaller than this, on a few dozen episodes, grade as "about the same"
 
 

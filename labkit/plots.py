@@ -153,3 +153,26 @@ def rl_curves(histories: dict[str, list[dict]]) -> Figure:
     if len(histories) > 1:
         fig.axes[0].legend(fontsize=8)
     return fig
+
+
+def learning_curve(curves: dict[str, list[dict]]) -> Figure:
+    """Success on evolved + unseen against SFT training tokens, one line per arm, with 95% intervals.
+
+    ``curves`` maps an arm to points ``{"tokens", "success", "success_ci95"}`` (``labkit.ablation.learning_curve``).
+    """
+    fig = Figure(figsize=(6, 3.4), layout="constrained")
+    ax = fig.subplots()
+    for name, points in curves.items():
+        tokens = [p["tokens"] for p in points]
+        success = [p["success"] for p in points]
+        low = [p["success"] - p["success_ci95"][0] for p in points]
+        high = [p["success_ci95"][1] - p["success"] for p in points]
+        ax.errorbar(tokens, success, yerr=[low, high], marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("SFT training tokens")
+    ax.set_ylabel("success, evolved + unseen")
+    ax.set_ylim(0, 1)
+    ax.set_title("Learning curve")
+    if curves:
+        ax.legend(fontsize=8)
+    return fig

@@ -19,14 +19,15 @@ from typing import Any
 from labkit.env import Action, Answer, Observation, Policy, ToolCall
 from labkit.models import EMBEDDED_NAME, TINY_NAME, LoadedModel, load_model
 from labkit.tasks import Task
-from labkit.teachers.scripted import GoldenTeacher, TrialTeacher, format_answer
+from labkit.teachers.scripted import GoldenTeacher, RecoverTeacher, TrialTeacher, format_answer
 
-TEACHERS = {"trial": TrialTeacher, "golden": GoldenTeacher}
+TEACHERS = {"trial": TrialTeacher, "recover": RecoverTeacher, "golden": GoldenTeacher}
 OPENAI_PREFIX = "openai:"
 OPENAI_EXAMPLE = "openai:gpt-4o-mini@https://api.openai.com/v1"
 
 SPEC_FORMS = (
     ("teacher:trial", "the scripted trial-and-execution teacher"),
+    ("teacher:recover", "the scripted teacher without trials: documented calls, fixed from their errors"),
     ("teacher:golden", "the scripted golden baseline: the documented calls, no trials"),
     ("random", "random valid-looking calls to documented tools (a floor)"),
     ("openai:MODEL@BASE_URL", f"an OpenAI-compatible endpoint, e.g. {OPENAI_EXAMPLE}; key from LABKIT_LLM_API_KEY or OPENAI_API_KEY"),
@@ -74,7 +75,7 @@ def load_policy(spec: str, profile: str = "cpu", seed: int = 0) -> Policy | Mode
     if kind == "teacher":
         if rest not in TEACHERS:
             raise _spec_error(f"unknown teacher {rest!r} in {spec!r}")
-        return TrialTeacher(seed=seed) if rest == "trial" else GoldenTeacher()
+        return GoldenTeacher() if rest == "golden" else TEACHERS[rest](seed=seed)
     if kind == "openai":
         return _openai_policy(rest)
     if spec == "random":

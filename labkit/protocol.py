@@ -58,13 +58,15 @@ CHAT_TEMPLATE = (
     "{%- endfor %}{{ '</tools>' }}{%- endif %}{{ '<|im_end|>\\n' }}"
     "{%- for message in messages %}"
     "{%- if message.role == 'user' %}{{ '<|im_start|>user\\n' + message.content + '<|im_end|>\\n' }}"
-    "{%- elif message.role == 'assistant' %}{{ '<|im_start|>assistant\\n' }}{% generation %}"
-    "{{- (message.content or '').lstrip() }}"
+    "{%- elif message.role == 'assistant' %}{{ '<|im_start|>assistant\\n' }}"
+    "{%- set turn %}{{- (message.content or '').lstrip() }}"
     "{%- for call in message.tool_calls or [] %}"
     "{%- set fn = call.function if call.function is defined else call %}"
     "{{- '<tool_call>\\n{\"name\": \"' + fn.name + '\", \"arguments\": ' }}"
     "{{- fn.arguments if fn.arguments is string else fn.arguments | tojson }}{{ '}\\n</tool_call>' }}"
-    "{%- endfor %}{{ '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}"
+    "{%- endfor %}{{ '<|im_end|>' }}{%- endset %}"
+    "{%- if message.train is defined and message.train == false %}{{ turn }}{% else %}{% generation %}{{ turn }}{% endgeneration %}{% endif %}"
+    "{{- '\\n' }}"
     "{%- elif message.role == 'tool' %}{{ '<|im_start|>tool\\n' + message.content + '<|im_end|>\\n' }}"
     "{%- endif %}"
     "{%- endfor %}"
@@ -112,11 +114,12 @@ def assistant_message(action: Action) -> dict:
     if isinstance(action, ToolCall):
         tag = "trial" if action.phase == "trial" else "execute"
         arguments = action.arguments if isinstance(action.arguments, dict) else {}
-        return {
+        message = {
             "role": "assistant",
             "content": f"<{tag}>{action.thought}</{tag}>\n",
             "tool_calls": [{"type": "function", "function": {"name": str(action.name), "arguments": arguments}}],
         }
+        return {**message, "train": False} if action.slip else message
     if isinstance(action, Answer):
         return {"role": "assistant", "content": f"<answer>{action.text}</answer>"}
     return {"role": "assistant", "content": str(action.raw).split(END_OF_TURN, 1)[0]}

@@ -65,7 +65,7 @@ class SFTSize:
 
 SIZES = {
     "tiny": SFTSize(token_budget=4_000, max_length=512, epochs=1, batch_size=2, learning_rate=1e-3, save_steps=2),
-    "cpu": SFTSize(token_budget=50_000, max_length=1024, epochs=1, batch_size=2, learning_rate=5e-4, save_steps=10),
+    "cpu": SFTSize(token_budget=50_000, max_length=2048, epochs=1, batch_size=2, learning_rate=5e-4, save_steps=10),
     "gpu": SFTSize(token_budget=None, max_length=2048, epochs=2, batch_size=8, learning_rate=2e-4, save_steps=50),
     "multi-gpu": SFTSize(token_budget=None, max_length=2048, epochs=2, batch_size=8, learning_rate=2e-4, save_steps=100),
 }

@@ -17,13 +17,31 @@ from transformers.utils.chat_parsing import parse_response
 
 from labkit.data import read_rows, token_lengths, trajectory_row, write_dataset
 from labkit.env import EnvConfig, ToolEnv, Trajectory, run_episode
+from labkit.evaluate import turn_calls
 from labkit.protocol import RESPONSE_TEMPLATE, message_action
 from labkit.runs import claim_run_folder
 from labkit.tasks import Task, generate_tasks, load_tasks
-from labkit.teachers import GoldenTeacher, TrialTeacher
+from labkit.teachers import GoldenTeacher, RecoverTeacher, TrialTeacher
 from labkit.tools import load_catalog
 
-TEACHERS = ("trial", "golden", "llm")
+TEACHERS = ("trial", "recover", "golden", "llm")
+HOW_THEY_TEACH = {
+    "trial": (
+        "Before a tool's first real use the teacher calls it with no arguments. That probe never repeats the real call, and its "
+        "answer carries what the docs may have got wrong: the error lists every parameter the tool accepts now, a removed tool names "
+        "its successor, a disabled look-alike refuses. The next turn's reason quotes the finding (`It accepts date, day_count: 'days' "
+        "is now 'day_count'.`). Execution then slips on purpose now and then and recovers, naming the fix. A probe's error is how it "
+        "learns, so it is not counted among the errors below. A slip is a turn SFT reads but never trains on: the learner should "
+        "learn the recovery, not the mistake."
+    ),
+    "recover": (
+        "The trial teacher without its trial phase: it calls each tool as documented, slips on purpose now and then, and fixes "
+        "whatever fails from the error text, naming the fix (its slips, too, are context, never trained on). Against the trial data "
+        "it separates \"fix after failing\" from \"try first\"."
+    ),
+    "golden": "The documented calls, made directly on the tools as documented: no trials, no errors.",
+    "llm": "An LLM behind an OpenAI-compatible endpoint plays the agent; only verified successes are kept.",
+}
 # Generous on purpose: teacher data must never be cut short by a budget.
 TEACHER_ENV = EnvConfig(max_turns=40, max_calls=32, max_tokens=8192)
 
@@ -45,7 +63,7 @@ class TeachConfig:
         source = f"--tasks {self.tasks_file}" if self.tasks_file else f"--split {self.split} --n {self.n} --seed {self.seed}"
         extras = "".join(f" --tools-module {m}" for m in self.tools_modules)
         extras += f" --level {self.level}" if self.level is not None else ""
-        extras += f" --mistake-rate {self.mistake_rate}" if self.teacher == "trial" else ""
+        extras += f" --mistake-rate {self.mistake_rate}" if self.teacher in ("trial", "recover") else ""
         extras += f" --max-turns {self.max_turns}" if self.max_turns else ""
         return f"labkit teach --teacher {self.teacher} {source}{extras} --out {self.out}"
 
@@ -71,8 +89,9 @@ def replay(task: Task, messages: list[dict], env: ToolEnv) -> Trajectory:
 
 
 def _teacher(config: TeachConfig):
-    if config.teacher == "trial":
-        return TrialTeacher(mistake_rate=config.mistake_rate, seed=config.seed)
+    if config.teacher in ("trial", "recover"):
+        teacher = TrialTeacher if config.teacher == "trial" else RecoverTeacher
+        return teacher(mistake_rate=config.mistake_rate, seed=config.seed)
     if config.teacher == "golden":
         return GoldenTeacher()
     raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {config.teacher!r}")
@@ -132,6 +151,17 @@ def _recovery_example(rows: list[dict]) -> str:
     return "(no errors in this dataset)"
 
 
+def repeated_trials(row: dict) -> int:
+    """Trial calls identical to the next execution call of the same tool: probes that taught nothing."""
+    calls, phases = turn_calls(row), row["phases"]
+    count = 0
+    for i, (call, phase) in enumerate(zip(calls, phases)):
+        if phase == "trial" and call[0]:
+            following = (c for c, p in zip(calls[i + 1 :], phases[i + 1 :]) if p == "execution" and c[0] == call[0])
+            count += next(following, None) == call
+    return count
+
+
 def solved_by_level(tasks: list[Task], rows: list[dict]) -> dict[int, str]:
     """``{level: "solved/total"}`` over the tasks the teacher was given."""
     total = Counter(t.level for t in tasks)
@@ -150,6 +180,8 @@ def dataset_card(rows: list[dict], failed: list[str], config: TeachConfig, token
         "",
         f"Made with `{config.command()}`.",
         "",
+        HOW_THEY_TEACH[config.teacher],
+        "",
         "Rows are in the Hugging Face conversational tool-calling format (`messages` with assistant `tool_calls` "
         "and `role: tool` results; `tools` as a JSON string), so TRL's SFTTrainer reads them as they are. "
         "Every row was verified by replaying its actions in a fresh environment.",
@@ -163,9 +195,11 @@ def dataset_card(rows: list[dict], failed: list[str], config: TeachConfig, token
         f"| hops | {dict(sorted(Counter(row['hops'] for row in rows).items()))} |",
         f"| assistant turns by phase | {dict(phases)} |",
         f"| trials per episode (mean / max) | {statistics.fmean(trials) if trials else 0:.2f} / {max(trials, default=0)} |",
+        f"| trials that repeat the next real call of their tool (teach nothing) | {sum(repeated_trials(row) for row in rows)} of {sum(trials)} |",
         f"| tool calls per episode (mean) | {statistics.fmean(row['n_calls'] for row in rows) if rows else 0:.2f} |",
-        f"| episodes with an error | {sum(row['n_errors'] > 0 for row in rows)} |",
-        f"| errors recovered / errors | {sum(row['n_recoveries'] for row in rows)} / {sum(row['n_errors'] for row in rows)} |",
+        f"| episodes with an error outside trials | {sum(row['n_errors'] > 0 for row in rows)} |",
+        f"| errors outside trials, recovered / all | {sum(row['n_recoveries'] for row in rows)} / {sum(row['n_errors'] for row in rows)} |",
+        f"| deliberate slips: turns kept as context, never trained on | {sum(m.get('train') is False for row in rows for m in row['messages'])} |",
     ]
     if tokenizer is not None and rows:
         lengths = token_lengths(rows, tokenizer)
@@ -173,7 +207,7 @@ def dataset_card(rows: list[dict], failed: list[str], config: TeachConfig, token
             f"| tokens per trajectory, median / p95 / max (SmolLM2 tokenizer, chat template with tools) "
             f"| {int(statistics.median(lengths))} / {_percentile(lengths, 0.95)} / {max(lengths)} |",
         ]
-    lines += ["", "## An error and its recovery", "", _recovery_example(rows), ""]
+    lines += ["", "## An error and the turn after it", "", _recovery_example(rows), ""]
     return "\n".join(lines)
 
 

@@ -164,11 +164,11 @@ class LiveTool:
     run: Callable[[dict], Any]
     description: str = ""
     family: str = ""
-    refusal: str | None = None  # set on endpoints that answer every call with an access error
+    refusal: ToolCallError | None = None  # set on endpoints that answer every call with one error
 
     def call(self, arguments: Any) -> Any:
-        if self.refusal:  # a disabled endpoint refuses before it looks at the arguments, like a real 403
-            raise ToolCallError(ErrorKind.UNAVAILABLE, self.refusal)
+        if self.refusal:  # a disabled or removed endpoint refuses before it looks at the arguments, like a real 403 or 410
+            raise ToolCallError(self.refusal.kind, self.refusal.message)
         return self.run(check_arguments(self.name, self.params, arguments))
 
     def real_schema(self) -> dict:

@@ -37,9 +37,9 @@ from labkit.plots import PHASE_COLOURS
 TURN_KINDS = ("trial", "execution", "error", "correction", "answer")
 TURN_COLOURS = {**PHASE_COLOURS, "correction": "#d97706"}
 TURN_MEANINGS = {
-    "trial": "a call that tests what a tool accepts or returns",
+    "trial": "a call that tests what a tool accepts or returns (a rejected probe is how it learns)",
     "execution": "a call that solves the task",
-    "error": "a call or turn the environment rejected",
+    "error": "a call to solve the task, or a turn, that the environment rejected",
     "correction": "the first call that works after an error",
     "answer": "the final answer",
 }
@@ -521,14 +521,15 @@ class Turn:
 
 
 def turn_kind(phase: str, error: str, previous: str | None) -> str:
-    """trial/execution as the agent stated, except: a rejected turn is an error, and the next one that works a correction."""
-    if phase == "answer":
-        return "answer"
+    """trial/execution as the agent stated, except: a rejected call to solve the task (or an unreadable turn) is
+    an error, and the next one that works a correction. A trial stays a trial: a rejected probe is how it learns."""
+    if phase in ("answer", "trial"):
+        return phase
     if error or phase == "invalid":
         return "error"
     if previous == "error":
         return "correction"
-    return "trial" if phase == "trial" else "execution"
+    return "execution"
 
 
 def _error_kind(observation: str | None) -> str:
@@ -668,9 +669,13 @@ def reward_weights(ref: RunRef) -> dict[str, float] | None:
     card = ref.files[0].parent.parent / "run_card.json" if ref.kind == "rollouts" and ref.files else None
     if card is None or not card.is_file():
         return None
-    from labkit.rewards import RewardConfig
+    from dataclasses import fields
 
-    return RewardConfig.from_dict(json.loads(card.read_text())["config"]["rewards"]).weights()
+    from labkit.rewards import COMPONENTS, RewardConfig
+
+    # Read as logged, not through today's RewardConfig: a run from before a component was renamed keeps its own weights.
+    settings = {f.name for f in fields(RewardConfig)} - set(COMPONENTS)
+    return {name: float(value) for name, value in json.loads(card.read_text())["config"]["rewards"].items() if name not in settings}
 
 
 def outcome_html(row: dict, weights: dict[str, float] | None = None) -> str:

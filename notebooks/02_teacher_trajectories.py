@@ -69,8 +69,8 @@ def _(mo):
     ## 1. Two teachers, one changed tool
 
     The **golden teacher** makes the documented calls directly: this is what trajectory-centric training imitates.
-    The **trial teacher** probes each tool first, reads what comes back, fixes its calls from the error text, and only then
-    executes. Pick an evolution level and a task; both teachers face the *same* changed tools and the *same* old docs.
+    The **trial teacher** probes each tool first with an empty call: the error lists the parameters the tool accepts
+    *now*, and its next reason quotes what that revealed. Then it executes, fixing any call that fails from the error text. Pick an evolution level and a task; both teachers face the *same* changed tools and the *same* old docs.
     """)
     return
 

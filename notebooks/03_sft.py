@@ -243,8 +243,9 @@ def _(data_dir, lessons, mo):
         [
             mo.md(
                 "## 4. The full ablation\n\n"
-                "The slice above is a few tasks. `labkit ablation --profile cpu` trains both arms at a matched token budget, "
-                "evaluates all three on seen, evolved and unseen tools over three seeds, and writes this report:\n\n"
+                "The slice above is a few tasks. `labkit ablation --profile cpu` trains SFT-golden, SFT-recover (the trial "
+                "teacher without its trials) and SFT-trial at a matched token budget, evaluates them on seen, evolved and "
+                "unseen tools with the same tasks and seeds, and writes a report like the shipped one, `reports/ablation.md`:\n\n"
                 + (text or "*(no report yet: run `labkit ablation`)*")
             )
         ]

@@ -222,7 +222,7 @@ def _(lessons, mo, plots, profile, trained, trained_guess, trained_splits):
     shipped = lessons.ablation_success(mo.notebook_dir().parent / "reports" / "ablation.md")
     own = all(arm in measured for arm in trained) and trained
     pooled = measured if own else shipped
-    where = "measured here" if own else "from the shipped ablation report (`reports/ablation.md`, 16 tasks x 3 seeds) until these are evaluated"
+    where = "measured here" if own else "from the shipped ablation report (`reports/ablation.md`) until these are evaluated"
     mo.vstack(
         ([plots.success_by_split(named_results)] if named_results else [])
         + [

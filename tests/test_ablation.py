@@ -11,8 +11,19 @@ def test_success_gap_has_a_bootstrap_interval():
     better = [{"success": True}] * 30 + [{"success": False}] * 10
     worse = [{"success": True}] * 10 + [{"success": False}] * 30
     gap = success_gap(better, worse)
-    assert gap["gap"] == pytest.approx(0.5) and 0.2 < gap["ci95"][0] < 0.5 < gap["ci95"][1] < 0.8
+    assert gap["gap"] == pytest.approx(0.5) and 0.2 < gap["ci95"][0] < 0.5 < gap["ci95"][1] < 0.8 and not gap["paired"]
     assert success_gap([], worse)["ci95"] == [None, None]
+
+
+def test_a_gap_over_the_same_episodes_is_paired_and_tighter():
+    """Two arms that differ on 8 of 80 shared episodes: pairing sees a sure +0.1, unpaired it is lost in the noise."""
+    keys = [{"eval_split": "evolved", "seed": s, "task_id": f"t{i}"} for s in range(2) for i in range(40)]
+    hard = [i % 2 == 0 for i in range(80)]
+    a = [{**k, "success": h or i < 16} for i, (k, h) in enumerate(zip(keys, hard))]
+    b = [{**k, "success": h} for k, h in zip(keys, hard)]
+    paired, unpaired = success_gap(a, list(reversed(b))), success_gap(a, [{"success": r["success"]} for r in b])
+    assert paired["paired"] and not unpaired["paired"] and paired["gap"] == unpaired["gap"] == pytest.approx(0.1)
+    assert paired["ci95"][0] > 0 > unpaired["ci95"][0], "only the paired interval excludes zero"
 
 
 def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
@@ -20,16 +31,16 @@ def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
     result = run_ablation(config, progress=False)
     assert set(result["metrics"]) == {(arm, split) for arm in ARMS for split in SPLITS}
     golden, trial = (result["runs"][arm]["data"]["tokens"] for arm in ("sft-golden", "sft-trial"))
-    assert abs(golden - trial) < 512 and max(golden, trial) <= result["budget"]
+    assert abs(golden - trial) < 512 and max(golden, trial) <= min(result["budgets"].values())
     report = (tmp_path / "reports" / "ablation.md").read_text()
-    for gap in ("sft-trial minus sft-golden", "sft-trial-grpo minus sft-trial", "grpo-only minus base"):
+    for gap in ("sft-trial minus sft-golden", "sft-recover minus sft-golden", "sft-trial minus sft-recover", "sft-trial-grpo minus sft-trial", "grpo-only minus base"):
         assert gap in report
-    assert "labkit ablation --profile tiny" in report
+    assert "labkit ablation --profile tiny" in report and "zero-advantage groups" in report
     assert set(result["rl_runs"]) == {"sft-trial-grpo", "grpo-only"}
     assert result["rl_runs"]["sft-trial-grpo"]["config"]["init"] == f"{config.out}/sft-trial"
     for figure in ("success", "robustness", "failures", "loss", "grpo"):
         assert (tmp_path / "reports" / "figures" / f"ablation_{figure}.png").is_file()
-    for arm in ("sft-golden", "sft-trial", "sft-trial-grpo", "grpo-only"):
+    for arm in ("sft-golden", "sft-recover", "sft-trial", "sft-trial-grpo", "grpo-only"):
         assert (tmp_path / "adapters" / arm / "adapter_model.safetensors").is_file()
     shipped = json.loads((tmp_path / "adapters" / "sft-trial-grpo" / "adapter_config.json").read_text())
     assert shipped["base_model_name_or_path"] == "../sft-trial"  # loads from the shipped SFT adapter, wherever they move
@@ -53,21 +64,39 @@ def test_arms_can_be_chosen_and_unknown_ones_are_refused():
         AblationConfig(profile="tiny", arms=("sft-trail",))
 
 
-def test_a_report_of_some_arms_trains_only_what_they_need_and_keeps_its_own_figures(tmp_path):
+def test_a_report_of_some_arms_trains_only_what_they_need_keeps_its_own_figures_and_draws_a_learning_curve(tmp_path):
     reports = tmp_path / "reports"
     full = reports / "figures" / "ablation_success.png"
     full.parent.mkdir(parents=True)
     full.write_bytes(b"the full report's figure")
-    config = AblationConfig(profile="tiny", out=str(tmp_path / "runs"), report=str(reports / "ablation-grpo-only.md"), arms=("grpo-only",))
-    assert config.sft_arms == ()
+    config = AblationConfig(profile="tiny", out=str(tmp_path / "runs"), report=str(reports / "ablation-some.md"), arms=("sft-recover",), curve=(1000, 4000))
+    assert config.sft_arms == ("sft-recover",)
     assert AblationConfig(profile="tiny", arms=("sft-trial-grpo",)).sft_arms == ("sft-trial",)
     result = run_ablation(config, progress=False)
-    assert result["runs"] == {} and set(result["rl_runs"]) == {"grpo-only"}
+    assert set(result["runs"]) == {"sft-recover"} and result["rl_runs"] == {} and result["budgets"] == {"sft-recover": 4000}
     assert not (tmp_path / "runs" / "sft-trial").exists() and not (tmp_path / "runs" / "sft-golden").exists()
+    # The curve trains the 1000-token run and reads the ablation's own 4000-token run back.
+    assert sorted(p.name for p in (tmp_path / "runs" / "curve").iterdir()) == ["sft-recover-1000"]
+    points = result["curves"]["sft-recover"]
+    assert [p["tokens"] <= b for p, b in zip(points, (1000, 4000))] == [True, True] and points[-1]["tokens"] == result["runs"]["sft-recover"]["data"]["tokens"]
+    assert all(0 <= p["success_ci95"][0] <= p["success"] <= p["success_ci95"][1] <= 1 for p in points)
     assert full.read_bytes() == b"the full report's figure"  # left alone
-    for figure in ("success", "robustness", "failures", "grpo"):
-        assert (reports / "figures" / f"ablation-grpo-only_{figure}.png").is_file()
-    assert not (reports / "figures" / "ablation-grpo-only_loss.png").exists()
-    report = (reports / "ablation-grpo-only.md").read_text()
-    assert "--arms grpo-only" in report and "| grpo-only |" in report and "SFT arms" not in report and "minus" not in report
-    assert "figures/ablation-grpo-only_grpo.png" in report and "zero-advantage groups" in report
+    for figure in ("success", "robustness", "failures", "loss", "curve"):
+        assert (reports / "figures" / f"ablation-some_{figure}.png").is_file()
+    assert not (reports / "figures" / "ablation-some_grpo.png").exists()
+    report = (reports / "ablation-some.md").read_text()
+    assert "--arms sft-recover" in report and "--curve 1000,4000" in report and "| sft-recover |" in report and "minus" not in report
+    assert "## Learning curve" in report and "figures/ablation-some_curve.png" in report
+
+
+def test_a_matched_task_budget_trains_every_arm_on_its_whole_dataset(tokenizer):
+    from labkit.ablation import arm_budgets, dataset_tokens
+
+    tasks = AblationConfig(profile="tiny", budget="tasks")
+    assert "--budget tasks" in tasks.command()
+    whole = dataset_tokens(tasks, tokenizer)
+    assert arm_budgets(tasks, tokenizer) == whole and len(set(whole.values())) == 3 and min(whole.values()) > 4000, "each its own"
+    matched = arm_budgets(AblationConfig(profile="tiny"), tokenizer)
+    assert set(matched.values()) == {4000}, "the tiny profile's budget, the same for every arm"
+    with pytest.raises(ValueError, match="budget must be"):
+        AblationConfig(profile="tiny", budget="epochs")

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import FIXTURES
 
 from labkit.cli import main
@@ -104,3 +106,14 @@ def test_a_tools_module_that_exits_or_hangs_when_imported_is_a_clear_error(tmp_p
     assert "exits.py called sys.exit(3); a tools module must not exit when imported" in capsys.readouterr().err
     assert main(["tools", "list", "--tools-module", str(tmp_path / "sleeps.py")]) == 2
     assert "sleeps.py did not finish within 0.3 s" in capsys.readouterr().err
+
+
+def test_ablation_reads_a_learning_curve_and_refuses_a_bad_one_before_training(tmp_path):
+    from labkit.cli import _token_counts
+
+    assert _token_counts("25k, 50000,1.5k") == (25000, 50000, 1500) and _token_counts(None) == ()
+    with pytest.raises(SystemExit, match="--curve takes token counts"):
+        main(["ablation", "--profile", "tiny", "--curve", "25k,lots", "--out", str(tmp_path / "runs")])
+    with pytest.raises(SystemExit, match="learning-curve budgets must be positive"):
+        main(["ablation", "--profile", "tiny", "--curve", "0", "--out", str(tmp_path / "runs")])
+    assert not (tmp_path / "runs").exists(), "nothing trained"

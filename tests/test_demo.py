@@ -1,9 +1,12 @@
 """`labkit demo`: the whole course headless (data, SFT, GRPO, evaluation, report), and that it resumes."""
 
 import json
+from pathlib import Path
 
 from labkit.cli import main
 from labkit.demo import DemoConfig, make_data
+
+LAB = Path(__file__).resolve().parent.parent
 
 
 def test_demo_runs_the_course_headless_and_resumes(tmp_path, capsys):
@@ -30,8 +33,14 @@ def test_demo_runs_the_course_headless_and_resumes(tmp_path, capsys):
     assert again["sft"] + again["grpo"] < record["seconds"]["sft"] + record["seconds"]["grpo"]
 
 
-def test_demo_data_at_the_cpu_size_is_the_shipped_data(tmp_path):
-    same = make_data(DemoConfig(profile="cpu", out=str(tmp_path)), progress=False)
+def test_demo_data_at_the_cpu_size_is_the_shipped_data_compared_only_where_that_is_at_hand(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outside the lab's folder: no data/ here
+    config = DemoConfig(profile="cpu", out=str(tmp_path / "runs"))
+    assert make_data(config, progress=False) == {}
+    assert (tmp_path / "runs" / "data" / "trajectories" / "trial-train" / "data.parquet").is_file()
+    # In the lab's folder the same call finds that data made, and compares it with the shipped data.
+    monkeypatch.chdir(LAB)
+    same = make_data(config, progress=False)
     assert same == {"tasks/train.jsonl": True, "trajectories/golden-train": True, "trajectories/trial-train": True}
 
 
@@ -43,9 +52,3 @@ def test_a_demo_folder_of_another_profile_is_refused_before_any_work(tmp_path, c
     assert "holds a demo at the tiny profile" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["demo.json"]  # nothing built, nothing overwritten
 
-
-def test_the_shipped_data_is_compared_only_where_it_is_at_hand(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # outside the lab's folder: no data/ here
-    config = DemoConfig(profile="cpu", out=str(tmp_path / "runs"))
-    assert make_data(config, progress=False) == {}
-    assert (tmp_path / "runs" / "data" / "trajectories" / "trial-train" / "data.parquet").is_file()

@@ -127,3 +127,23 @@ def test_unreadable_turns_get_the_environments_reply_as_a_user_message(catalog):
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant"]
     assert "bad_format" in messages[3]["content"]
     assert replay(task, messages, ToolEnv(catalog)).success
+
+
+def test_a_teachers_slip_is_read_as_context_but_never_trained_on(catalog, tokenizer):
+    """The loss mask TRL builds from the template's generation markers leaves out every slip, and only slips."""
+    from labkit.data import trajectory_row
+    from labkit.protocol import CHAT_TEMPLATE
+
+    env = ToolEnv(catalog, TEACHER_ENV)
+    rows = [trajectory_row(run_episode(env, TrialTeacher(seed=0, mistake_rate=1.0), t), "x") for t in generate_tasks("train", 6, seed=0, catalog=catalog)]
+    row = next(r for r in rows if any(m.get("train") is False for m in r["messages"]))
+    rendered = tokenizer.apply_chat_template(
+        row["messages"], tools=json.loads(row["tools"]), chat_template=CHAT_TEMPLATE, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    trained = tokenizer.decode([i for i, m in zip(rendered["input_ids"], rendered["assistant_masks"]) if m])
+    whole = tokenizer.decode(rendered["input_ids"])
+    for message in (m for m in row["messages"] if m["role"] == "assistant"):
+        call = (message.get("tool_calls") or [{}])[0].get("function", {}).get("arguments", "")
+        turn = message["content"].lstrip() + (f'<tool_call>\n{{"name": "' if call else "")
+        assert turn in whole, "every turn is rendered for the learner to read"
+        assert (turn in trained) == (message.get("train") is not False), message["content"]

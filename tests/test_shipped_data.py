@@ -19,7 +19,7 @@ def test_shipped_tasks_regenerate_byte_for_byte(tmp_path, catalog, split):
     assert fresh.read_bytes() == (DATA / "tasks" / f"{split}.jsonl").read_bytes()
 
 
-@pytest.mark.parametrize("teacher", ["trial", "golden"])
+@pytest.mark.parametrize("teacher", ["trial", "recover", "golden"])
 def test_shipped_trajectories_regenerate_byte_for_byte(tmp_path, teacher):
     config = TeachConfig(teacher=teacher, tasks_file=str(DATA / "tasks" / "train.jsonl"), out=str(tmp_path / teacher))
     fresh = teach(config, progress=False)

@@ -25,7 +25,8 @@ def test_teach_writes_identical_bytes_for_the_same_seed(tmp_path):
 def test_the_card_reports_what_a_learner_needs(tmp_path, tokenizer):
     out = teach(TeachConfig(teacher="trial", split="evolved", n=30, seed=1, out=str(tmp_path / "d")), progress=False, tokenizer=tokenizer)
     card = (out / "README.md").read_text()
-    for needle in ("| trajectories | 30 |", "could not script (no gold `calls`), left out | 0", "trials per episode", "errors recovered", "tokens per trajectory, median / p95", "## An error and its recovery", "labkit teach --teacher trial --split evolved"):
+    for needle in ("| trajectories | 30 |", "could not script (no gold `calls`), left out | 0", "trials per episode", "errors outside trials, recovered", "tokens per trajectory, median / p95", "## An error and the turn after it", "labkit teach --teacher trial --split evolved",
+                   "calls it with no arguments", "trials that repeat the next real call of their tool (teach nothing) | 0 of"):
         assert needle in card, needle
 
 

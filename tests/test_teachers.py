@@ -1,4 +1,5 @@
 import ast
+import re
 import json
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from labkit.env import ToolEnv, run_episode
 from labkit.tasks import SPLITS, generate_tasks, load_tasks
 from labkit.teach import TEACHER_ENV, replay
 from labkit.data import trajectory_row
-from labkit.teachers import GoldenTeacher, TrialTeacher
+from labkit.teachers import GoldenTeacher, RecoverTeacher, TrialTeacher
 from labkit.teachers.scripted import format_answer, locate
 from labkit.tools import load_catalog
 
@@ -128,3 +129,27 @@ def test_locate_finds_a_field_however_the_output_moved(output, path, value):
 def test_format_answer():
     assert format_answer(18.50000001) == "18.5" and format_answer(3.0) == "3" and format_answer(["a", "b"]) == "a, b"
     assert format_answer(True) == "yes" and format_answer(1234567.891) == "1234567.891"
+
+
+def test_a_trial_is_an_empty_call_whose_finding_the_next_reason_quotes(catalog):
+    env = ToolEnv(catalog, TEACHER_ENV)
+    renames = 0
+    for trajectory in solve(env, TrialTeacher(seed=3), generate_tasks("train", 150, 5, catalog=catalog)):
+        gold = {call.name for call in trajectory.task.calls}
+        steps = trajectory.steps
+        for step, after in zip(steps, steps[1:]):
+            if step.phase != "trial" or step.action.name not in gold:
+                continue
+            assert step.action.arguments == {}, "a probe never repeats the real call"
+            listed = re.search(r"Accepted parameters: (.+)\.", step.observation.content)
+            if listed:
+                assert f"It accepts {listed.group(1)}" in after.action.thought, "the next reason quotes what the probe revealed"
+                renames += " is now " in after.action.thought
+    assert renames >= 10
+
+
+def test_the_recover_teacher_never_tries_and_fixes_every_change_from_its_errors(catalog):
+    env = ToolEnv(catalog, TEACHER_ENV)
+    rows = [trajectory_row(t, "teacher:recover") for t in solve(env, RecoverTeacher(seed=1), generate_tasks("evolved", 150, 4, catalog=catalog))]
+    assert all(r["success"] for r in rows) and sum(r["n_trials"] for r in rows) == 0
+    assert sum(r["n_errors"] for r in rows) > 100 and all(r["n_errors"] == r["n_recoveries"] for r in rows)

@@ -149,8 +149,9 @@ def test_filters_search_and_pages(library):
 
 
 def test_turn_kinds_mark_errors_and_the_correction_after_them():
-    assert turn_kind("trial", "unknown_parameter", None) == "error"
-    assert turn_kind("trial", "", "error") == "correction"
+    assert turn_kind("trial", "unknown_parameter", None) == "trial", "a rejected probe is how a trial learns"
+    assert turn_kind("execution", "unknown_parameter", "trial") == "error"
+    assert turn_kind("trial", "", "error") == "trial" and turn_kind("execution", "", "error") == "correction"
     assert turn_kind("execution", "", "correction") == "execution"
     assert turn_kind("invalid", "", "trial") == "error"
     assert turn_kind("answer", "", "error") == "answer"
@@ -158,7 +159,7 @@ def test_turn_kinds_mark_errors_and_the_correction_after_them():
         "messages": [
             {"role": "system", "content": "s"},
             {"role": "user", "content": "q"},
-            {"role": "assistant", "content": "<trial>t</trial>", "tool_calls": [{"function": {"name": "f", "arguments": '{"city": "Paris"}'}}]},
+            {"role": "assistant", "content": "<execute>t</execute>", "tool_calls": [{"function": {"name": "f", "arguments": '{"city": "Paris"}'}}]},
             {"role": "tool", "content": '{"error": {"type": "unknown_parameter", "message": "use location"}}'},
             {"role": "assistant", "content": "<execute>e</execute>", "tool_calls": [{"function": {"name": "f", "arguments": '{"location": "Paris"}'}}]},
             {"role": "tool", "content": '{"temp": 20}'},

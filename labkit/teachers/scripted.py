@@ -1,18 +1,27 @@
-"""Scripted teachers: the trial-and-execution teacher and the golden baseline.
+"""Scripted teachers: trial-and-execution, recover-only, and the golden baseline.
 
 ``TrialTeacher`` knows the task's gold path *as documented* (which tools, which
 arguments, which output field), just as a careful human reading the docs would.
 It never looks at the hidden, changed tools: everything it learns about them
 comes from the text of their outputs and errors, the same text a learner gets.
 
-Trial phase: before each tool's first real use it makes a probe call (docs
-example values when there are some) and reads the result: a renamed parameter,
-a new date format, a moved endpoint or a reshaped output all show up here and
-are fixed from the error text alone.
+Trial phase: before each tool's first real use it calls the tool with no
+arguments. That probe is short, looks the same for every tool, and its answer
+carries what the docs may have got wrong: the error lists every parameter the
+tool accepts now (a renamed or new parameter shows up there), a removed tool
+names its successor, a disabled look-alike refuses. The next turn's reason
+quotes what the probe revealed. A probe never repeats the real call, and a
+tool that takes no arguments gets no probe: neither could teach anything.
 
 Execution phase: it makes the real calls with what it learned, sometimes slips
 on purpose (a wrong parameter name, a wrong value format, a misread output)
-and recovers from the error, then answers.
+and recovers from the error, naming the fix, then answers. A slip is marked so
+that SFT keeps it as context and never trains on it: the learner should learn
+the recovery, not the mistake.
+
+``RecoverTeacher`` is the same agent without the trial phase: it calls as
+documented and fixes what fails from the error text. Against ``TrialTeacher``
+it separates "try first" from "fix after failing".
 
 ``GoldenTeacher`` makes the documented calls directly, with no trials: the
 trajectory-centric baseline, always on the tools as documented (level 0).
@@ -223,6 +232,35 @@ class ToolNotes:
                 return f"'{name}' accepts {choices.group(1)}"
         return None
 
+    def learn_accepted(self, error: dict, documented: list[str]) -> str | None:
+        """Update from a no-argument probe's error, which lists every parameter the tool accepts now.
+
+        A documented name missing from that list was renamed to the new name in its place (a
+        rename keeps the parameter's position); a new name left over that the error says is
+        required is a new parameter. Returns the finding in words, quoting the list.
+        """
+        message = error.get("message", "")
+        listed = re.search(r"Accepted parameters: (.+)\.$", message)
+        if not listed:
+            return None
+        accepted = [name.strip() for name in listed.group(1).split(",")]
+        required = dict(re.findall(r"missing required parameter '([^']+)' \(([^)]*)\)", message))
+        gone = [name for name in documented if name not in accepted]
+        new = [name for name in accepted if name not in documented]
+        findings = []
+        for old, name in zip(gone, new):
+            self.renames[old] = name
+            findings.append(f"'{old}' is now '{name}'")
+        for name in new[len(gone):]:
+            if name in required:
+                spec = required[name]
+                choices = re.search(r"one of: (.+)$", spec)
+                kind_name = spec.split(",")[0].strip()
+                self.extra[name] = _coerce(choices.group(1).split(", ")[0], kind_name) if choices else PLACEHOLDERS.get(kind_name, "")
+                findings.append(f"it needs '{name}' now ({spec})")
+        said = f"It accepts {', '.join(accepted)}"
+        return f"{said}: {'; '.join(findings)}." if findings else f"{said}, as documented."
+
     def _original(self, name: str) -> str:
         return next((old for old, new in self.renames.items() if new == name), name)
 
@@ -257,26 +295,19 @@ def _reformat(value: str, style: str) -> str:
         return value
 
 
-def _doc_example(spec: dict) -> str | None:
-    match = re.search(r"e\.g\.\s*\"?([^\",;()]+?)\"?\s*(?:$|[,;()]|\.$)", spec.get("description", ""))
-    return match.group(1).strip() if match else None
-
-
 # ----------------------------------------------------------------------------- the teachers
 
 
 PHRASES = {
     "probe": [
-        "Trying {tool} once to see what it accepts and returns.",
-        "{tool} may not match its docs; a test call first.",
-        "A quick probe of {tool} before using it.",
-        "First a trial of {tool}.",
+        "Checking what {tool} accepts now, with an empty call.",
+        "{tool} may not match its docs; an empty call lists its parameters.",
+        "First an empty call to {tool}, to see its parameters.",
     ],
-    "probe_again": ["The error says {learned}. Trying again.", "So {learned}. Adjusting the test.", "Noted: {learned}. Once more."],
-    "probe_own": ["The example was rejected; testing with the task's own input.", "Unknown input. Trying the value from the question."],
+    "probe_moved": ["{learned}, so I check {tool} instead.", "The error says {learned}. Checking {tool}."],
     "lookalike": ["{twin} looks like {tool}. Checking which one works.", "Is {twin} usable? A quick check."],
     "lookalike_done": ["{twin} is disabled, so {tool}.", "{twin} is not usable."],
-    "probe_ok": ["{tool} works. {how}", "Good. {how}"],
+    "probe_ok": ["{tool} answers with no arguments. {how}", "No arguments needed. {how}"],
     "execute": ["Now the real call.", "Calling {tool} for the task.", "Using {tool} with what I learned.", "The actual call: {args}."],
     "recover": ["The error says {learned}. Fixing it.", "My mistake: {learned}.", "Right, {learned}. Again."],
     "misread": ["I passed the whole result, not its '{field}'. Fixing.", "That was the full output; I need '{field}'."],
@@ -287,6 +318,7 @@ class TrialTeacher:
     """A scripted agent that tries each tool before using it and recovers from errors by reading them."""
 
     name = "teacher:trial"
+    tries_first = True
 
     def __init__(self, mistake_rate: float = 0.3, seed: int = 0, lookalike_rate: float = 0.5):
         self.mistake_rate = mistake_rate
@@ -326,7 +358,7 @@ class TrialTeacher:
         for hop, call in enumerate(self.task.calls):
             notes = self.notes[call.name]
             documented = self._documented_arguments(hop)
-            if not notes.tried:
+            if self.tries_first and not notes.tried:
                 yield from self._trial(call.name, notes, documented)
             yield from self._execute(hop, call, notes, documented)
         yield Answer(format_answer(self.values[-1]), "")
@@ -336,25 +368,23 @@ class TrialTeacher:
         twins = [name for name in self.docs if re.fullmatch(re.escape(tool) + LOOKALIKE_SUFFIX, name)]
         if twins and self.rng.random() < self.lookalike_rate:
             twin = self.rng.choice(twins)
-            yield ToolCall(twin, documented, "trial", self._say("lookalike", twin=twin, tool=tool))
+            yield ToolCall(twin, {}, "trial", self._say("lookalike", twin=twin, tool=tool))
             if not self.last.ok:
                 self.carry = self._say("lookalike_done", twin=twin, tool=tool)
-        probe = self._probe_arguments(tool, documented)
+        if not documented:
+            return  # the real call is the empty call: a probe would only repeat it
         thought = self._with_carry(self._say("probe", tool=tool))
-        for _ in range(6):
-            sent = notes.arguments(probe)
-            yield ToolCall(notes.call_name, sent, "trial", thought.strip())
+        for _ in range(4):  # a removed tool names its successor, which is probed in turn
+            yield ToolCall(notes.call_name, {}, "trial", thought)
             ok, payload = self._result()
             if ok:
                 self.carry = self._say("probe_ok", tool=notes.call_name, how=self._reading_note(tool, payload))
                 return
-            learned = notes.learn(payload.get("error", {}), sent) if isinstance(payload, dict) else None
-            if learned:
-                thought = self._say("probe_again", learned=learned, tool=notes.call_name)
-            elif probe != documented:
-                probe, thought = documented, self._say("probe_own", tool=notes.call_name)
-            else:
-                return  # nothing more to learn by probing; execution will try its best
+            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            if error.get("type") != "deprecated":
+                self.carry = notes.learn_accepted(error, list(self._documented_parameters(tool))) or ""
+                return
+            thought = self._say("probe_moved", learned=notes.learn(error, {}), tool=notes.call_name)
 
     def _reading_note(self, tool: str, payload: Any) -> str:
         call = next(c for c in self.task.calls if c.name == tool)
@@ -369,7 +399,8 @@ class TrialTeacher:
         slip = self._slip(hop, documented) if self.rng.random() < self.mistake_rate else None
         if slip is not None:
             sent, recovery = slip
-            yield ToolCall(notes.call_name, sent, "execution", thought)
+            # Shown, not taught: trained on, a slip teaches the learner to make it (SFT imitates every trained turn).
+            yield ToolCall(notes.call_name, sent, "execution", thought, slip=True)
             if not self.last.ok:
                 _, payload = self._result()
                 thought = recovery or self._say("recover", learned=_gist(payload), tool=notes.call_name)
@@ -403,13 +434,8 @@ class TrialTeacher:
         previous = self.values[-1]
         return {k: (previous if _same(v, previous) else v) for k, v in gold.items()}
 
-    def _probe_arguments(self, tool: str, documented: dict) -> dict:
-        properties = self.docs.get(tool, {}).get("parameters", {}).get("properties", {})
-        probe = {}
-        for name, value in documented.items():
-            example = _doc_example(properties.get(name, {})) if isinstance(value, str) else None
-            probe[name] = example if example and "YYYY" not in example else value
-        return probe
+    def _documented_parameters(self, tool: str) -> dict:
+        return self.docs.get(tool, {}).get("parameters", {}).get("properties", {})
 
     def _slip(self, hop: int, documented: dict) -> tuple[dict, str | None] | None:
         """A realistic mistake that the tool is sure to reject, and (for misreads) the words of the recovery."""
@@ -430,6 +456,13 @@ class TrialTeacher:
             return {(f"{key}_name" if not key.endswith("_name") else f"the_{key}"): sent[key], **{k: v for k, v in sent.items() if k != key}}, None
         value = sent[key]
         return {**sent, key: [value] if not isinstance(value, list) else {"items": value}}, None
+
+
+class RecoverTeacher(TrialTeacher):
+    """The trial teacher without its trial phase: it calls as documented and fixes what fails from the error."""
+
+    name = "teacher:recover"
+    tries_first = False
 
 
 class GoldenTeacher:
