@@ -7,7 +7,7 @@
 #   make doctor   what this machine can run
 #   make bench    speed ratios (bench/)
 #   make data     regenerate the shipped tasks and teacher datasets in data/
-#   make demo     the whole course headless (cpu profile, about 40 min on 2 cores): reports/demo/
+#   make demo     the whole course headless (cpu profile, about 20 min on 2 cores with `make vllm`, 40 without): reports/demo/
 #   make ablation the ablation, SFT and GRPO arms (cpu profile): reports/ablation.md and data/adapters/
 #   make vllm     the vLLM rollout engine for CPU machines, in .venv-vllm (labkit finds it there)
 #   make gpu      add unsloth + vLLM (CUDA machines only)
