@@ -49,6 +49,9 @@ BUDGETS = ("tokens", "tasks")
 GAPS = (("sft-trial", "sft-golden"), ("sft-recover", "sft-golden"), ("sft-trial", "sft-recover"), ("sft-trial-grpo", "sft-trial"), ("grpo-only", "base"))
 TRAIN_TASKS = "tasks/train.jsonl"  # the tasks GRPO plays, under AblationConfig.data
 RL_ARMS = {"sft-trial-grpo": "sft-trial", "grpo-only": None}  # arm -> the SFT arm it starts from (None: the base model)
+# What the lab's thesis claims, as checks on the measured gaps (on evolved + unseen): (better, worse, at least this much).
+TARGET_GAPS = (("sft-trial", "sft-golden", 0.15), ("sft-trial-grpo", "sft-trial", 0.05))
+TARGET_RECOVERY = 0.5  # SFT-trial's error-recovery rate on evolved + unseen
 
 
 @dataclass(frozen=True)
@@ -343,6 +346,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         "",
         *(["Differences in success on evolved + unseen, with 95% bootstrap intervals (paired by task and seed where both arms played the same episodes):",
            "", *[f"- **{a} minus {b}: {_gap_text(gap)}**" for (a, b), gap in gaps.items()], ""] if gaps else []),
+        *target_checks(pooled, gaps),
         f"![success by split]({figure['success']})",
         "",
         "## Evolved tools, by level",
@@ -420,6 +424,26 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         json.dumps({f"{arm}/{split}": {k: m[k] for k in ("success", "success_ci95", "n")} for (arm, split), m in metrics.items()} | {f"gap_evolved_unseen/{a}-minus-{b}": gap for (a, b), gap in gaps.items()}, indent=2)
     )
     return report
+
+
+def target_checks(pooled: dict, gaps: dict) -> list[str]:
+    """The report's verdict on the thesis: each target, met or not, with the figure that decides it.
+
+    A gap counts as met only when its point estimate reaches the target and its 95% interval lies above zero.
+    """
+    lines = []
+    for better, worse, wanted in TARGET_GAPS:
+        gap = gaps.get((better, worse))
+        if gap is not None:
+            met = gap["gap"] >= wanted and gap["ci95"][0] is not None and gap["ci95"][0] > 0
+            lines.append(f"| {better} beats {worse} by at least {wanted:.2f}, interval above zero | {_gap_text(gap)} | {'met' if met else 'not met'} |")
+    if "sft-trial" in pooled:
+        rate = pooled["sft-trial"]["error_recovery_rate"]
+        met = rate == rate and rate >= TARGET_RECOVERY  # nan: no errors to recover from
+        lines.append(f"| sft-trial's error-recovery rate at least {TARGET_RECOVERY} | {format_metric(pooled['sft-trial'], 'error_recovery_rate')} | {'met' if met else 'not met'} |")
+    if not lines:
+        return []
+    return ["The thesis's targets, on evolved + unseen:", "", "| target | measured | |", "|:--|:--|:--|", *lines, ""]
 
 
 def _level_cell(metrics: dict, level: int) -> str:

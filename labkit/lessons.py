@@ -544,7 +544,8 @@ REWARD_MEANINGS = {
     "format": "share of turns written in the lab's format (a phase tag, one call or an answer, valid JSON, finished in time)",
     "exec_errors": "minus the share of execution-phase calls that failed (failed trials are free: that is how a trial learns)",
     "budget": "minus the share of the turn budget used; -1 for running out of it",
-    "trial_use": "1 when a tool that was tried is later called successfully to execute",
+    "trial_info": "1 when a trial met a tool the environment had changed and a call to execute then succeeded",
+    "recovery": "minus the share of failed calls (outside trials) never put right",
     "guards": "minus the penalties for gaming the others: no tool call at all, trials past the limit, a failing call repeated",
 }
 
@@ -699,7 +700,7 @@ def group_chart(table: list[dict]):
 
     from labkit.rewards import COMPONENTS
 
-    colours = dict(zip(COMPONENTS, ("#16a34a", "#3b82f6", "#dc2626", "#f59e0b", "#7c3aed", "#6b7280")))
+    colours = dict(zip(COMPONENTS, ("#16a34a", "#3b82f6", "#dc2626", "#f59e0b", "#7c3aed", "#0891b2", "#6b7280")))
     fig = Figure(figsize=(10, 3.2), layout="constrained")
     rewards_ax, advantages_ax = fig.subplots(1, 2)
     episodes = [str(r["episode"]) for r in table]

@@ -12,7 +12,14 @@ Components (a weight of 0 switches one off):
 - ``exec_errors``: minus the share of execution-phase calls that failed. Errors while
   trying a tool are how a trial learns; errors after it are what trials should prevent.
 - ``budget``: minus the share of the turn budget used, and -1 for running out of it.
-- ``trial_use``: 1 when a tool that was tried is later called successfully to execute.
+  Every trial spends a turn, so a trial has to pay for itself.
+- ``trial_info``: 1 when a trial met a tool the environment had changed (so the probe
+  could reveal what the docs got wrong) and a call to execute then succeeded. A trial of
+  an unchanged tool only confirms the docs: it earns nothing and costs a turn. Paying for
+  every trial that is followed by a use would pay for the look of a trial.
+- ``recovery``: minus the share of failed calls outside trials that were never put right
+  (:func:`labkit.data.recoveries`). An episode without errors loses nothing, so fixing a
+  mistake pays and making one never does (``exec_errors`` still costs it).
 
 Guards (``guards``, one component with its own weight) penalise the ways an RL policy
 learns to game the components above instead of solving tasks:
@@ -28,13 +35,14 @@ learns to game the components above instead of solving tasks:
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from labkit.evaluate import turn_calls
 
-COMPONENTS = ("outcome", "format", "exec_errors", "budget", "trial_use", "guards")
+COMPONENTS = ("outcome", "format", "exec_errors", "budget", "trial_info", "recovery", "guards")
 GUARDS = ("no_call", "trial_overflow", "repeated_failure")
 
 
@@ -45,7 +53,8 @@ class RewardConfig:
     format: float = 0.5
     exec_errors: float = 0.2
     budget: float = 0.2
-    trial_use: float = 0.2
+    trial_info: float = 0.2
+    recovery: float = 0.3
     guards: float = 1.0
     max_trials: int = 3  # trials beyond this many count as trial_overflow
     no_call_penalty: float = 0.5
@@ -101,8 +110,10 @@ def score_episode(row: dict, config: RewardConfig | None = None, max_turns: int 
     if problems is None:
         problems = [["invalid"] if phase == "invalid" else [] for phase in phases]
     executions = [error for phase, error in zip(phases, errors) if phase == "execution"]
-    trialled = {name for name, phase in zip(called, phases) if phase == "trial" and name}
-    used = any(name in trialled for name, phase, error in zip(called, phases, errors) if phase == "execution" and not error)
+    changed = {change["tool"] for change in json.loads(row.get("changes") or "[]")}
+    # A look-alike or a successor carries the changed tool's name in its own.
+    met_change = any(phase == "trial" and any(name.startswith(tool) for tool in changed) for name, phase in zip(called, phases) if name)
+    executed = any(phase == "execution" and not error for phase, error in zip(phases, errors))
     out_of_budget = row["end_reason"].startswith("budget")
     guards = guard_counts(row, config)
     components = {
@@ -110,7 +121,8 @@ def score_episode(row: dict, config: RewardConfig | None = None, max_turns: int 
         "format": sum(not p for p in problems) / max(1, len(problems)),
         "exec_errors": -sum(bool(e) for e in executions) / len(executions) if executions else 0.0,
         "budget": -1.0 if out_of_budget else -min(1.0, len(phases) / max(1, max_turns)),
-        "trial_use": float(used),
+        "trial_info": float(met_change and executed),
+        "recovery": -(row["n_errors"] - row["n_recoveries"]) / row["n_errors"] if row["n_errors"] else 0.0,
         "guards": -(
             config.no_call_penalty * guards["no_call"]
             + config.trial_overflow_penalty * guards["trial_overflow"]

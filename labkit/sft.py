@@ -491,6 +491,7 @@ def ship_adapter(run: str | Path, dest: str | Path) -> Path:
             shutil.copy2(run / name, dest / name)
     steps = sorted((run / "rollouts").glob("step-*.jsonl"))
     if steps:  # a GRPO run: its last step's episodes, so notebook 04 and the trace viewer can show a group offline
-        (dest / "rollouts").mkdir(exist_ok=True)
+        shutil.rmtree(dest / "rollouts", ignore_errors=True)  # a run shipped here before left its own last step
+        (dest / "rollouts").mkdir()
         shutil.copy2(steps[-1], dest / "rollouts" / steps[-1].name)
     return dest

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from labkit.ablation import ARMS, SPLITS, AblationConfig, rl_config, run_ablation, success_gap
+from labkit.ablation import ARMS, SPLITS, AblationConfig, rl_config, run_ablation, success_gap, target_checks
 
 
 def test_success_gap_has_a_bootstrap_interval():
@@ -24,6 +24,18 @@ def test_a_gap_over_the_same_episodes_is_paired_and_tighter():
     paired, unpaired = success_gap(a, list(reversed(b))), success_gap(a, [{"success": r["success"]} for r in b])
     assert paired["paired"] and not unpaired["paired"] and paired["gap"] == unpaired["gap"] == pytest.approx(0.1)
     assert paired["ci95"][0] > 0 > unpaired["ci95"][0], "only the paired interval excludes zero"
+
+
+def test_targets_are_met_only_by_a_large_enough_gap_whose_interval_clears_zero():
+    gaps = {
+        ("sft-trial", "sft-golden"): {"gap": 0.2, "ci95": [-0.01, 0.4]},  # big enough, but the interval reaches below zero
+        ("sft-trial-grpo", "sft-trial"): {"gap": 0.06, "ci95": [0.01, 0.11]},
+    }
+    pooled = {"sft-trial": {"error_recovery_rate": float("nan"), "error_recovery_rate_ci95": [None, None]}}
+    rows = [line for line in target_checks(pooled, gaps) if line.startswith("| sft-")]
+    assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["not met", "met", "not met"]
+    assert "+0.200 [-0.010, +0.400]" in rows[0] and "n/a" in rows[2]
+    assert target_checks({}, {}) == []
 
 
 def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):

@@ -154,7 +154,7 @@ import json, os, signal, sys
 from labkit.rl import RLRunConfig, train_rl
 
 def kill_after_checkpoint(logs):
-    if logs.get("step", 0) >= 3 and "reward" in logs:  # checkpoint-2 is on disk by now
+    if logs.get("step", 0) >= 2 and "reward" in logs:  # checkpoint-1 is on disk by now
         os.kill(os.getpid(), signal.SIGKILL)
 
 train_rl(RLRunConfig(**json.loads(sys.argv[1])), progress=False, on_log=kill_after_checkpoint)
@@ -163,19 +163,20 @@ train_rl(RLRunConfig(**json.loads(sys.argv[1])), progress=False, on_log=kill_aft
 
 def test_grpo_on_the_engine_resumes_after_a_kill_without_repeating_a_step_and_leaves_no_server(tiny_on_engine, tmp_path):
     run = tmp_path / "run"
-    config = dict(profile="tiny", out=str(run), steps=4, save_steps=2, report_to="none", engine="vllm")
+    config = dict(profile="tiny", out=str(run), steps=3, save_steps=1, report_to="none", engine="vllm")
     before = server_processes()  # the module's engine, and any other on the machine
     killed = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(config)], capture_output=True, text=True, timeout=900)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert not lingering(lambda: server_processes() - before), "a vLLM server outlived the killed run"
-    assert read_run_card(run) is None and (run / "checkpoints" / "checkpoint-2").is_dir()
-    assert len(list((run / "rollouts").glob("step-*.jsonl"))) == 3  # step 3 was logged, then lost
+    assert read_run_card(run) is None and (run / "checkpoints" / "checkpoint-1").is_dir()
+    assert len(list((run / "rollouts").glob("step-*.jsonl"))) == 2  # step 2 was logged, then lost
 
     # The rerun plays here, on the module's engine: a second server start would cost a minute and check nothing
     # the kill above and the fixture's stop at exit do not. (In-process, the replayed steps play the very same
     # episodes: test_rl.py checks that; the engine's sampling is not seeded.)
     card = train_rl(RLRunConfig(**config), progress=False)
     assert not lingering(lambda: server_processes() - before), "the rerun started a server of its own"
-    assert card["resumed_from"].endswith("checkpoint-2") and card["steps"] == 4 and read_run_card(run) == card
+    # Step 2 replayed, step 3 played on: each logged once.
+    assert card["resumed_from"].endswith("checkpoint-1") and card["steps"] == 3 and read_run_card(run) == card
     steps = [r["step"] for r in read_rollout_log(run)]
-    assert sorted(set(steps)) == [1, 2, 3, 4] and len(steps) == 4 * card["episodes_per_step"]
+    assert sorted(set(steps)) == [1, 2, 3] and len(steps) == 3 * card["episodes_per_step"]

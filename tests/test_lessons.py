@@ -208,7 +208,7 @@ def test_pooled_success_weights_by_episodes():
 
 def test_trained_policies_finds_yours_or_the_shipped_ones(tmp_path, monkeypatch):
     shipped = lessons.trained_policies("cpu", lessons.TRAINED_SOURCES[1])
-    assert set(shipped) == {"sft-golden", "sft-trial", "sft-trial-grpo"}  # shipped in data/adapters (SFT-recover joins them when shipped)
+    assert set(shipped) == {"sft-golden", "sft-recover", "sft-trial", "sft-trial-grpo"}  # shipped in data/adapters
     assert lessons.trained_policies("tiny", lessons.TRAINED_SOURCES[1]) == {}  # trained for another model
     monkeypatch.chdir(tmp_path)
     assert lessons.trained_policies("tiny", lessons.TRAINED_SOURCES[0]) == {}

@@ -186,8 +186,9 @@ def test_the_shipped_group_rescored_under_its_own_weights_gives_the_logged_rewar
     assert [r["reward"] for r in table] == [round(row["reward"], 3) for row in group.rows]
     names = [n for n in table[0] if n in weights.weights()]
     assert all(abs(sum(r[n] for n in names) - r["reward"]) < 0.01 for r in table), "the weighted components add up"
-    doubled = lessons.score_group(group, lessons.reward_config({"outcome": 1.0, "format": 1.0, "exec_errors": 0.2, "budget": 0.2, "trial_use": 0.2, "guards": 1.0}))
-    assert [r["format"] for r in doubled] == [2 * r["format"] for r in table]
+    doubled = lessons.score_group(group, lessons.reward_config({"outcome": 1.0, "format": 1.0, "exec_errors": 0.2, "budget": 0.2, "trial_info": 0.2, "recovery": 0.3, "guards": 1.0}))
+    # Each share is rounded to 3 decimals, so twice a rounded share may differ from the rounded double by 0.001.
+    assert [r["format"] for r in doubled] == pytest.approx([2 * r["format"] for r in table], abs=1.01e-3)
     assert lessons.logged_playground_group(None, []) is None
 
 
@@ -197,8 +198,8 @@ def test_the_shipped_runs_falling_success_is_explained_from_its_own_numbers():
     note = lessons.success_curve_note(folder)
     first, last = history[0]["episode/success"], history[-1]["episode/success"]
     assert f"from {first:.2f} at step 1 to {last:.2f} at step {len(history)}" in note and "just 16 episodes" in note
-    assert "inside that noise" in note  # 0.19 -> 0.00 on 16 episodes a step
+    assert "inside that noise" in note  # 0.44 -> 0.06 on 16 episodes a step
     assert lessons.success_curve_note(None) == ""
-    # a typical step, not one slowed by a busy machine
-    assert lessons.median_step_seconds(history) < 300 < max(e["step_time"] for e in history)
+    # a typical step, not the first, which also started the rollout engine
+    assert lessons.median_step_seconds(history) < history[0]["step_time"] == max(e["step_time"] for e in history)
     assert 1 <= lessons.mean_turns(history) <= 8

@@ -156,19 +156,6 @@ def test_publish_keeps_the_first_complete_folder(tmp_path):
     assert (target / MARKER_NAME).read_text() == "second"
 
 
-def test_loading_needs_no_network(tokenizer):
-    """A fresh process, hub offline and its endpoint unreachable, loads the tokenizer and the weights."""
-    code = (
-        "from labkit.models import load_tokenizer, load_embedded_model\n"
-        "t = load_tokenizer(); m = load_embedded_model()\n"
-        "print(t.eos_token, sum(p.numel() for p in m.parameters()))\n"
-    )
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-2:] == ["<|im_end|>", "134515008"]
-
-
 # ----------------------------------------------------------------------------- the model
 
 
@@ -509,7 +496,9 @@ class FastLanguageModel:
 """
 
 
-def test_gpu_profile_uses_unsloth_only_with_cuda(tokenizer, tmp_path):
+def test_a_fresh_process_loads_offline_and_the_gpu_profile_uses_unsloth_only_with_cuda(tokenizer, tmp_path):
+    """A fresh process, hub offline and its endpoint unreachable, loads the tokenizer and the weights; and at the gpu
+    profile it goes through unsloth only where CUDA is. One process checks both: each start costs seconds."""
     checkpoint = tmp_path / "checkpoint"
     tiny_model(tokenizer).save_pretrained(checkpoint)
     tokenizer.save_pretrained(checkpoint)
@@ -518,6 +507,8 @@ def test_gpu_profile_uses_unsloth_only_with_cuda(tokenizer, tmp_path):
     code = (
         "import importlib.util, json, sys, torch\n"
         "import labkit.models, labkit.policies\n"
+        "t = labkit.models.load_tokenizer(); m = labkit.models.load_embedded_model()  # the process's first loads\n"
+        "print('offline', t.eos_token, sum(p.numel() for p in m.parameters()))\n"
         "assert importlib.util.find_spec('unsloth') is not None and not torch.cuda.is_available()\n"
         f"for name in ('tiny', 'smollm2-135m', {str(checkpoint)!r}):\n"
         "    loaded = labkit.models.load_model(name, profile='gpu')\n"
@@ -533,10 +524,12 @@ def test_gpu_profile_uses_unsloth_only_with_cuda(tokenizer, tmp_path):
         "                  'template': gpu.tokenizer.chat_template == loaded.tokenizer.chat_template}))\n"
     )
     path = os.pathsep.join(p for p in (str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1")
+    env = dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    assert next(line for line in lines if line.startswith("offline ")).split()[1:] == ["<|im_end|>", "134515008"]
+    report = json.loads(lines[-1])
     (source, options), inference = report["calls"]
     assert source == str(embedded_model_dir()) and options == {"dtype": None, "load_in_4bit": False}
     assert inference == ["for_inference"]

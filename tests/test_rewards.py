@@ -1,5 +1,7 @@
 """Reward components, guards, and crafted reward-hacking policies in the real environment."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -29,20 +31,35 @@ def mean_reward(policy, tasks, catalog, config: RewardConfig) -> float:
     return float(np.mean([score_episode(row, config, MAX_TURNS).total for row in rows]))
 
 
-def row(phases, errors, called, success=False, end_reason="answered", arguments=None):
+def row(phases, errors, called, success=False, end_reason="answered", arguments=None, changed=("f",), recovered=0):
     arguments = arguments or ["{}"] * len(phases)
     messages = [{"role": "system", "content": ""}, {"role": "user", "content": "q"}]
     for phase, name, args in zip(phases, called, arguments):
         call = [{"type": "function", "function": {"name": name, "arguments": args}}] if name else None
         messages.append({"role": "assistant", "content": phase, "tool_calls": call})
-    return {"phases": phases, "errors": errors, "tools_called": called, "success": success, "end_reason": end_reason, "messages": messages}
+    n_errors = sum(bool(e) and p != "trial" for p, e in zip(phases, errors))
+    changes = json.dumps([{"operator": "rename_parameter", "tool": name, "detail": ""} for name in changed])
+    return {"phases": phases, "errors": errors, "tools_called": called, "success": success, "end_reason": end_reason, "messages": messages,
+            "changes": changes, "n_errors": n_errors, "n_recoveries": recovered}
 
 
 def test_components_of_a_clean_trial_then_use_episode():
     r = row(["trial", "execution", "answer"], ["", "", ""], ["f", "f", ""], success=True)
     score = score_episode(r, RewardConfig(), max_turns=6)
-    assert score.components == {"outcome": 1.0, "format": 1.0, "exec_errors": 0.0, "budget": -0.5, "trial_use": 1.0, "guards": 0.0}
+    assert score.components == {"outcome": 1.0, "format": 1.0, "exec_errors": 0.0, "budget": -0.5, "trial_info": 1.0, "recovery": 0.0, "guards": 0.0}
     assert score.total == pytest.approx(1.0 + 0.5 + 0.0 - 0.1 + 0.2)
+
+
+def test_a_trial_pays_only_where_it_could_learn_something_and_recovery_only_repairs():
+    clean = dict(phases=["trial", "execution", "answer"], errors=["", "", ""], called=["f", "f", ""], success=True)
+    assert score_episode(row(**clean, changed=())).components["trial_info"] == 0.0, "a trial of an unchanged tool only confirms the docs"
+    assert score_episode(row(**clean, changed=("f",))).components["trial_info"] == 1.0
+    assert score_episode(row(**{**clean, "called": ["f_beta", "f", ""]}, changed=("f",))).components["trial_info"] == 1.0, "a look-alike of a changed tool"
+    slip = dict(phases=["execution", "execution", "answer"], errors=["unknown_parameter", "", ""], called=["f", "f", ""], success=True)
+    fixed, left = score_episode(row(**slip, recovered=1)), score_episode(row(**{**slip, "errors": ["unknown_parameter", "unknown_parameter", ""]}))
+    assert fixed.components["recovery"] == 0.0 and left.components["recovery"] == -1.0
+    no_slip = score_episode(row(phases=["execution", "answer"], errors=["", ""], called=["f", ""], success=True))
+    assert no_slip.total > fixed.total, "making a mistake and fixing it never beats making none"
 
 
 def test_execution_errors_count_and_trial_errors_do_not():
@@ -75,7 +92,7 @@ def test_guards_fire_on_what_they_name():
 
 def test_a_zero_weight_switches_a_component_off():
     r = row(["trial", "execution", "answer"], ["", "", ""], ["f", "f", ""], success=True)
-    only_outcome = RewardConfig(format=0, exec_errors=0, budget=0, trial_use=0, guards=0)
+    only_outcome = RewardConfig(format=0, exec_errors=0, budget=0, trial_info=0, recovery=0, guards=0)
     assert score_episode(r, only_outcome).total == 1.0
     assert only_outcome.enabled() == ["outcome"]
     assert set(RewardConfig().enabled()) == set(COMPONENTS)

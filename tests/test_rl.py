@@ -12,7 +12,7 @@ import torch
 from labkit.models import load_model
 from labkit.rewards import COMPONENTS, GUARDS
 from labkit.rl import RLRunConfig, build_trainer, episode_tokens, read_rollout_log, train_rl
-from labkit.sft import read_run_card
+from labkit.sft import read_run_card, ship_adapter
 from labkit.tasks import Task
 
 ADAPTER = "data/adapters/sft-trial"
@@ -73,10 +73,12 @@ def test_completions_hand_trl_only_the_model_tokens_as_trainable_at_their_sample
 def test_real_tool_results_carry_no_loss_and_logprobs_match(tmp_path, fp32):
     """The shipped SFT-trial adapter on the embedded model makes real tool calls: their results must be masked."""
     # In-process: the comparison is at fp32, and a vLLM engine (where installed) would sample in bf16.
-    config = RLRunConfig(profile="cpu", init=ADAPTER, out=str(tmp_path), num_generations=2, max_turns=4, report_to="none", engine="transformers")
+    # Two tasks of up to three turns are enough: their episodes get 8 tool results back, 3 of them successes
+    # (four tasks of four turns got 22 and 4, in twice the time).
+    config = RLRunConfig(profile="cpu", init=ADAPTER, out=str(tmp_path), num_generations=2, max_turns=3, report_to="none", engine="transformers")
     loaded = load_model(ADAPTER)
     trainer = build_trainer(config, loaded, progress=False)
-    tasks, output = rollout_batch_of(trainer, n_tasks=4)
+    tasks, output = rollout_batch_of(trainer, n_tasks=2)
     results = 0
     for rollout, completion, mask in zip(trainer.rollout_func.last_rollouts, output["completion_ids"], output["env_mask"]):
         trainable = loaded.tokenizer.decode([t for t, m in zip(completion, mask) if m])
@@ -107,6 +109,11 @@ def test_tiny_run_logs_rewards_guards_and_groups_becomes_a_policy_and_replays_a_
     assert (out / "curves.png").is_file() and "GRPO run" in (out / "README.md").read_text()
     assert load_model(str(out)).model is not None
     assert train_rl(RLRunConfig(profile="tiny", out=str(out)), progress=False) == card  # finished: read back
+    stale = tmp_path / "shipped" / "rollouts" / "step-00099.jsonl"  # the last step of a run shipped there before
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}\n")
+    shipped = ship_adapter(out, tmp_path / "shipped")
+    assert [p.name for p in (shipped / "rollouts").iterdir()] == [f"step-{card['steps']:05d}.jsonl"]
 
     # Lose the last checkpoint and the card, as a run killed in its last step would (that step was logged): the rerun
     # resumes, logs the step once, and replays the same episodes from the same weights. (A real SIGKILL, on the vLLM

@@ -136,11 +136,12 @@ train_sft(SFTRunConfig(**json.loads(sys.argv[1])), progress=False, on_log=kill_a
 
 
 def test_a_killed_run_resumes_to_the_same_loss(tmp_path):
-    config = dict(data=GOLDEN, profile="tiny", out=str(tmp_path / "killed"), token_budget=8000, save_steps=2, report_to="none")
+    # 5000 tokens make about 7 steps: killed at step 5, checkpoints 2 and 4 are on disk, and the rerun must take the newer.
+    config = dict(data=GOLDEN, profile="tiny", out=str(tmp_path / "killed"), token_budget=5000, save_steps=2, report_to="none")
     killed = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(config)], capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert read_run_card(tmp_path / "killed") is None
-    assert (tmp_path / "killed" / "checkpoints" / "checkpoint-4").is_dir()
+    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
 
     # Only the kill needs a process of its own; the rerun and the straight run train here, sparing two process starts.
     resumed = train_sft(SFTRunConfig(**config), progress=False)

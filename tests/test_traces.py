@@ -225,7 +225,7 @@ def test_groups_compare_and_aggregates(library):
     groups = rollout_groups(rollouts)
     assert list(groups) == [(1, 0), (1, 1), (2, 0), (2, 1)] and all(len(m) == 4 for m in groups.values())
     header, rows = group_rows(groups[(1, 0)])
-    assert header[:4] == ["rollout", "episode", "reward", "advantage"] and {"outcome", "trial_use"} <= set(header)
+    assert header[:4] == ["rollout", "episode", "reward", "advantage"] and {"outcome", "trial_info"} <= set(header)
     assert abs(sum(r[3] for r in rows)) < 1e-2  # advantages are normalised within the group
 
     golden, trial = library.open("runs/eval/golden-evolved"), library.open("runs/eval/trial-evolved")

@@ -61,7 +61,7 @@ def rollout_rows(rows: list[dict], step: int) -> list[dict]:
     for group in range(2):
         members = [dict(rows[(group * 4 + i) % len(rows)]) for i in range(4)]
         for row in members:
-            row["rewards"] = {"outcome": float(row["success"]), "format": 0.1, "exec_errors": -0.1 * row["n_errors"], "trial_use": 0.2 * (row["n_trials"] > 0)}
+            row["rewards"] = {"outcome": float(row["success"]), "format": 0.1, "exec_errors": -0.1 * row["n_errors"], "trial_info": 0.2 * (row["n_trials"] > 0)}
             row["reward"] = sum(row["rewards"].values())
         mean = sum(r["reward"] for r in members) / 4
         spread = (sum((r["reward"] - mean) ** 2 for r in members) / 4) ** 0.5 or 1.0
