@@ -97,7 +97,9 @@ demo: $(STAMP)
 # report and ships the adapters notebook 03 loads. Resumes where it stopped.
 ablation: export HF_HUB_OFFLINE := 1
 ablation: $(STAMP)
-	$(BIN)/labkit ablation --profile cpu --ship data/adapters
+	# The shipped report's command (reports/ablation.md): about 1.5 h on 2 cores, after `make vllm`.
+	$(BIN)/labkit ablation --profile cpu --n 100 --seeds 1 --token-budget 100000 --rl-steps 10 --engine vllm \
+		--arms base,sft-golden,sft-recover,sft-trial,sft-trial-grpo --ship data/adapters
 
 bench: export HF_HUB_OFFLINE := 1
 bench: export TRANSFORMERS_OFFLINE := 1
