@@ -174,6 +174,9 @@ def format_answer(value: Any) -> str:
 # ----------------------------------------------------------------------------- what a careful agent learns about one tool
 
 
+MISSING_PARAMETER = re.compile(r"missing required parameter '([^']+)' \(([^)]*)\)")  # (name, spec) in an error message
+
+
 @dataclass
 class ToolNotes:
     """Everything learned about one tool from its outputs and errors."""
@@ -203,18 +206,13 @@ class ToolNotes:
                 return f"{match.group(1)} replaces it"
         if kind in ("unknown_parameter", "missing_parameter"):
             unexpected = re.findall(r"unexpected parameter '([^']+)'", message)
-            missing = re.findall(r"missing required parameter '([^']+)' \(([^)]*)\)", message)
+            missing = MISSING_PARAMETER.findall(message)
             learned = []
             renamed_from = [u for u in unexpected if u in sent]
             for (old, (new, _)) in zip(renamed_from, missing):
                 self.renames[self._original(old)] = new
                 learned.append(f"'{old}' is now '{new}'")
-            for new, spec in missing[len(renamed_from):]:
-                choices = re.search(r"one of: (.+)$", spec)
-                kind_name = spec.split(",")[0].strip()
-                value = _coerce(choices.group(1).split(", ")[0], kind_name) if choices else PLACEHOLDERS.get(kind_name, "")
-                self.extra[new] = value
-                learned.append(f"it needs '{new}' now ({spec})")
+            learned += [self._needs(new, spec) for new, spec in missing[len(renamed_from):]]
             return "; ".join(learned) or None
         if kind == "invalid_value":
             param = re.search(r"for parameter '([^']+)'", message) or re.search(r"parameter '([^']+)' must be one of", message)
@@ -244,22 +242,23 @@ class ToolNotes:
         if not listed:
             return None
         accepted = [name.strip() for name in listed.group(1).split(",")]
-        required = dict(re.findall(r"missing required parameter '([^']+)' \(([^)]*)\)", message))
+        required = dict(MISSING_PARAMETER.findall(message))
         gone = [name for name in documented if name not in accepted]
         new = [name for name in accepted if name not in documented]
         findings = []
         for old, name in zip(gone, new):
             self.renames[old] = name
             findings.append(f"'{old}' is now '{name}'")
-        for name in new[len(gone):]:
-            if name in required:
-                spec = required[name]
-                choices = re.search(r"one of: (.+)$", spec)
-                kind_name = spec.split(",")[0].strip()
-                self.extra[name] = _coerce(choices.group(1).split(", ")[0], kind_name) if choices else PLACEHOLDERS.get(kind_name, "")
-                findings.append(f"it needs '{name}' now ({spec})")
+        findings += [self._needs(name, required[name]) for name in new[len(gone):] if name in required]
         said = f"It accepts {', '.join(accepted)}"
         return f"{said}: {'; '.join(findings)}." if findings else f"{said}, as documented."
+
+    def _needs(self, name: str, spec: str) -> str:
+        """Note a new required parameter from its spec in an error (its first allowed value, or a placeholder of its type)."""
+        choices = re.search(r"one of: (.+)$", spec)
+        kind_name = spec.split(",")[0].strip()
+        self.extra[name] = _coerce(choices.group(1).split(", ")[0], kind_name) if choices else PLACEHOLDERS.get(kind_name, "")
+        return f"it needs '{name}' now ({spec})"
 
     def _original(self, name: str) -> str:
         return next((old for old, new in self.renames.items() if new == name), name)
