@@ -138,10 +138,9 @@ def dataset_tokens(config: AblationConfig, tokenizer) -> dict[str, int]:
     return totals
 
 
-def arm_budgets(config: AblationConfig, tokenizer) -> dict[str, int]:
+def arm_budgets(config: AblationConfig, totals: dict[str, int]) -> dict[str, int]:
     """Each SFT arm's training tokens: one matched budget (the profile's, or less when a dataset cannot
-    fill it), or with ``budget="tasks"`` each arm's whole dataset."""
-    totals = dataset_tokens(config, tokenizer)
+    fill it), or with ``budget="tasks"`` each arm's whole dataset (``totals``, from :func:`dataset_tokens`)."""
     if config.budget == "tasks":
         return totals
     wanted = SFTRunConfig(profile=config.profile, token_budget=config.token_budget).token_budget
@@ -210,7 +209,8 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
     from labkit.models import load_tokenizer
 
     tokenizer = load_tokenizer(get_profile(config.profile).model)
-    budgets = arm_budgets(config, tokenizer)
+    totals = dataset_tokens(config, tokenizer)  # tokenizes every dataset: once, for the budgets and the curve
+    budgets = arm_budgets(config, totals)
     seconds, clock = {}, time.perf_counter()
     runs = {}
     for arm in config.sft_arms:
@@ -237,7 +237,7 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
                 tqdm.write(f"[ablation] evaluating {arm} on {split}")
             metrics[(arm, split)] = evaluate(eval_config(config, arm, split), progress=progress)
     seconds["evaluation"], clock = time.perf_counter() - clock, time.perf_counter()
-    curves = learning_curve(config, dataset_tokens(config, tokenizer), budgets, progress) if config.curve else {}
+    curves = learning_curve(config, totals, budgets, progress) if config.curve else {}
     if curves:
         seconds["learning curve"] = time.perf_counter() - clock
     pooled = pooled_metrics(config)

@@ -107,8 +107,9 @@ def test_a_matched_task_budget_trains_every_arm_on_its_whole_dataset(tokenizer):
     tasks = AblationConfig(profile="tiny", budget="tasks")
     assert "--budget tasks" in tasks.command()
     whole = dataset_tokens(tasks, tokenizer)
-    assert arm_budgets(tasks, tokenizer) == whole and len(set(whole.values())) == 3 and min(whole.values()) > 4000, "each its own"
-    matched = arm_budgets(AblationConfig(profile="tiny"), tokenizer)
+    assert arm_budgets(tasks, whole) == whole and len(set(whole.values())) == 3 and min(whole.values()) > 4000, "each its own"
+    tokens = AblationConfig(profile="tiny")
+    matched = arm_budgets(tokens, dataset_tokens(tokens, tokenizer))
     assert set(matched.values()) == {4000}, "the tiny profile's budget, the same for every arm"
     with pytest.raises(ValueError, match="budget must be"):
         AblationConfig(profile="tiny", budget="epochs")
