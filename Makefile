@@ -7,7 +7,7 @@
 #   make doctor   what this machine can run
 #   make bench    speed ratios (bench/)
 #   make data     regenerate the shipped tasks and teacher datasets in data/
-#   make demo     the whole course headless (cpu profile, about 20 min on 2 cores with `make vllm`, 40 without): reports/demo/
+#   make demo     the whole course headless (cpu profile, about 36 min on 2 cores; installs `make vllm` first): reports/demo/
 #   make ablation the ablation, SFT and GRPO arms (cpu profile): reports/ablation.md and data/adapters/
 #   make vllm     the vLLM rollout engine for CPU machines, in .venv-vllm (labkit finds it there)
 #   make gpu      add unsloth + vLLM (CUDA machines only)
@@ -89,8 +89,11 @@ data: $(STAMP)
 	$(BIN)/labkit teach --teacher golden --tasks data/tasks/train.jsonl --out data/trajectories/golden-train
 
 # Notebooks 01-05 in one go: data, SFT, GRPO, evaluation, report. Resumes where it stopped.
+# On Linux x86-64 CPU machines it installs the vLLM engine first (`make vllm`, once): the demo's size fits in
+# 45 minutes on 2 cores with it; at an earlier, smaller size the in-process engine (other machines) took twice as long.
 demo: export HF_HUB_OFFLINE := 1
 demo: $(STAMP)
+	@if [ "$(UNAME_S)" = Linux ] && [ "$$(uname -m)" = x86_64 ] && [ -z "$(HAS_NVIDIA)" ]; then $(MAKE) --no-print-directory vllm; fi
 	$(BIN)/labkit demo --profile cpu
 
 # Trains SFT-golden and SFT-trial, evaluates them with the base model, writes the

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from labkit.data import load_dataset_dir, read_rows, token_lengths
-from labkit.evaluate import EvalConfig, bootstrap_metrics, evaluate, format_metric
+from labkit.data import load_dataset_dir, token_lengths
+from labkit.evaluate import EvalConfig, bootstrap_metrics, evaluate, evaluation_rows, format_metric
 from labkit.profiles import get_profile
 from labkit.rl import RLRunConfig, format_number, stack_on_init, train_rl
 from labkit.sft import SFTRunConfig, ship_adapter, train_sft
@@ -39,6 +39,7 @@ from labkit.sft import SFTRunConfig, ship_adapter, train_sft
 ARMS = ("base", "sft-golden", "sft-recover", "sft-trial", "sft-trial-grpo", "grpo-only")
 SPLITS = ("seen", "evolved", "unseen")
 HARD = ("evolved", "unseen")  # the splits the thesis is about: changed tools and tools never trained on
+POOLED = "+".join(HARD)  # how reports/ablation.json names them pooled
 DATASETS = {  # under AblationConfig.data
     "sft-golden": "trajectories/golden-train",
     "sft-recover": "trajectories/recover-train",
@@ -191,7 +192,7 @@ def learning_curve(config: AblationConfig, totals: dict[str, int], budgets: dict
         card = train_sft(sft_config(config, arm, budget, out=out), progress=progress)
         evals = {split: eval_config(config, arm, split) if own else eval_config(config, arm, split, policy=out, out=f"{out}/eval-{split}") for split in HARD}
         by_split = {split: evaluate(ec, progress=progress) for split, ec in evals.items()}
-        pooled = bootstrap_metrics([row for ec in evals.values() for row in read_rows(Path(ec.out) / "episodes.jsonl")])
+        pooled = bootstrap_metrics([row for ec in evals.values() for row in evaluation_rows(ec)])
         curves.setdefault(arm, []).append({
             "tokens": card["data"]["tokens"], "rows": card["data"]["rows"], "success": pooled["success"], "success_ci95": pooled["success_ci95"],
             **{split: by_split[split]["success"] for split in HARD},
@@ -250,7 +251,7 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
 
 
 def arm_rows(config: AblationConfig, arm: str, splits: tuple[str, ...]) -> list[dict]:
-    return [row for split in splits for row in read_rows(Path(eval_config(config, arm, split).out) / "episodes.jsonl")]
+    return [row for split in splits for row in evaluation_rows(eval_config(config, arm, split))]
 
 
 def _episode_key(row: dict) -> tuple | None:
@@ -325,7 +326,11 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         chart.savefig(report.parent / figure[name], dpi=110)
 
     pooled = result["pooled"]
-    gaps = {(a, b): success_gap(arm_rows(config, a, HARD), arm_rows(config, b, HARD)) for a, b in GAPS if a in config.arms and b in config.arms}
+    pairs = [(a, b) for a, b in GAPS if a in config.arms and b in config.arms]
+    # Each difference on every split the thesis is about, and on them pooled (what the targets are checked on).
+    by_split = {pair: {"+".join(splits): success_gap(*(arm_rows(config, arm, splits) for arm in pair)) for splits in (*((s,) for s in HARD), HARD)}
+                for pair in pairs}
+    gaps = {pair: by_split[pair][POOLED] for pair in pairs}
     budgets = result["budgets"]
     if config.budget == "tasks":
         budget_text = (f"train on their own trajectories of every training task for the same epochs "
@@ -344,8 +349,9 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         "",
         *success_table(config, metrics, pooled),
         "",
-        *(["Differences in success on evolved + unseen, with 95% bootstrap intervals (paired by task and seed where both arms played the same episodes):",
-           "", *[f"- **{a} minus {b}: {_gap_text(gap)}**" for (a, b), gap in gaps.items()], ""] if gaps else []),
+        *(["Differences in success, with 95% bootstrap intervals (paired by task and seed where both arms played the same episodes):",
+           "", "| difference | " + " | ".join(s.replace("+", " + ") for s in next(iter(by_split.values()))) + " |", "|:--|" + "--:|" * (len(HARD) + 1),
+           *[f"| {a} minus {b} | " + " | ".join(_gap_text(gap) for gap in splits.values()) + " |" for (a, b), splits in by_split.items()], ""] if by_split else []),
         *target_checks(pooled, gaps),
         f"![success by split]({figure['success']})",
         "",
@@ -420,10 +426,21 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
             "",
         ]
     report.write_text("\n".join(lines), encoding="utf-8")
-    (Path(config.out) / "ablation.json").write_text(
-        json.dumps({f"{arm}/{split}": {k: m[k] for k in ("success", "success_ci95", "n")} for (arm, split), m in metrics.items()} | {f"gap_evolved_unseen/{a}-minus-{b}": gap for (a, b), gap in gaps.items()}, indent=2)
-    )
+    report.with_suffix(".json").write_text(json.dumps(summary(config, result, by_split), indent=2), encoding="utf-8")
     return report
+
+
+def summary(config: AblationConfig, result: dict, gaps: dict) -> dict:
+    """The report's figures for programs (the demo compares itself with the full ablation's): success per arm and
+    split and on evolved + unseen, the gaps, the SFT budgets and the learning curve, with the command that made them."""
+    cell = ("success", "success_ci95", "n")
+    return {
+        "command": config.command(), "n": config.n, "seeds": config.seeds, "budgets": result["budgets"],
+        "success": {f"{arm}/{split}": {k: m[k] for k in cell} for (arm, split), m in result["metrics"].items()}
+        | {f"{arm}/{POOLED}": {k: m[k] for k in cell} for arm, m in result["pooled"].items()},
+        "gaps": {f"{a} minus {b}": splits for (a, b), splits in gaps.items()},  # by split, and pooled (POOLED)
+        "curves": result["curves"],
+    }
 
 
 def target_checks(pooled: dict, gaps: dict) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from labkit.engine import ENGINES, EngineNotAvailableError
 from labkit.tasks import SPLITS
+from labkit.teachers.scripted import DEFAULT_SLIPS, SLIPS
 
 
 def _catalog(args: argparse.Namespace):
@@ -117,6 +118,7 @@ def cmd_teach(args: argparse.Namespace) -> int:
         seed=args.seed,
         level=args.level,
         mistake_rate=args.mistake_rate,
+        slips=args.slips,
         tools_modules=args.tools_module or [],
         tasks_file=args.tasks,
         out=str(args.out),
@@ -227,21 +229,27 @@ def _reward_settings(pairs: list[str]) -> dict:
     return settings
 
 
-def cmd_rl(args: argparse.Namespace) -> int:
+def rl_config(args: argparse.Namespace):
+    """The RLRunConfig of a `labkit rl` command line."""
     from labkit.rewards import RewardConfig
-    from labkit.rl import RLRunConfig, train_rl
+    from labkit.rl import RLRunConfig
 
     try:
         rewards = RewardConfig.from_dict(_reward_settings(args.reward))
     except ValueError as error:
         raise SystemExit(f"--reward: {error}") from None
-    config = RLRunConfig(
+    return RLRunConfig(
         init=args.init, profile=args.profile, out=str(args.out), tasks=args.tasks, steps=args.steps,
         prompts_per_step=args.prompts_per_step, num_generations=args.num_generations, learning_rate=args.learning_rate,
         beta=args.beta, seed=args.seed, report_to=args.report_to, rewards=rewards, vllm_server=args.vllm_server, micro_batch=args.micro_batch,
         engine=args.engine,
     )
-    card = train_rl(config)
+
+
+def cmd_rl(args: argparse.Namespace) -> int:
+    from labkit.rl import train_rl
+
+    card = train_rl(rl_config(args))
     last = card["last_steps"]
     print(f"{card['steps']} steps x {card['episodes_per_step']} episodes in {card['seconds']} s; "
           f"last 5 steps: reward {last['reward']:.3f}, success {last['episode/success']:.3f}, trials/episode {last['episode/trials']:.2f}")
@@ -338,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", type=int, choices=range(5), help="fix the evolution level")
     p.add_argument("--tasks", help="your own tasks JSONL instead of generated ones")
     p.add_argument("--mistake-rate", type=float, default=0.3, help="how often the trial and recover teachers slip and recover")
+    p.add_argument("--slips", default=",".join(DEFAULT_SLIPS), type=lambda text: tuple(k.strip() for k in text.split(",") if k.strip()),
+                   help="the mistakes they make, comma-separated, from: " + "; ".join(f"{k} ({meaning})" for k, meaning in SLIPS.items()))
     p.add_argument("--max-turns", type=int, help="cap each episode's turns")
     p.add_argument("--out", type=Path, required=True)
     llm = p.add_argument_group(

@@ -9,8 +9,10 @@ SFT-golden and SFT-trial at a matched token budget, trains GRPO on top of
 SFT-trial, evaluates the base model and the three trained policies on seen,
 evolved and unseen tools, and writes ``reports/demo/ablation.md`` with its
 plots. It is :mod:`labkit.ablation` at a smaller size, so its table reads like
-the full one in ``reports/ablation.md``. Every stage resumes: run it again after
-an interruption and it picks up where it stopped.
+the full one in ``reports/ablation.md``; the report ends by setting its figures
+beside the full ablation's (``reports/ablation.json``) and the full learning
+curve's at the same budget (``reports/ablation-curve.json``). Every stage
+resumes: run it again after an interruption and it picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from labkit.ablation import DATASETS, TRAIN_TASKS, AblationConfig, run_ablation
+from labkit.ablation import DATASETS, POOLED, TRAIN_TASKS, AblationConfig, run_ablation
 from labkit.profiles import get_profile
 
+# The course's arms (notebooks 03-05); the full ablation adds SFT-recover. Every evaluation plays 8 turns
+# whatever the number of tasks, so each arm costs about 6 minutes on 2 cores: four arms fit in 45 minutes.
 ARMS = ("base", "sft-golden", "sft-trial", "sft-trial-grpo")
 TEACHERS = {"sft-golden": "golden", "sft-trial": "trial"}
 SHIPPED = "data"
+FULL = ("reports/ablation.json", "reports/ablation-curve.json")  # the full ablation and its learning curve, as `make ablation` ships them
 SHIPPED_TRAIN_TASKS = 400  # `make data`
 
 
@@ -43,9 +48,9 @@ class DemoSize:
 
 SIZES = {
     "tiny": DemoSize(train_tasks=40, n=2, seeds=1, rl_steps=1, token_budget=None),
-    # Measured on 2 cores: the evaluation of the base model (every episode runs out of turns)
-    # and SFT dominate; 30k tokens per arm keeps both SFT arms near 5 minutes.
-    "cpu": DemoSize(train_tasks=400, n=8, seeds=1, rl_steps=2, token_budget=30000),
+    # 50k tokens is a point of the full learning curve, so the two can be set side by side; 50 tasks a split
+    # cost little more than 8 (the engine plays them together). Measured on 2 cores with vLLM: docs/instructor.md.
+    "cpu": DemoSize(train_tasks=400, n=50, seeds=1, rl_steps=1, token_budget=50000),
     "gpu": DemoSize(train_tasks=400, n=32, seeds=1, rl_steps=20, token_budget=None),
     "multi-gpu": DemoSize(train_tasks=400, n=64, seeds=1, rl_steps=50, token_budget=None),
 }
@@ -77,7 +82,7 @@ class DemoConfig:
 
 
 def make_data(config: DemoConfig, progress: bool = True) -> dict[str, bool]:
-    """Training tasks and both teacher datasets under ``config.data``.
+    """Training tasks and the teacher datasets under ``config.data``.
 
     Returns, for each, whether it equals the shipped one byte for byte (nothing when the sizes differ, as at the tiny profile).
     """
@@ -116,11 +121,59 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
     check_profile(config)
     start = time.perf_counter()
     if progress:
-        tqdm.write(f"[demo] data: {config.size.train_tasks} training tasks and two teacher datasets in {config.data}")
+        tqdm.write(f"[demo] data: {config.size.train_tasks} training tasks and {len(TEACHERS)} teacher datasets in {config.data}")
     same = make_data(config, progress)
     seconds = {"data": time.perf_counter() - start}
     result = run_ablation(config.ablation(), progress=progress)
+    with Path(config.report).open("a", encoding="utf-8") as report:
+        report.write("\n".join(["", *relation_to_full(result, *(_read_json(path) for path in FULL))]))
     seconds |= result["seconds"] | {"total": time.perf_counter() - start}
     record = {"config": asdict(config), "size": asdict(config.size), "same_as_shipped": same, "seconds": seconds}
     Path(config.out, "demo.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return result | {"same_as_shipped": same, "seconds": seconds}
+
+
+def _read_json(path: str) -> dict | None:
+    return json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else None
+
+
+def ordering(success: dict[str, float]) -> str:
+    """Arms from best to worst success, ties (to three decimals) as such: ``sft-golden > sft-trial = sft-trial-grpo > base``."""
+    arms = sorted(success, key=lambda arm: -success[arm])
+    return arms[0] + "".join(f" {'=' if round(success[a], 3) == round(success[b], 3) else '>'} {b}" for a, b in zip(arms, arms[1:])) if arms else ""
+
+
+def relation_to_full(result: dict, full: dict | None, curve: dict | None) -> list[str]:
+    """The demo report's last section: its success on evolved + unseen beside the full ablation's table, and beside
+    the full learning curve at the demo's own SFT budget (the same training data, more evaluation tasks)."""
+    lines = ["## How this demo relates to the full ablation", ""]
+    if full is None:
+        return lines + [f"No full ablation on this machine ({FULL[0]} is missing): `make ablation` writes it.", ""]
+    demo = {arm: m["success"] for arm, m in result["pooled"].items()}
+    table = {arm: full["success"][f"{arm}/{POOLED}"]["success"] for arm in demo if f"{arm}/{POOLED}" in full["success"]}
+    budget = min(result["budgets"].values(), default=0)
+    # The curve's point for the demo's budget: its token count is what fit under that budget, so allow a little.
+    points = (curve or {}).get("curves", {})
+    at_budget = {arm: p["success"] for arm in demo for p in points.get(arm, []) if abs(p["tokens"] - budget) <= 0.05 * budget}
+    columns = {
+        f"this demo ({budget} tokens, {next(iter(result['pooled'].values()))['n']} episodes)": demo,
+        f"full table ({min(full['budgets'].values())} tokens, {full['n']} tasks x {full['seeds']} seed(s) a split)": table,
+        **({f"full learning curve at {budget} tokens": at_budget} if at_budget else {}),
+    }
+    lines += [
+        "Success on evolved + unseen:",
+        "",
+        "| arm | " + " | ".join(columns) + " |",
+        "|:--|" + "--:|" * len(columns),
+        *[f"| {arm} | " + " | ".join(f"{c[arm]:.3f}" if arm in c else "n/a" for c in columns.values()) + " |" for arm in demo],
+        "",
+        f"- Ordering in this demo: {ordering(demo)}.",
+        f"- Ordering in the full table (`{full['command']}`): {ordering(table)}.",
+        *([f"- Ordering on the full learning curve at {budget} tokens (`{curve['command']}`): {ordering(at_budget)}."] if at_budget else []),
+        "",
+        "The demo trains on the same tasks and teacher data as the full ablation (`same_as_shipped` in its demo.json), "
+        "on fewer tokens, and evaluates fewer tasks, so its intervals are wider: read an ordering only where the "
+        "interval of the difference above excludes zero.",
+        "",
+    ]
+    return lines

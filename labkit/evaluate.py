@@ -245,13 +245,21 @@ def evaluate(config: EvalConfig, progress: bool = True, on_episode: Callable[[di
             if on_episode is not None:
                 on_episode(row)
     bar.close()
-    wanted = {(seed, t.id) for seed, tasks in tasks_by_seed.items() for t in tasks}
-    rows = [r for r in read_rows(log) if (r["seed"], r["task_id"]) in wanted]
+    rows = evaluation_rows(config, tasks_by_seed)
     metrics = {"policy": config.policy, "split": config.split, "level": config.level, **summarize(rows)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_dataset(rows, out / "traces", _traces_card(config, metrics))
     write_report(config, metrics, out)
     return metrics
+
+
+def evaluation_rows(config: EvalConfig, tasks_by_seed: dict[int, list[Task]] | None = None) -> list[dict]:
+    """The episodes of ``config``'s tasks and seeds from its log, which may hold more (a larger run into the same folder)."""
+    if tasks_by_seed is None:
+        catalog = load_catalog(config.tools_modules)
+        tasks_by_seed = {seed: eval_tasks(config, catalog, seed) for seed in range(config.seeds)}
+    wanted = {(seed, t.id) for seed, tasks in tasks_by_seed.items() for t in tasks}
+    return [r for r in read_rows(Path(config.out) / "episodes.jsonl") if (r["seed"], r["task_id"]) in wanted]
 
 
 # ----------------------------------------------------------------------------- the report

@@ -90,6 +90,10 @@ SIZES = {
 }
 
 
+# The RLRunConfig fields `labkit rl` has an option for (besides --init, --profile, --steps, --reward and --out).
+CLI_FIELDS = ("tasks", "prompts_per_step", "num_generations", "learning_rate", "beta", "seed", "report_to", "micro_batch", "vllm_server", "engine")
+
+
 @dataclass
 class RLRunConfig:
     init: str | None = None  # the policy to start from; None: the profile's
@@ -134,7 +138,11 @@ class RLRunConfig:
         return self.prompts_per_step * self.num_generations
 
     def command(self) -> str:
-        return f"labkit rl --init {self.init} --profile {self.profile} --steps {self.steps} --out {self.out}"
+        """The `labkit rl` command line of this run: every option the CLI offers that differs from its default."""
+        default = RLRunConfig(init=self.init, profile=self.profile)
+        options = [f"--{name.replace('_', '-')} {getattr(self, name)}" for name in CLI_FIELDS if getattr(self, name) != getattr(default, name)]
+        options += [f"--reward {name}={value}" for name, value in asdict(self.rewards).items() if value != asdict(default.rewards)[name]]
+        return " ".join([f"labkit rl --init {self.init} --profile {self.profile} --steps {self.steps}", *options, f"--out {self.out}"])
 
     def env_config(self) -> EnvConfig:
         return EnvConfig(max_turns=self.max_turns)

@@ -22,6 +22,7 @@ from labkit.protocol import RESPONSE_TEMPLATE, message_action
 from labkit.runs import claim_run_folder
 from labkit.tasks import Task, generate_tasks, load_tasks
 from labkit.teachers import GoldenTeacher, RecoverTeacher, TrialTeacher
+from labkit.teachers.scripted import DEFAULT_SLIPS, check_slips
 from labkit.tools import load_catalog
 
 TEACHERS = ("trial", "recover", "golden", "llm")
@@ -54,16 +55,21 @@ class TeachConfig:
     seed: int = 0
     level: int | None = None
     mistake_rate: float = 0.3
+    slips: tuple[str, ...] = DEFAULT_SLIPS  # the mistakes the trial and recover teachers make (scripted.SLIPS)
     tools_modules: list[str] = field(default_factory=list)
     tasks_file: str | None = None
     out: str = "runs/teach"
     max_turns: int | None = None  # cap episodes below TEACHER_ENV's generous budget (an LLM teacher can ramble)
+
+    def __post_init__(self) -> None:
+        self.slips = check_slips(self.slips)
 
     def command(self) -> str:
         source = f"--tasks {self.tasks_file}" if self.tasks_file else f"--split {self.split} --n {self.n} --seed {self.seed}"
         extras = "".join(f" --tools-module {m}" for m in self.tools_modules)
         extras += f" --level {self.level}" if self.level is not None else ""
         extras += f" --mistake-rate {self.mistake_rate}" if self.teacher in ("trial", "recover") else ""
+        extras += f" --slips {','.join(self.slips)}" if self.teacher in ("trial", "recover") and self.slips != DEFAULT_SLIPS else ""
         extras += f" --max-turns {self.max_turns}" if self.max_turns else ""
         return f"labkit teach --teacher {self.teacher} {source}{extras} --out {self.out}"
 
@@ -91,7 +97,7 @@ def replay(task: Task, messages: list[dict], env: ToolEnv) -> Trajectory:
 def _teacher(config: TeachConfig):
     if config.teacher in ("trial", "recover"):
         teacher = TrialTeacher if config.teacher == "trial" else RecoverTeacher
-        return teacher(mistake_rate=config.mistake_rate, seed=config.seed)
+        return teacher(mistake_rate=config.mistake_rate, seed=config.seed, slips=config.slips)
     if config.teacher == "golden":
         return GoldenTeacher()
     raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {config.teacher!r}")
@@ -230,7 +236,7 @@ def teach(config: TeachConfig, progress: bool = True, tokenizer=None, llm=None) 
 
         llm = llm or LLMTeacherConfig.from_env()
         # The logs resume: another model or task set into them would mix two teachers' rows (more tasks extend them).
-        same_run = {k: v for k, v in asdict(config).items() if k not in ("out", "n", "mistake_rate")}
+        same_run = {k: v for k, v in asdict(config).items() if k not in ("out", "n", "mistake_rate", "slips")}
         same_run.update(model=llm.model, temperature=llm.temperature, max_tokens=llm.max_tokens, llm_seed=llm.seed)
         claim_run_folder(llm_log_dir(config.out), same_run, config.command())
         log_dir = generate_llm_trajectories(tasks, llm_log_dir(config.out), llm, env_config, progress, catalog=catalog)

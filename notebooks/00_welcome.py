@@ -133,7 +133,7 @@ def _(first_table, mo, report_parts):
                 "`labkit ablation` trained both kinds of SFT and GRPO on top, then evaluated them on seen, evolved and "
                 "unseen tools. Its success table (95% intervals in brackets):\n\n"
                 + (first_table(ablation_text) if ablation_text else "*(no ablation report in `reports/` yet)*")
-                + "\n\nNotebooks 03-05 rebuild this at a smaller size; `make demo` runs all of it headless in about 20 minutes on two CPU cores with the vLLM engine (`make vllm`), 40 without."
+                + "\n\nNotebooks 03-05 rebuild this at a smaller size; `make demo` runs all of it headless in about 36 minutes on two CPU cores with the vLLM engine (`make vllm`)."
             )
         ]
         + [mo.image(src=str(figure), width=560) for figure in ablation_figures[:1]]

@@ -32,6 +32,7 @@ def _():
     from labkit.profiles import resolve_profile
     from labkit.tasks import generate_tasks
     from labkit.teach import TeachConfig, teach
+    from labkit.teachers.scripted import DEFAULT_SLIPS, SLIPS
     from labkit.tools import load_catalog
 
     catalog = load_catalog()
@@ -39,8 +40,10 @@ def _():
     lessons.quiet_progress_bars()
 
     return (
+        DEFAULT_SLIPS,
         ModelNotAvailableError,
         Path,
+        SLIPS,
         json,
         TeachConfig,
         catalog,
@@ -178,29 +181,33 @@ def _(mo):
     mo.md(r"""
     ## 3. Make your own
 
-    Choose a teacher, a split and how often the trial teacher slips. The same settings always give the same bytes.
-    The command-line twin is `labkit teach --teacher trial --split train --n 50 --seed 0 --out runs/my-teacher`.
+    Choose a teacher, a split, how often the trial teacher slips and which mistakes it makes (the shipped data
+    uses the first three). The same settings always give the same bytes. The command-line twin is
+    `labkit teach --teacher trial --split train --n 50 --seed 0 --mistake-rate 0.3 --slips name,format,misread --out runs/my-teacher`.
     """)
     return
 
 
 @app.cell
-def _(mo, profile):
+def _(DEFAULT_SLIPS, SLIPS, mo, profile):
     teacher_picker = mo.ui.dropdown(options=["trial", "golden"], value="trial", label="teacher")
     split_picker = mo.ui.dropdown(options=["train", "seen", "evolved", "unseen"], value="train", label="split")
     n_slider = mo.ui.slider(4, 400, value=max(4, profile.n_tasks), label="tasks", show_value=True)
     slip_slider = mo.ui.slider(0.0, 1.0, step=0.1, value=0.3, label="mistake rate", show_value=True)
-    mo.hstack([teacher_picker, split_picker, n_slider, slip_slider], justify="start")
-    return n_slider, slip_slider, split_picker, teacher_picker
+    slip_kinds = mo.ui.multiselect(options={f"{kind}: {meaning}": kind for kind, meaning in SLIPS.items()},
+                                   value=[f"{kind}: {SLIPS[kind]}" for kind in DEFAULT_SLIPS], label="slips")
+    mo.vstack([mo.hstack([teacher_picker, split_picker, n_slider, slip_slider], justify="start"), slip_kinds])
+    return n_slider, slip_kinds, slip_slider, split_picker, teacher_picker
 
 
 @app.cell
-def _(Path, TeachConfig, lessons, mo, n_slider, slip_slider, split_picker, teach, teacher_picker):
+def _(Path, TeachConfig, lessons, mo, n_slider, slip_kinds, slip_slider, split_picker, teach, teacher_picker):
     config = TeachConfig(
         teacher=teacher_picker.value,
         split=split_picker.value,
         n=n_slider.value,
         mistake_rate=slip_slider.value,
+        slips=tuple(slip_kinds.value),
         out=str(Path("runs") / f"notebook-{teacher_picker.value}-{split_picker.value}"),
     )
     with mo.status.spinner(title=f"Running the {config.teacher} teacher on {config.n} tasks..."):

@@ -408,8 +408,8 @@ def _(mo):
     - The full cpu run: `labkit rl --init data/adapters/sft-trial --profile cpu --out runs/rl-sft-trial`
       (6 steps of 16 episodes; the shipped run, 10 steps, took a median of 159 s a step on two CPU cores with
       `make vllm`, see its `run_card.json`; rerun the command to resume).
-    - Did it help? On the lab's ablation (`reports/ablation.md`) ten steps added +0.015 [-0.015, +0.050] to
-      SFT-trial's success on evolved + unseen tools: inside the noise. Each step learns from 16 episodes; the gpu
+    - Did it help? On the lab's ablation (`reports/ablation.md`, 100 tasks x 3 seeds a split) ten steps added
+      +0.008 [-0.007, +0.025] to SFT-trial's success on evolved + unseen tools: inside the noise. Each step learns from 16 episodes; the gpu
       profile's 200 steps are the scale where GRPO gets a fair test.
     - Train with a reward of your own: `--reward format=0 --reward guards=0` switches components off. With the
       guards off, watch the tool-call rate in the curves.

@@ -57,8 +57,11 @@ def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
     shipped = json.loads((tmp_path / "adapters" / "sft-trial-grpo" / "adapter_config.json").read_text())
     assert shipped["base_model_name_or_path"] == "../sft-trial"  # loads from the shipped SFT adapter, wherever they move
     assert len(list((tmp_path / "adapters" / "sft-trial-grpo" / "rollouts").glob("step-*.jsonl"))) == 1
-    summary = json.loads((tmp_path / "runs" / "ablation.json").read_text())
-    assert summary["sft-trial/unseen"]["n"] == config.n * config.seeds
+    summary = json.loads((tmp_path / "reports" / "ablation.json").read_text())
+    assert summary["success"]["sft-trial/unseen"]["n"] == config.n * config.seeds
+    assert summary["success"]["sft-trial/evolved+unseen"]["n"] == 2 * config.n * config.seeds
+    assert summary["command"] == config.command() and set(summary["gaps"]["sft-trial minus sft-golden"]) == {"evolved", "unseen", "evolved+unseen"}
+    assert "| sft-trial minus sft-golden | " in report  # a difference on each split and pooled
     # A second run reads everything back: same numbers, nothing retrained.
     again = run_ablation(config, progress=False)
     assert again["runs"] == result["runs"] and again["rl_runs"] == result["rl_runs"]

@@ -72,6 +72,22 @@ def test_rl_takes_a_smaller_micro_batch_for_small_machines():
     assert build_parser().parse_args(["rl", "--out", "x", "--micro-batch", "2"]).micro_batch == 2
 
 
+def test_a_grpo_runs_recorded_command_rebuilds_the_same_run():
+    """The command a run folder records (its resume hint) names every option the run was given."""
+    import shlex
+
+    from labkit.cli import build_parser, rl_config
+    from labkit.rewards import RewardConfig
+    from labkit.rl import RLRunConfig
+
+    run = RLRunConfig(init="runs/sft", profile="tiny", out="runs/rl", tasks="my/tasks.jsonl", engine="vllm", micro_batch=2, beta=0.1,
+                      seed=3, rewards=RewardConfig(format=0.0, max_trials=2))
+    command = run.command()
+    assert "--tasks my/tasks.jsonl" in command and "--engine vllm" in command and "--reward max_trials=2" in command
+    assert rl_config(build_parser().parse_args(shlex.split(command)[1:])) == run
+    assert RLRunConfig(init="runs/sft", profile="tiny", out="o").command() == "labkit rl --init runs/sft --profile tiny --steps 2 --out o"
+
+
 def _subcommands(parser, prefix=()):
     import argparse
 

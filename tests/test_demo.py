@@ -3,8 +3,9 @@
 import json
 from pathlib import Path
 
+from labkit.ablation import HARD, POOLED, arm_rows
 from labkit.cli import main
-from labkit.demo import DemoConfig, make_data
+from labkit.demo import FULL, DemoConfig, make_data, ordering, relation_to_full
 
 LAB = Path(__file__).resolve().parent.parent
 
@@ -24,6 +25,14 @@ def test_demo_runs_the_course_headless_and_resumes(tmp_path, capsys):
     assert "grpo-only" not in text
     for figure in ("success", "robustness", "failures", "loss", "grpo"):
         assert (report.parent / "figures" / f"ablation_{figure}.png").is_file()
+    # It ends beside the shipped full ablation's figures (run from the lab's folder, where they are).
+    relation = text[text.index("## How this demo relates to the full ablation"):]
+    full = json.loads((LAB / FULL[0]).read_text())
+    golden = full["success"][f"sft-golden/{POOLED}"]["success"]
+    rows = arm_rows(DemoConfig(profile="tiny", out=str(out), report=str(report)).ablation(), "sft-golden", HARD)
+    golden_here = sum(r["success"] for r in rows) / len(rows)
+    assert f"| sft-golden | {golden_here:.3f} | {golden:.3f} |" in relation
+    assert f"Ordering in the full table (`{full['command']}`)" in relation
 
     # Run again, as after an interruption: every stage is read back, nothing retrains.
     card = (out / "sft-trial-grpo" / "run_card.json").read_bytes()
@@ -44,6 +53,15 @@ def test_demo_data_at_the_cpu_size_is_the_shipped_data_compared_only_where_that_
     assert same == {"tasks/train.jsonl": True, "trajectories/golden-train": True, "trajectories/trial-train": True}
 
 
+def test_an_ordering_shows_ties_as_ties():
+    assert ordering({"base": 0.0, "sft-trial": 0.1, "sft-golden": 0.25, "sft-trial-grpo": 0.1}) == "sft-golden > sft-trial = sft-trial-grpo > base"
+
+
+def test_without_a_full_ablation_the_demo_says_how_to_make_one():
+    lines = relation_to_full({"pooled": {"base": {"success": 0.0, "n": 4}}, "budgets": {}}, None, None)
+    assert "`make ablation` writes it" in "\n".join(lines)
+
+
 def test_a_demo_folder_of_another_profile_is_refused_before_any_work(tmp_path, capsys):
     out = tmp_path / "runs"
     out.mkdir()
@@ -51,4 +69,3 @@ def test_a_demo_folder_of_another_profile_is_refused_before_any_work(tmp_path, c
     assert main(["demo", "--profile", "cpu", "--out", str(out), "--report", str(tmp_path / "report.md")]) == 2
     assert "holds a demo at the tiny profile" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["demo.json"]  # nothing built, nothing overwritten
-

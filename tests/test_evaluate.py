@@ -4,7 +4,7 @@ import pytest
 
 from labkit.data import trajectory_row
 from labkit.env import Answer, EnvConfig, Invalid, ToolCall, ToolEnv, build_toolset, run_episode
-from labkit.evaluate import FAILURES, METRICS, bootstrap_metrics, classify_failure, summarize
+from labkit.evaluate import FAILURES, METRICS, EvalConfig, bootstrap_metrics, classify_failure, evaluation_rows, summarize
 from labkit.tasks import Task, generate_tasks
 from labkit.teachers import GoldenTeacher, TrialTeacher
 
@@ -127,6 +127,9 @@ def test_labkit_eval_writes_metrics_report_and_traces(tmp_path, capsys):
     assert "holds another run (policy: 'teacher:trial' there, 'random' now)" in capsys.readouterr().err
     assert main(["eval", "--policy", "teacher:trial", "--split", "evolved", "--n", "5", "--seeds", "1", "--out", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["n"] == 5 and len(load_dataset_dir(out / "traces")) == 5
+    # What reports pool across splits is the same episodes, not the whole log (which still holds the larger run).
+    smaller = EvalConfig(policy="teacher:trial", split="evolved", n=5, seeds=1, profile="cpu", out=str(out))
+    assert [(r["seed"], r["task_id"]) for r in evaluation_rows(smaller)] == [(0, f"evolved-0-{i:05d}") for i in range(5)]
 
 
 def test_a_killed_evaluation_resumes_without_redoing_episodes(tmp_path):

@@ -22,6 +22,15 @@ def test_teach_writes_identical_bytes_for_the_same_seed(tmp_path):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
 
 
+def test_the_slips_a_teacher_makes_are_chosen_on_the_command_line_and_named_in_its_card(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["teach", "--teacher", "recover", "--split", "train", "--n", "20", "--mistake-rate", "1", "--slips", "missing,lookalike", "--out", str(out)]) == 0
+    assert "--mistake-rate 1.0 --slips missing,lookalike" in (out / "README.md").read_text()
+    assert "--slips" not in TeachConfig(teacher="trial").command()
+    assert main(["teach", "--slips", "name,tpyo", "--out", str(tmp_path / "bad")]) == 2
+    assert "unknown slip(s) ['tpyo']" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_the_card_reports_what_a_learner_needs(tmp_path, tokenizer):
     out = teach(TeachConfig(teacher="trial", split="evolved", n=30, seed=1, out=str(tmp_path / "d")), progress=False, tokenizer=tokenizer)
     card = (out / "README.md").read_text()

@@ -71,6 +71,21 @@ def test_trials_errors_and_recoveries_show_up_in_the_data(catalog):
     assert all(r["n_errors"] == 0 for r in no_slips), "at level 0 with no slips nothing fails"
 
 
+@pytest.mark.parametrize("slip, error", [("name", "unknown_parameter"), ("format", "wrong_type"), ("missing", "missing_parameter"), ("lookalike", "unavailable")])
+def test_each_slip_is_the_mistake_it_names_and_is_put_right(catalog, slip, error):
+    env, check = ToolEnv(catalog, TEACHER_ENV), ToolEnv(catalog, TEACHER_ENV)
+    for teacher in (TrialTeacher(mistake_rate=1.0, slips=(slip,)), RecoverTeacher(mistake_rate=1.0, slips=(slip,))):
+        made = []
+        for trajectory in solve(env, teacher, generate_tasks("train", 40, 5, catalog=catalog)):
+            assert trajectory.success and replay(trajectory.task, trajectory_row(trajectory, teacher.name)["messages"], check).success
+            made += [s.observation.error for s in trajectory.steps if getattr(s.action, "slip", False)]
+        assert len(made) >= 8 and None not in made, "every slip is a call the tool rejects"
+        if teacher.tries_first:  # on a tool it has tried, the slip is exactly the mistake it names
+            assert {e.value for e in made} == {error}
+    with pytest.raises(ValueError, match="unknown slip"):
+        TrialTeacher(slips=("typo",))
+
+
 def test_the_teacher_is_deterministic_per_seed(catalog):
     env = ToolEnv(catalog, TEACHER_ENV)
     tasks = generate_tasks("train", 40, 8, catalog=catalog)

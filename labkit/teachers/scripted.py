@@ -14,8 +14,8 @@ quotes what the probe revealed. A probe never repeats the real call, and a
 tool that takes no arguments gets no probe: neither could teach anything.
 
 Execution phase: it makes the real calls with what it learned, sometimes slips
-on purpose (a wrong parameter name, a wrong value format, a misread output)
-and recovers from the error, naming the fix, then answers. A slip is marked so
+on purpose (by default a wrong parameter name, a wrong value format, a misread
+output; see ``SLIPS``) and recovers from the error, naming the fix, then answers. A slip is marked so
 that SFT keeps it as context and never trains on it: the learner should learn
 the recovery, not the mistake.
 
@@ -44,6 +44,24 @@ DATE_FORMATS = {"DD.MM.YYYY": "%d.%m.%Y", "YYYYMMDD": "%Y%m%d"}
 SCALES = {"milli": 1000, "centi": 100}
 LOOKALIKE_SUFFIX = r"_(beta|legacy|preview|sandbox|v\d+)"  # how staging and retired endpoints are usually named
 PLACEHOLDERS = {"string": "", "integer": 0, "number": 0, "boolean": True, "array": [], "object": {}}
+SLIPS = {  # the mistakes a teacher can make on purpose, and recover from
+    "name": "a parameter under a wrong name",
+    "format": "a value in the wrong shape (a list for a scalar)",
+    "misread": "the previous tool's whole output passed on instead of the field the task needs",
+    "missing": "a required parameter left out",
+    "lookalike": "the disabled look-alike of the tool (e.g. tool_beta) called for real",
+}
+DEFAULT_SLIPS = ("name", "format", "misread")  # what the shipped teacher data was made with
+
+
+def check_slips(slips) -> tuple[str, ...]:
+    """``slips`` as a tuple of known kinds, or a ValueError that lists them."""
+    unknown = [kind for kind in slips if kind not in SLIPS]
+    if unknown:
+        raise ValueError(f"unknown slip(s) {unknown}; choose from {', '.join(SLIPS)}")
+    if not slips:
+        raise ValueError(f"choose at least one slip, from {', '.join(SLIPS)} (for no slips at all, set the mistake rate to 0)")
+    return tuple(slips)
 
 
 # ----------------------------------------------------------------------------- reading outputs
@@ -319,10 +337,11 @@ class TrialTeacher:
     name = "teacher:trial"
     tries_first = True
 
-    def __init__(self, mistake_rate: float = 0.3, seed: int = 0, lookalike_rate: float = 0.5):
+    def __init__(self, mistake_rate: float = 0.3, seed: int = 0, lookalike_rate: float = 0.5, slips: tuple[str, ...] = DEFAULT_SLIPS):
         self.mistake_rate = mistake_rate
         self.lookalike_rate = lookalike_rate
         self.seed = seed
+        self.slips = check_slips(slips)
 
     # -- Policy interface
 
@@ -364,7 +383,7 @@ class TrialTeacher:
 
     def _trial(self, tool: str, notes: ToolNotes, documented: dict):
         notes.tried = True
-        twins = [name for name in self.docs if re.fullmatch(re.escape(tool) + LOOKALIKE_SUFFIX, name)]
+        twins = self._twins(tool)
         if twins and self.rng.random() < self.lookalike_rate:
             twin = self.rng.choice(twins)
             yield ToolCall(twin, {}, "trial", self._say("lookalike", twin=twin, tool=tool))
@@ -397,9 +416,9 @@ class TrialTeacher:
         thought = self._with_carry(self._say("execute", tool=notes.call_name, args=_brief(documented)))
         slip = self._slip(hop, documented) if self.rng.random() < self.mistake_rate else None
         if slip is not None:
-            sent, recovery = slip
+            tool, sent, recovery = slip
             # Shown, not taught: trained on, a slip teaches the learner to make it (SFT imitates every trained turn).
-            yield ToolCall(notes.call_name, sent, "execution", thought, slip=True)
+            yield ToolCall(tool, sent, "execution", thought, slip=True)
             if not self.last.ok:
                 _, payload = self._result()
                 thought = recovery or self._say("recover", learned=_gist(payload), tool=notes.call_name)
@@ -436,25 +455,44 @@ class TrialTeacher:
     def _documented_parameters(self, tool: str) -> dict:
         return self.docs.get(tool, {}).get("parameters", {}).get("properties", {})
 
-    def _slip(self, hop: int, documented: dict) -> tuple[dict, str | None] | None:
-        """A realistic mistake that the tool is sure to reject, and (for misreads) the words of the recovery."""
-        kinds = ["name", "format"] + (["misread"] if hop > 0 and self.values else [])
-        kind = self.rng.choice(kinds)
+    def _twins(self, tool: str) -> list[str]:
+        """The documented look-alikes of a tool (``tool_beta``, ``tool_v2``, ...)."""
+        return [name for name in self.docs if re.fullmatch(re.escape(tool) + LOOKALIKE_SUFFIX, name)]
+
+    def _slip(self, hop: int, documented: dict) -> tuple[str, dict, str | None] | None:
+        """A realistic mistake (one of ``self.slips``) that the tool is sure to reject: the tool called, its arguments,
+        and (for misreads and look-alikes) the words of the recovery."""
+        tool, notes = self.task.calls[hop].name, self.notes[self.task.calls[hop].name]
+        sent = notes.arguments(documented)
+        required = [notes.renames.get(name, name) for name in self.docs.get(tool, {}).get("parameters", {}).get("required", [])]
+        # Leaving out a tool's only parameter would repeat its probe, the empty call; an optional one is no mistake.
+        droppable = sorted(key for key in sent if key in required) if len(sent) > 1 else []
+        twins = self._twins(tool)
+        possible = {"misread": hop > 0 and self.values, "lookalike": twins, "missing": droppable}
+        kind = self.rng.choice([k for k in self.slips if possible.get(k, True)] or [None])
+        if kind is None:
+            return None
+        if kind == "lookalike":
+            twin = self.rng.choice(twins)
+            return twin, sent, self._say("lookalike_done", twin=twin, tool=notes.call_name)
         if kind == "misread":
             bound = [k for k, v in documented.items() if _same(v, self.values[-1])]
             if bound:
                 field_name = self.task.calls[hop - 1].read or "value"
-                wrong = {**self.notes[self.task.calls[hop].name].arguments(documented), bound[0]: {"result": documented[bound[0]], "note": "full output"}}
-                return wrong, self._say("misread", field=field_name)
+                wrong = {**sent, bound[0]: {"result": documented[bound[0]], "note": "full output"}}
+                return notes.call_name, wrong, self._say("misread", field=field_name)
             kind = "name"
-        sent = self.notes[self.task.calls[hop].name].arguments(documented)
         if not sent:
             return None
-        key = self.rng.choice(sorted(sent))
+        key = self.rng.choice(droppable if kind == "missing" else sorted(sent))
         if kind == "name":
-            return {(f"{key}_name" if not key.endswith("_name") else f"the_{key}"): sent[key], **{k: v for k, v in sent.items() if k != key}}, None
-        value = sent[key]
-        return {**sent, key: [value] if not isinstance(value, list) else {"items": value}}, None
+            wrong = {(f"{key}_name" if not key.endswith("_name") else f"the_{key}"): sent[key], **{k: v for k, v in sent.items() if k != key}}
+        elif kind == "missing":
+            wrong = {k: v for k, v in sent.items() if k != key}
+        else:
+            value = sent[key]
+            wrong = {**sent, key: [value] if not isinstance(value, list) else {"items": value}}
+        return notes.call_name, wrong, None
 
 
 class RecoverTeacher(TrialTeacher):
