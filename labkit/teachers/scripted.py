@@ -400,7 +400,7 @@ class TrialTeacher:
                 return
             error = payload.get("error", {}) if isinstance(payload, dict) else {}
             if error.get("type") != "deprecated":
-                self.carry = notes.learn_accepted(error, list(self._documented_parameters(tool))) or ""
+                self.carry = notes.learn_accepted(error, list(self._documented_parameters(tool).get("properties", {}))) or ""
                 return
             thought = self._say("probe_moved", learned=notes.learn(error, {}), tool=notes.call_name)
 
@@ -453,7 +453,8 @@ class TrialTeacher:
         return {k: (previous if _same(v, previous) else v) for k, v in gold.items()}
 
     def _documented_parameters(self, tool: str) -> dict:
-        return self.docs.get(tool, {}).get("parameters", {}).get("properties", {})
+        """A tool's documented ``parameters`` schema (its ``properties`` and ``required`` names)."""
+        return self.docs.get(tool, {}).get("parameters", {})
 
     def _twins(self, tool: str) -> list[str]:
         """The documented look-alikes of a tool (``tool_beta``, ``tool_v2``, ...)."""
@@ -464,7 +465,7 @@ class TrialTeacher:
         and (for misreads and look-alikes) the words of the recovery."""
         tool, notes = self.task.calls[hop].name, self.notes[self.task.calls[hop].name]
         sent = notes.arguments(documented)
-        required = [notes.renames.get(name, name) for name in self.docs.get(tool, {}).get("parameters", {}).get("required", [])]
+        required = [notes.renames.get(name, name) for name in self._documented_parameters(tool).get("required", [])]
         # Leaving out a tool's only parameter would repeat its probe, the empty call; an optional one is no mistake.
         droppable = sorted(key for key in sent if key in required) if len(sent) > 1 else []
         twins = self._twins(tool)
