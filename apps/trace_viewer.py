@@ -54,7 +54,9 @@ CSS = """
 .tv-docs th { text-align: left; font-size: 12px; }
 """
 # Puts the episode's link in the address bar, so the browser's own address is the link to share.
-LINK_JS = "(q) => { if (q) { history.replaceState(null, '', q); return location.origin + location.pathname + q; } return q; }"
+LINK_JS = (
+    "(q) => { if (q) { history.replaceState(null, '', q); return location.origin + location.pathname + q; } return q; }"
+)
 
 
 def _user_errors(fn):
@@ -75,7 +77,15 @@ def _filter(split, family, level, policy, outcome, failure, search) -> EpisodeFi
     def field(value):
         return ANY if value in (None, "", EVERYTHING) else str(value)
 
-    return EpisodeFilter(field(split), field(family), None if field(level) == ANY else int(level), field(policy), field(outcome), field(failure), search or "")
+    return EpisodeFilter(
+        field(split),
+        field(family),
+        None if field(level) == ANY else int(level),
+        field(policy),
+        field(outcome),
+        field(failure),
+        search or "",
+    )
 
 
 def _table(rows: list[list], columns: list[str]) -> pd.DataFrame:
@@ -103,7 +113,9 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
         """Open a run: its summary, and every filter reset to the values this run has."""
         run = library.open(run_id)
         options = filter_options(run.episodes)
-        dropdowns = [gr.Dropdown(choices=[EVERYTHING, *map(str, options[name])], value=EVERYTHING) for name in FILTER_FIELDS]
+        dropdowns = [
+            gr.Dropdown(choices=[EVERYTHING, *map(str, options[name])], value=EVERYTHING) for name in FILTER_FIELDS
+        ]
         return run.describe(), *dropdowns, "", 0 if run.episodes else None
 
     @_user_errors
@@ -121,7 +133,9 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
         return _table(page.rows, TABLE_COLUMNS), page.describe(), page.number, *charts(matching)
 
     def charts(episodes):
-        by_cell = pd.DataFrame(success_by_split_level(episodes), columns=["split · level", "split", "level", "success", "episodes"])
+        by_cell = pd.DataFrame(
+            success_by_split_level(episodes), columns=["split · level", "split", "level", "success", "episodes"]
+        )
         trials = pd.DataFrame(trials_histogram(episodes), columns=["trials", "episodes"])
         failures = pd.DataFrame(failure_counts(episodes), columns=["failure", "episodes"])
         return (
@@ -132,12 +146,18 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
 
     @_user_errors
     def show_episode(run_id: str, index: float | None):
-        """One episode: the timeline, the answer against the gold answer with rewards, the docs against the real tools."""
+        """One episode: the timeline, the answer against the gold
+        answer with rewards, the docs against the real tools."""
         run = library.open(run_id)
         if index is None:
             return "", "", "", ""
         row = run.row(int(index))
-        return timeline_html(row), outcome_html(row, reward_weights(run.ref)), tool_docs_html(row), episode_link(run.ref.id, int(index))
+        return (
+            timeline_html(row),
+            outcome_html(row, reward_weights(run.ref)),
+            tool_docs_html(row),
+            episode_link(run.ref.id, int(index)),
+        )
 
     def select_episode(run_id: str, evt: gr.SelectData):
         return (int(evt.row_value[0]), *show_episode(run_id, int(evt.row_value[0])))
@@ -165,9 +185,14 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
     def open_groups(run_id: str):
         """A rollout run's prompts (step, group), and the first one shown."""
         groups = rollout_groups(library.open(run_id))
-        choices = [(f"step {step} · group {group} ({len(members)} rollouts)", f"{step},{group}") for (step, group), members in groups.items()]
+        choices = [
+            (f"step {step} · group {group} ({len(members)} rollouts)", f"{step},{group}")
+            for (step, group), members in groups.items()
+        ]
         if not choices:
-            return gr.Dropdown(choices=[], value=None), *empty_group("This run has no GRPO groups (rows with step and group).")
+            return gr.Dropdown(choices=[], value=None), *empty_group(
+                "This run has no GRPO groups (rows with step and group)."
+            )
         return gr.Dropdown(choices=choices, value=choices[0][1]), *show_group(run_id, choices[0][1])
 
     def empty_group(message: str):
@@ -184,7 +209,9 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
         if not members:
             return empty_group(f"This run has no step {step}, group {group}.")
         header, rows = group_rows(members, reward_weights(library.open(run_id).ref))
-        per_rollout = pd.DataFrame({"rollout": [str(r[0]) for r in rows], "reward": [r[2] for r in rows], "advantage": [r[3] for r in rows]})
+        per_rollout = pd.DataFrame(
+            {"rollout": [str(r[0]) for r in rows], "reward": [r[2] for r in rows], "advantage": [r[3] for r in rows]}
+        )
         choices = [(f"rollout {i} (episode {e.index})", e.index) for i, e in enumerate(members)]
         return (
             _table(rows, header),
@@ -210,17 +237,28 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Episodes"):
                 with gr.Row():
-                    # allow_custom_value: a run id may also be typed or sent by an API client; the library checks every one.
+                    # allow_custom_value: a run id may also be typed or
+                    # sent by an API client; the library checks every one.
                     run = gr.Dropdown(label="Run", choices=run_choices(), value=None, allow_custom_value=True, scale=5)
                     rescan = gr.Button("Rescan runs", size="sm", scale=0, min_width=120)
                 run_info = gr.Markdown(
                     "Choose a run: teacher datasets under data/, evaluation and GRPO runs under runs/."
                     if library.runs()
-                    else f"No runs under {library.root}/data or {library.root}/runs: start `labkit view` in the lab's folder, or name trace files or folders after it."
+                    else (
+                        f"No runs under {library.root}/data or {library.root}/runs: "
+                        "start `labkit view` in the lab's folder, or name trace files or folders after it."
+                    )
                 )
                 with gr.Row(equal_height=True):
-                    filters = [gr.Dropdown(label=name, choices=[EVERYTHING], value=EVERYTHING, allow_custom_value=True, min_width=110) for name in FILTER_FIELDS]
-                    search = gr.Textbox(label="search", placeholder="task id, query or tool name", min_width=180, scale=2)
+                    filters = [
+                        gr.Dropdown(
+                            label=name, choices=[EVERYTHING], value=EVERYTHING, allow_custom_value=True, min_width=110
+                        )
+                        for name in FILTER_FIELDS
+                    ]
+                    search = gr.Textbox(
+                        label="search", placeholder="task id, query or tool name", min_width=180, scale=2
+                    )
                 table = gr.Dataframe(
                     headers=TABLE_COLUMNS,
                     interactive=False,
@@ -245,17 +283,24 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
                         outcome = gr.HTML(elem_id="outcome")
                         docs = gr.HTML(elem_id="docs")
             with gr.Tab("Compare"):
-                gr.Markdown("Two policies on the same task, side by side (for example SFT-golden against SFT-trial on evolved tools).")
+                gr.Markdown(
+                    "Two policies on the same task, side by side (for "
+                    "example SFT-golden against SFT-trial on evolved tools)."
+                )
                 with gr.Row():
                     run_a = gr.Dropdown(label="run A", choices=run_choices(), value=None, allow_custom_value=True)
                     run_b = gr.Dropdown(label="run B", choices=run_choices(), value=None, allow_custom_value=True)
-                pair = gr.Dropdown(label="task (outcomes that differ first)", choices=[], value=None, allow_custom_value=True)
+                pair = gr.Dropdown(
+                    label="task (outcomes that differ first)", choices=[], value=None, allow_custom_value=True
+                )
                 with gr.Row():
                     html_a = gr.HTML(elem_id="compare-a")
                     html_b = gr.HTML(elem_id="compare-b")
             with gr.Tab("GRPO groups"):
                 gr.Markdown("The N rollouts of one prompt, their rewards and advantages, and which text carried loss.")
-                grpo_run = gr.Dropdown(label="rollout run", choices=run_choices("rollouts"), value=None, allow_custom_value=True)
+                grpo_run = gr.Dropdown(
+                    label="rollout run", choices=run_choices("rollouts"), value=None, allow_custom_value=True
+                )
                 prompt = gr.Dropdown(label="prompt (step, group)", choices=[], value=None, allow_custom_value=True)
                 group_table = gr.Dataframe(interactive=False, label="rollouts of this prompt")
                 with gr.Row():
@@ -267,10 +312,19 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
                     rollout_view = gr.HTML(elem_id="rollout")
             with gr.Tab("Aggregates"):
                 gr.Markdown("Over the episodes that match the run and filters chosen in the Episodes tab.")
-                success_plot = gr.BarPlot(x="split · level", y="success", color="split", y_lim=[0, 1], title="success by split and level", height=260)
+                success_plot = gr.BarPlot(
+                    x="split · level",
+                    y="success",
+                    color="split",
+                    y_lim=[0, 1],
+                    title="success by split and level",
+                    height=260,
+                )
                 with gr.Row():
                     trials_plot = gr.BarPlot(x="trials", y="episodes", title="trials per episode", height=260)
-                    failures_plot = gr.BarPlot(x="failure", y="episodes", title="failure taxonomy", x_label_angle=-30, height=260)
+                    failures_plot = gr.BarPlot(
+                        x="failure", y="episodes", title="failure taxonomy", x_label_angle=-30, height=260
+                    )
 
         filter_inputs = [run, *filters, search]
         page_outputs = [table, page_info, page_no]
@@ -285,19 +339,56 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
         with_link(opened.success(show_episode, [run, episode_no], episode_views, api_visibility="private"))
         # The search box listens to .change: Gradio's .input misses pasted text. The dropdowns listen to .input,
         # so that open_run resetting them does not filter six more times.
-        gr.on([f.input for f in filters] + [search.change], apply_filters, filter_inputs, [*page_outputs, *plots], api_name="filter", trigger_mode="always_last")
+        gr.on(
+            [f.input for f in filters] + [search.change],
+            apply_filters,
+            filter_inputs,
+            [*page_outputs, *plots],
+            api_name="filter",
+            trigger_mode="always_last",
+        )
         page_no.submit(show_page, [*filter_inputs, page_no], page_outputs, api_name="page")
-        prev_page.click(lambda *a: show_page(*a[:-1], (a[-1] or 1) - 1), [*filter_inputs, page_no], page_outputs, api_visibility="private")
-        next_page.click(lambda *a: show_page(*a[:-1], (a[-1] or 1) + 1), [*filter_inputs, page_no], page_outputs, api_visibility="private")
-        with_link(gr.on([episode_no.submit, open_episode.click], show_episode, [run, episode_no], episode_views, api_name="episode"))
+        prev_page.click(
+            lambda *a: show_page(*a[:-1], (a[-1] or 1) - 1),
+            [*filter_inputs, page_no],
+            page_outputs,
+            api_visibility="private",
+        )
+        next_page.click(
+            lambda *a: show_page(*a[:-1], (a[-1] or 1) + 1),
+            [*filter_inputs, page_no],
+            page_outputs,
+            api_visibility="private",
+        )
+        with_link(
+            gr.on(
+                [episode_no.submit, open_episode.click],
+                show_episode,
+                [run, episode_no],
+                episode_views,
+                api_name="episode",
+            )
+        )
         with_link(table.select(select_episode, run, [episode_no, *episode_views], api_visibility="private"))
 
-        rescan.click(lambda: [gr.Dropdown(choices=run_choices())] * 3 + [gr.Dropdown(choices=run_choices("rollouts"))], None, [run, run_a, run_b, grpo_run], api_name="rescan")
-        gr.on([run_a.input, run_b.input], compare_tasks, [run_a, run_b], [pair, html_a, html_b], api_name="compare_tasks")
+        rescan.click(
+            lambda: [gr.Dropdown(choices=run_choices())] * 3 + [gr.Dropdown(choices=run_choices("rollouts"))],
+            None,
+            [run, run_a, run_b, grpo_run],
+            api_name="rescan",
+        )
+        gr.on(
+            [run_a.input, run_b.input], compare_tasks, [run_a, run_b], [pair, html_a, html_b], api_name="compare_tasks"
+        )
         pair.input(compare, [run_a, run_b, pair], [html_a, html_b], api_name="compare")
         group_outputs = [prompt, group_table, reward_plot, advantage_plot, rollout, loss_view, rollout_view]
         grpo_run.input(open_groups, grpo_run, group_outputs, api_name="groups")
-        prompt.input(show_group, [grpo_run, prompt], [group_table, reward_plot, advantage_plot, rollout, loss_view, rollout_view], api_name="group")
+        prompt.input(
+            show_group,
+            [grpo_run, prompt],
+            [group_table, reward_plot, advantage_plot, rollout, loss_view, rollout_view],
+            api_name="group",
+        )
         rollout.input(show_rollout, [grpo_run, rollout], [loss_view, rollout_view], api_name="rollout")
 
         def list_runs() -> list[dict]:
@@ -309,7 +400,8 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
         linked_outputs = [run, run_info, *filters, search, *page_outputs, *plots, episode_no, *episode_views]
 
         def on_load(request: gr.Request):
-            """Fresh run lists, the Compare view's default pair, and the run and episode a link names (?run=&episode=)."""
+            """Fresh run lists, the Compare view's default pair,
+            and the run and episode a link names (?run=&episode=)."""
             choices, rollouts = run_choices(), run_choices("rollouts")
             pair_ids = default_comparison(library.runs()) or (None, None)
             try:
@@ -327,7 +419,9 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
                     info, *filter_updates, search_value, first = open_run(run_id)
                     run_ref = library.resolve(run_id).id
                     index = int(episode) if episode not in (None, "") else first
-                    listed = choices if any(value == run_ref for _, value in choices) else [*choices, (run_ref, run_ref)]
+                    listed = (
+                        choices if any(value == run_ref for _, value in choices) else [*choices, (run_ref, run_ref)]
+                    )
                     opened_view = (
                         gr.Dropdown(choices=listed, value=run_ref),
                         info,
@@ -338,7 +432,11 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
                         *show_episode(run_ref, index),
                     )
                 except gr.Error as exc:
-                    opened_view = (gr.Dropdown(choices=choices, value=None), f"**Could not open that link.** {markdown_text(html.unescape(exc.message))}", *nothing[2:])
+                    opened_view = (
+                        gr.Dropdown(choices=choices, value=None),
+                        f"**Could not open that link.** {markdown_text(html.unescape(exc.message))}",
+                        *nothing[2:],
+                    )
             return (
                 *opened_view,
                 gr.Dropdown(choices=choices, value=pair_ids[0]),
@@ -384,7 +482,9 @@ def serve(paths=(), port: int | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="trace_viewer", description="Browse trial traces: teacher datasets, eval runs, GRPO rollout groups.")
+    parser = argparse.ArgumentParser(
+        prog="trace_viewer", description="Browse trial traces: teacher datasets, eval runs, GRPO rollout groups."
+    )
     parser.add_argument("paths", nargs="*", help="trace files or folders to open besides ./data and ./runs")
     parser.add_argument("--port", type=int, help="default: 7860, or the next free port")
     args = parser.parse_args(argv)

@@ -2,9 +2,27 @@
 
 import sys
 
-from bench import env_throughput, grpo_step, rollout_engines, rollout_throughput, sft_throughput, teacher_throughput, viewer_latency
+from bench import (
+    env_throughput,
+    evaluation_engines,
+    grpo_step,
+    rollout_engines,
+    rollout_throughput,
+    sft_throughput,
+    teacher_throughput,
+    viewer_latency,
+)
 
-BENCHES = {"env": env_throughput, "teach": teacher_throughput, "rollout": rollout_throughput, "engines": rollout_engines, "sft": sft_throughput, "grpo": grpo_step, "view": viewer_latency}
+BENCHES = {
+    "env": env_throughput,
+    "teach": teacher_throughput,
+    "rollout": rollout_throughput,
+    "engines": rollout_engines,
+    "evaluation": evaluation_engines,
+    "sft": sft_throughput,
+    "grpo": grpo_step,
+    "view": viewer_latency,
+}
 
 
 def main(names: list[str]) -> int:

@@ -74,13 +74,20 @@ def report(results: list[dict]) -> str:
         "## Environment throughput: a scripted policy replays each task's documented gold calls",
         "(on the evolved split many of those calls fail, so error paths are timed too)",
         "",
-        "| split | episodes | calls | bare function us/call (baseline) | ToolEnv us/call | env/bare | calls/s | episodes/s |",
+        "| split | episodes | calls | bare function us/call (baseline) "
+        "| ToolEnv us/call | env/bare | calls/s | episodes/s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r['split']} | {r['episodes']} | {r['calls']} | {r['bare_us_per_call']:.1f} | {r['env_us_per_call']:.1f} "
+            f"| {r['split']} | {r['episodes']} | {r['calls']} | "
+            f"{r['bare_us_per_call']:.1f} | {r['env_us_per_call']:.1f} "
             f"| {r['overhead_ratio']:.1f}x | {r['calls_per_s']:.0f} | {r['episodes_per_s']:.0f} |"
         )
-    lines += ["", "ToolEnv time per call includes reset (building and evolving the toolset), validation,", "the worker-thread hop that enforces timeouts, JSON serialisation and answer checking.", "command: python -m bench env"]
+    lines += [
+        "",
+        "ToolEnv time per call includes reset (building and evolving the toolset), validation,",
+        "the worker-thread hop that enforces timeouts, JSON serialisation and answer checking.",
+        "command: python -m bench env",
+    ]
     return "\n".join(lines)

@@ -66,14 +66,17 @@ def _trl_tool_loop(loaded, tasks, catalog, config: RLRunConfig) -> dict:
         processing_class=loaded.tokenizer,
         tools=[tool.func for tool in catalog.family(FAMILY)],
     )
-    # _generate_and_score_completions builds these per batch before generating; this times generation alone.
+    # TRL's per-batch step (_generate_and_score_completions) builds these before generating; this times generation
+    # alone. These private names stay out of labkit/trl_compat.py: only this benchmark of TRL's own loop uses them.
     functions = {tool.func.__name__: tool.func for tool in catalog.family(FAMILY)}
     trainer._sync_tool_dicts, trainer._async_tool_dicts = [functions] * len(prompts), [{}] * len(prompts)
     trainer.model.eval()
     start = time.perf_counter()
     _, completion_ids, tool_mask, *_ = trainer._generate(prompts)
     seconds = time.perf_counter() - start
-    model_tokens = sum(sum(mask) for mask in tool_mask) if tool_mask is not None else sum(len(c) for c in completion_ids)
+    model_tokens = (
+        sum(sum(mask) for mask in tool_mask) if tool_mask is not None else sum(len(c) for c in completion_ids)
+    )
     return {"arm": "TRL tool loop (baseline)", "seconds": seconds, "model_tokens": model_tokens, "episodes": len(tasks)}
 
 
@@ -84,8 +87,13 @@ def _labkit_rollouts(loaded, tasks, catalog, config: RLRunConfig) -> dict:
     seconds = time.perf_counter() - start
     eos = loaded.tokenizer.convert_tokens_to_ids(END_OF_TURN)
     model_tokens = sum(sum(episode_tokens(r, eos).env_mask) for r in played)
-    return {"arm": "labkit engine (rollout_func)", "seconds": seconds, "model_tokens": model_tokens, "episodes": len(tasks),
-            "env_seconds": sum(r.env_seconds for r in played)}
+    return {
+        "arm": "labkit engine (rollout_func)",
+        "seconds": seconds,
+        "model_tokens": model_tokens,
+        "episodes": len(tasks),
+        "env_seconds": sum(r.env_seconds for r in played),
+    }
 
 
 def run(n_tasks: int = 8) -> dict:
@@ -96,7 +104,12 @@ def run(n_tasks: int = 8) -> dict:
     arms = [_trl_tool_loop(loaded, tasks, catalog, config), _labkit_rollouts(loaded, tasks, catalog, config)]
     for arm in arms:
         arm["tokens_per_s"] = arm["model_tokens"] / arm["seconds"]
-    return {"tasks": n_tasks, "arms": arms, "ratio": arms[1]["tokens_per_s"] / arms[0]["tokens_per_s"], "config": config}
+    return {
+        "tasks": n_tasks,
+        "arms": arms,
+        "ratio": arms[1]["tokens_per_s"] / arms[0]["tokens_per_s"],
+        "config": config,
+    }
 
 
 def report(results: dict) -> str:
@@ -107,7 +120,10 @@ def report(results: dict) -> str:
         "",
         "| arm | seconds | model tokens | model tokens/s |",
         "|---|---|---|---|",
-        *[f"| {a['arm']} | {a['seconds']:.1f} | {a['model_tokens']} | {a['tokens_per_s']:.1f} |" for a in results["arms"]],
+        *[
+            f"| {a['arm']} | {a['seconds']:.1f} | {a['model_tokens']} | {a['tokens_per_s']:.1f} |"
+            for a in results["arms"]
+        ],
         "",
         f"labkit / TRL tool loop, model tokens per second: {results['ratio']:.2f}x",
         "command: python -m bench grpo",

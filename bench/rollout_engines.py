@@ -44,13 +44,23 @@ def read_bandwidth(threads: int, gib: float = 1.0, repeats: int = 5) -> float:
     return data.numel() * 4 / best
 
 
-def _arm(name: str, model, loaded: LoadedModel, tasks, catalog, env_config, gen, weight_bytes: int, bandwidth: float) -> dict:
+def _arm(
+    name: str, model, loaded: LoadedModel, tasks, catalog, env_config, gen, weight_bytes: int, bandwidth: float
+) -> dict:
     start = time.perf_counter()
     rollouts = rollout_batch(model, loaded.tokenizer, tasks, catalog, env_config, gen, progress=False)
     seconds = time.perf_counter() - start
     tokens = sum(r.generated_tokens for r in rollouts)
     bound = gen.batch_size * bandwidth / weight_bytes
-    return {"arm": name, "batch": gen.batch_size, "seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds, "bound": bound, "share": tokens / seconds / bound}
+    return {
+        "arm": name,
+        "batch": gen.batch_size,
+        "seconds": seconds,
+        "tokens": tokens,
+        "tokens_per_s": tokens / seconds,
+        "bound": bound,
+        "share": tokens / seconds / bound,
+    }
 
 
 def run(n_tasks: int = 48, max_new_tokens: int = 64, max_turns: int = 3) -> dict:
@@ -70,7 +80,19 @@ def run(n_tasks: int = 48, max_new_tokens: int = 64, max_turns: int = 3) -> dict
     arms = []
     for batch in (16, 48):
         gen = GenerationConfig(max_new_tokens=max_new_tokens, temperature=1.0, batch_size=batch)
-        arms.append(_arm("in-process, fp32 (baseline at 16)", fp32.model, fp32, tasks, catalog, env_config, gen, 4 * n_weights, best))
+        arms.append(
+            _arm(
+                "in-process, fp32 (baseline at 16)",
+                fp32.model,
+                fp32,
+                tasks,
+                catalog,
+                env_config,
+                gen,
+                4 * n_weights,
+                best,
+            )
+        )
     bf16 = load_model("smollm2-135m", dtype=torch.bfloat16)
     gen48 = GenerationConfig(max_new_tokens=max_new_tokens, temperature=1.0, batch_size=48)
     arms.append(_arm("in-process, bf16", bf16.model, bf16, tasks, catalog, env_config, gen48, 2 * n_weights, best))
@@ -86,30 +108,42 @@ def run(n_tasks: int = 48, max_new_tokens: int = 64, max_turns: int = 3) -> dict
     for a in arms:
         a["ratio"] = a["tokens_per_s"] / baseline
     return {
-        "episodes": n_tasks, "max_new_tokens": max_new_tokens, "max_turns": max_turns, "arms": arms, "bandwidth": bandwidth,
-        "vllm_start_s": start_seconds, "load": os.getloadavg()[0], "cores": cores, "weights": n_weights,
+        "episodes": n_tasks,
+        "max_new_tokens": max_new_tokens,
+        "max_turns": max_turns,
+        "arms": arms,
+        "bandwidth": bandwidth,
+        "vllm_start_s": start_seconds,
+        "load": os.getloadavg()[0],
+        "cores": cores,
+        "weights": n_weights,
     }
 
 
 def report(results: dict) -> str:
     bandwidth = ", ".join(f"{name} {value / 1e9:.1f} GB/s" for name, value in results["bandwidth"].items())
     lines = [
-        f"## Rollout engines: SmolLM2-135M ({results['weights'] / 1e6:.1f}M weights), {results['episodes']} seen-split episodes, "
+        f"## Rollout engines: SmolLM2-135M ({results['weights'] / 1e6:.1f}M "
+        f"weights), {results['episodes']} seen-split episodes, "
         f"temperature 1, max_new_tokens={results['max_new_tokens']}, max_turns={results['max_turns']}",
         f"{results['cores']} cores, load average {results['load']:.1f} at the end; memory read bandwidth: {bandwidth}",
         "",
-        "| engine | batch | seconds | generated tokens | tokens/s | x baseline | bandwidth bound (tokens/s) | share of bound |",
+        "| engine | batch | seconds | generated tokens | tokens/s | "
+        "x baseline | bandwidth bound (tokens/s) | share of bound |",
         "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for a in results["arms"]:
         lines.append(
-            f"| {a['arm']} | {a['batch']} | {a['seconds']:.1f} | {a['tokens']} | {a['tokens_per_s']:.1f} | {a['ratio']:.2f}x "
+            f"| {a['arm']} | {a['batch']} | {a['seconds']:.1f} | "
+            f"{a['tokens']} | {a['tokens_per_s']:.1f} | {a['ratio']:.2f}x "
             f"| {a['bound']:.0f} | {100 * a['share']:.0f}% |"
         )
     lines += [
         "",
-        f"vLLM server start (health check passed): {results['vllm_start_s']:.0f} s, torch.compile's cache reused where present.",
-        "The bound: batch x best measured bandwidth / weight bytes (fp32 4, bf16 2 bytes a weight); it ignores the KV cache.",
+        f"vLLM server start (health check passed): {results['vllm_start_s']:.0f} s, "
+        "torch.compile's cache reused where present.",
+        "The bound: batch x best measured bandwidth / weight bytes "
+        "(fp32 4, bf16 2 bytes a weight); it ignores the KV cache.",
         "command: python -m bench engines",
     ]
     return "\n".join(lines)

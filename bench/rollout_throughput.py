@@ -48,9 +48,14 @@ def run(n_tasks: int = 16, max_new_tokens: int = 64, max_turns: int = 3) -> dict
     tasks = generate_tasks("seen", n_tasks, seed=0, catalog=catalog)
     env_config = EnvConfig(max_turns=max_turns)
     gen = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=n_tasks)
-    rollout_batch(model, tokenizer, tasks[:1], catalog, env_config, GenerationConfig(max_new_tokens=2), progress=False)  # warm-up
+    rollout_batch(
+        model, tokenizer, tasks[:1], catalog, env_config, GenerationConfig(max_new_tokens=2), progress=False
+    )  # warm-up
     arms, outputs = [], {}
-    for name, engine, reuse_cache in (("sequential (baseline)", sequential_rollouts, False), ("batched", rollout_batch, True)):
+    for name, engine, reuse_cache in (
+        ("sequential (baseline)", sequential_rollouts, False),
+        ("batched", rollout_batch, True),
+    ):
         start = time.perf_counter()
         rollouts = engine(model, tokenizer, tasks, catalog, env_config, gen, progress=False)
         seconds = time.perf_counter() - start
@@ -85,12 +90,14 @@ def report(results: dict) -> str:
         f"## Rollout throughput: SmolLM2-135M (CPU, fp32, greedy), {results['episodes']} seen-split episodes,",
         f"max_new_tokens={results['max_new_tokens']} per turn, max_turns={results['max_turns']}",
         "",
-        "| arm | seconds | turns | transcript tokens read | generated tokens | episodes/s | generated tokens/s | env ms | env share of rollout time |",
+        "| arm | seconds | turns | transcript tokens read | generated tokens | "
+        "episodes/s | generated tokens/s | env ms | env share of rollout time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for a in results["arms"]:
         lines.append(
-            f"| {a['arm']} | {a['seconds']:.1f} | {a['turns']} | {a['read']} | {a['tokens']} | {a['episodes_per_s']:.3f} "
+            f"| {a['arm']} | {a['seconds']:.1f} | {a['turns']} | "
+            f"{a['read']} | {a['tokens']} | {a['episodes_per_s']:.3f} "
             f"| {a['tokens_per_s']:.1f} | {a['env_ms']:.1f} | {100 * a['env_share']:.3f}% |"
         )
     lines += [

@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 
 from labkit.models import embedded_model_dir, load_model, load_tokenizer
-from labkit.sft import SFTRunConfig, sft_trainer_class, build_trainer, training_data
+from labkit.sft import SFTRunConfig, build_trainer, sft_trainer_class, training_data
 
 
 def _plain_trl(dataset, tokenizer, config: SFTRunConfig, steps: int):
@@ -30,12 +30,29 @@ def _plain_trl(dataset, tokenizer, config: SFTRunConfig, steps: int):
 
     model = AutoModelForCausalLM.from_pretrained(embedded_model_dir(), dtype=torch.float32)
     args = SFTConfig(
-        output_dir="/tmp/labkit-bench-sft-plain", assistant_only_loss=True, max_length=config.max_length,
-        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate, max_steps=steps,
-        use_cpu=not torch.cuda.is_available(), report_to="none", save_strategy="no", logging_steps=1, disable_tqdm=True, seed=config.seed,
+        output_dir="/tmp/labkit-bench-sft-plain",
+        assistant_only_loss=True,
+        max_length=config.max_length,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        max_steps=steps,
+        use_cpu=not torch.cuda.is_available(),
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        seed=config.seed,
     )
-    peft = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    return sft_trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft)
+    peft = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    return sft_trainer_class()(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft
+    )
 
 
 def _labkit(dataset, config: SFTRunConfig, steps: int):
@@ -45,7 +62,9 @@ def _labkit(dataset, config: SFTRunConfig, steps: int):
 
 
 def run(steps: int = 12) -> dict:
-    config = SFTRunConfig(data="data/trajectories/trial-train", profile="cpu", out="/tmp/labkit-bench-sft", report_to="none")
+    config = SFTRunConfig(
+        data="data/trajectories/trial-train", profile="cpu", out="/tmp/labkit-bench-sft", report_to="none"
+    )
     tokenizer = load_tokenizer()
     data = training_data(config, tokenizer)
     dataset = data.dataset.select(range(steps * config.batch_size))  # every row once, in both arms
@@ -61,21 +80,41 @@ def run(steps: int = 12) -> dict:
         start = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - start
-        arms.append({"arm": name, "seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds, "loss": result.training_loss})
+        arms.append(
+            {
+                "arm": name,
+                "seconds": seconds,
+                "tokens": tokens,
+                "tokens_per_s": tokens / seconds,
+                "loss": result.training_loss,
+            }
+        )
     for arm in arms:
         arm["ratio"] = arm["tokens_per_s"] / arms[0]["tokens_per_s"]
-    return {"rows": len(dataset), "steps": steps, "batch_size": config.batch_size, "max_length": config.max_length, "arms": arms}
+    return {
+        "rows": len(dataset),
+        "steps": steps,
+        "batch_size": config.batch_size,
+        "max_length": config.max_length,
+        "arms": arms,
+    }
 
 
 def report(results: dict) -> str:
     lines = [
-        f"## SFT throughput: SmolLM2-135M, LoRA r=16, {results['steps']} steps x batch {results['batch_size']} of trial trajectories (max_length {results['max_length']})",
+        f"## SFT throughput: SmolLM2-135M, LoRA r=16, {results['steps']} steps x batch "
+        f"{results['batch_size']} of trial trajectories (max_length {results['max_length']})",
         "",
         "| arm | seconds | training tokens | tokens/s | x plain TRL | mean loss |",
         "|---|---|---|---|---|---|",
-        *[f"| {a['arm']} | {a['seconds']:.1f} | {a['tokens']} | {a['tokens_per_s']:.1f} | {a['ratio']:.2f} | {a['loss']:.3f} |" for a in results["arms"]],
+        *[
+            f"| {a['arm']} | {a['seconds']:.1f} | {a['tokens']} | "
+            f"{a['tokens_per_s']:.1f} | {a['ratio']:.2f} | {a['loss']:.3f} |"
+            for a in results["arms"]
+        ],
         "",
-        "Tokens are unpadded; every arm sees the same rows. The full arm trains every weight (LoRA's learning rate / 10).",
+        "Tokens are unpadded; every arm sees the same rows. The "
+        "full arm trains every weight (LoRA's learning rate / 10).",
         "command: python -m bench sft",
     ]
     return "\n".join(lines)

@@ -35,6 +35,13 @@ def report(results: list[dict]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r['teacher']} | {r['rows']} | {r['failed']} | {r['seconds']:.2f} | {r['per_s']:.0f} | {r['ratio']:.2f}x |")
-    lines += ["", "The golden teacher runs at level 0 with one call per hop: the cheapest possible episode.", "command: python -m bench teach"]
+        lines.append(
+            f"| {r['teacher']} | {r['rows']} | {r['failed']} | "
+            f"{r['seconds']:.2f} | {r['per_s']:.0f} | {r['ratio']:.2f}x |"
+        )
+    lines += [
+        "",
+        "The golden teacher runs at level 0 with one call per hop: the cheapest possible episode.",
+        "command: python -m bench teach",
+    ]
     return "\n".join(lines)

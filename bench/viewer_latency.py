@@ -18,7 +18,15 @@ from pathlib import Path
 import orjson
 
 from labkit.data import load_dataset_dir
-from labkit.traces import TraceLibrary, episode_html, failure_counts, filter_options, page_of, success_by_split_level, trials_histogram
+from labkit.traces import (
+    TraceLibrary,
+    episode_html,
+    failure_counts,
+    filter_options,
+    page_of,
+    success_by_split_level,
+    trials_histogram,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SWITCHES = 200
@@ -26,7 +34,11 @@ SWITCHES = 200
 
 def write_run(path: Path, n: int) -> int:
     """An eval-style episodes.jsonl of ``n`` rows, cycling the shipped teacher trajectories; returns its bytes."""
-    rows = [r for name in ("trial-train", "golden-train") for r in load_dataset_dir(ROOT / "data" / "trajectories" / name).to_list()]
+    rows = [
+        r
+        for name in ("trial-train", "golden-train")
+        for r in load_dataset_dir(ROOT / "data" / "trajectories" / name).to_list()
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for i in range(n):
@@ -53,7 +65,15 @@ def run(n: int = 10_000) -> dict:
 
         library = TraceLibrary(root=root)
         open_s, opened = _timed(lambda: library.open("runs/big"))
-        first_view_s, _ = _timed(lambda: (filter_options(opened.episodes), page_of(opened.episodes, 1), success_by_split_level(opened.episodes), trials_histogram(opened.episodes), failure_counts(opened.episodes)))
+        first_view_s, _ = _timed(
+            lambda: (
+                filter_options(opened.episodes),
+                page_of(opened.episodes, 1),
+                success_by_split_level(opened.episodes),
+                trials_histogram(opened.episodes),
+                failure_counts(opened.episodes),
+            )
+        )
         reopen_s, _ = _timed(lambda: library.open("runs/big"))
         lazy_switch = _mean_s(lambda i: episode_html(opened.row(i)), picks)
         http = _over_http(root, picks[:30])
@@ -99,20 +119,29 @@ def _over_http(root: Path, picks: list[int]) -> dict:
     try:
         client = Client(url, verbose=False)
         # Choosing a run runs three events in a row: open it, show its first page and charts, show its first episode.
-        open_s, _ = _timed(lambda: (
-            client.predict("runs/big", api_name="/open_run"),
-            client.predict("runs/big", "any", "any", "any", "any", "any", "any", "", api_name="/filter"),
-            client.predict("runs/big", 0, api_name="/episode"),
-        ))
+        open_s, _ = _timed(
+            lambda: (
+                client.predict("runs/big", api_name="/open_run"),
+                client.predict("runs/big", "any", "any", "any", "any", "any", "any", "", api_name="/filter"),
+                client.predict("runs/big", 0, api_name="/episode"),
+            )
+        )
         switches = []
         for i in picks:
             seconds, _ = _timed(lambda: client.predict("runs/big", i, api_name="/episode"))
             switches.append(seconds)
-        filter_s, _ = _timed(lambda: client.predict("runs/big", "any", "any", "any", "any", "any", "any", "capital", api_name="/filter"))
+        filter_s, _ = _timed(
+            lambda: client.predict("runs/big", "any", "any", "any", "any", "any", "any", "capital", api_name="/filter")
+        )
         client.close()
     finally:
         demo.close(verbose=False)
-    return {"http_open_s": open_s, "http_switch_ms": 1e3 * statistics.median(switches), "http_switch_max_ms": 1e3 * max(switches), "http_search_s": filter_s}
+    return {
+        "http_open_s": open_s,
+        "http_switch_ms": 1e3 * statistics.median(switches),
+        "http_switch_max_ms": 1e3 * max(switches),
+        "http_search_s": filter_s,
+    }
 
 
 def report(r: dict) -> str:
@@ -121,16 +150,24 @@ def report(r: dict) -> str:
         "",
         "| step | viewer | eager load (baseline) | viewer / baseline |",
         "|---|---|---|---|",
-        f"| open the run (index + one summary per episode) | {r['open_s']:.2f} s | {r['eager_open_s']:.2f} s (json.loads of every row, kept) | {r['open_s'] / r['eager_open_s']:.2f}x |",
-        f"| the same, against an orjson baseline (the viewer's parser) | {r['open_s']:.2f} s | {r['eager_orjson_open_s']:.2f} s (orjson.loads of every row, kept) | {r['open_s'] / r['eager_orjson_open_s']:.2f}x |",
-        f"| switch episode (read one line, render it) | {r['switch_ms']:.2f} ms | {r['eager_switch_ms']:.2f} ms (render from memory) | {r['switch_ms'] / r['eager_switch_ms']:.2f}x |",
+        f"| open the run (index + one summary per episode) | {r['open_s']:.2f} s | "
+        f"{r['eager_open_s']:.2f} s (json.loads of every row, kept) | {r['open_s'] / r['eager_open_s']:.2f}x |",
+        f"| the same, against an orjson baseline (the viewer's parser) | {r['open_s']:.2f} s | "
+        f"{r['eager_orjson_open_s']:.2f} s (orjson.loads of every row, kept) | "
+        f"{r['open_s'] / r['eager_orjson_open_s']:.2f}x |",
+        f"| switch episode (read one line, render it) | {r['switch_ms']:.2f} ms | "
+        f"{r['eager_switch_ms']:.2f} ms (render from memory) | {r['switch_ms'] / r['eager_switch_ms']:.2f}x |",
         "",
-        f"- first page, filter choices and the three charts: {1e3 * r['first_view_s']:.0f} ms; opening it again while unchanged: {1e3 * r['reopen_s']:.1f} ms",
-        f"- over HTTP through the app's endpoints (gradio_client on 127.0.0.1): choosing the run (open, first page and charts, first episode) "
-        f"{r['http_open_s']:.2f} s; switching episodes {r['http_switch_ms']:.0f} ms median, {r['http_switch_max_ms']:.0f} ms worst of 30; "
+        f"- first page, filter choices and the three charts: {1e3 * r['first_view_s']:.0f} ms; "
+        f"opening it again while unchanged: {1e3 * r['reopen_s']:.1f} ms",
+        "- over HTTP through the app's endpoints (gradio_client on 127.0.0.1): "
+        "choosing the run (open, first page and charts, first episode) "
+        f"{r['http_open_s']:.2f} s; switching episodes {r['http_switch_ms']:.0f} ms median, "
+        f"{r['http_switch_max_ms']:.0f} ms worst of 30; "
         f"a search over all {r['episodes']:,} episodes {1e3 * r['http_search_s']:.0f} ms",
         "",
-        "The viewer parses each row once to summarise it, keeps only the summary and the line's byte offset, and parses",
+        "The viewer parses each row once to summarise it, keeps "
+        "only the summary and the line's byte offset, and parses",
         "a full row again only when it is shown: switching costs one line's read and parse on top of rendering.",
         "command: python -m bench view",
     ]

@@ -4,7 +4,18 @@ The public API, in the order data flows through it: tools and their catalog,
 evolution, tasks, and the episode environment.
 """
 
-from labkit.env import Answer, EnvConfig, Invalid, Observation, Step, ToolCall, ToolEnv, Trajectory, build_toolset, call_once
+from labkit.env import (
+    Answer,
+    EnvConfig,
+    Invalid,
+    Observation,
+    Step,
+    ToolCall,
+    ToolEnv,
+    Trajectory,
+    build_toolset,
+    call_once,
+)
 from labkit.evolve import EVAL_ONLY_OPERATORS, LEVELS, OPERATORS, TRAIN_OPERATORS, evolve_tool, evolve_toolset
 from labkit.profiles import PROFILES, Profile, get_profile, resolve_profile
 from labkit.tasks import SPLITS, Task, TaskFileError, check_answer, generate_tasks, load_tasks, save_tasks

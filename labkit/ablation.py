@@ -47,10 +47,17 @@ DATASETS = {  # under AblationConfig.data
 }
 BUDGETS = ("tokens", "tasks")
 # The differences the report puts intervals on: each claim of the lab, as (arm, minus arm).
-GAPS = (("sft-trial", "sft-golden"), ("sft-recover", "sft-golden"), ("sft-trial", "sft-recover"), ("sft-trial-grpo", "sft-trial"), ("grpo-only", "base"))
+GAPS = (
+    ("sft-trial", "sft-golden"),
+    ("sft-recover", "sft-golden"),
+    ("sft-trial", "sft-recover"),
+    ("sft-trial-grpo", "sft-trial"),
+    ("grpo-only", "base"),
+)
 TRAIN_TASKS = "tasks/train.jsonl"  # the tasks GRPO plays, under AblationConfig.data
 RL_ARMS = {"sft-trial-grpo": "sft-trial", "grpo-only": None}  # arm -> the SFT arm it starts from (None: the base model)
-# What the lab's thesis claims, as checks on the measured gaps (on evolved + unseen): (better, worse, at least this much).
+# What the lab's thesis claims, as checks on the measured gaps
+# (on evolved + unseen): (better, worse, at least this much).
 TARGET_GAPS = (("sft-trial", "sft-golden", 0.15), ("sft-trial-grpo", "sft-trial", 0.05))
 TARGET_RECOVERY = 0.5  # SFT-trial's error-recovery rate on evolved + unseen
 
@@ -126,7 +133,9 @@ class AblationConfig:
         }
         extra = "".join(f" {flag} {value}" for flag, value in options.items() if value)
         arms = "" if self.arms == ARMS else f" --arms {','.join(self.arms)}"
-        return f"labkit ablation --profile {self.profile} --n {self.n} --seeds {self.seeds}{extra} --out {self.out}{arms}"
+        return (
+            f"labkit ablation --profile {self.profile} --n {self.n} --seeds {self.seeds}{extra} --out {self.out}{arms}"
+        )
 
 
 def dataset_tokens(config: AblationConfig, tokenizer) -> dict[str, int]:
@@ -150,38 +159,60 @@ def arm_budgets(config: AblationConfig, totals: dict[str, int]) -> dict[str, int
 
 
 def sft_config(config: AblationConfig, arm: str, budget: int, out: str | None = None) -> SFTRunConfig:
-    return SFTRunConfig(data=config.datasets[arm], profile=config.profile, out=out or f"{config.out}/{arm}", token_budget=budget)
+    return SFTRunConfig(
+        data=config.datasets[arm], profile=config.profile, out=out or f"{config.out}/{arm}", token_budget=budget
+    )
 
 
 def rl_config(config: AblationConfig, arm: str) -> RLRunConfig:
     start = RL_ARMS[arm]
     init = f"{config.out}/{start}" if start else get_profile(config.profile).model
-    return RLRunConfig(init=init, profile=config.profile, out=f"{config.out}/{arm}", tasks=f"{config.data}/{TRAIN_TASKS}", steps=config.rl_steps,
-                        micro_batch=config.micro_batch, engine=config.engine)
+    return RLRunConfig(
+        init=init,
+        profile=config.profile,
+        out=f"{config.out}/{arm}",
+        tasks=f"{config.data}/{TRAIN_TASKS}",
+        steps=config.rl_steps,
+        micro_batch=config.micro_batch,
+        engine=config.engine,
+    )
 
 
-def eval_config(config: AblationConfig, arm: str, split: str, policy: str | None = None, out: str | None = None) -> EvalConfig:
+def eval_config(
+    config: AblationConfig, arm: str, split: str, policy: str | None = None, out: str | None = None
+) -> EvalConfig:
     policy = policy or (get_profile(config.profile).model if arm == "base" else f"{config.out}/{arm}")
     return EvalConfig(
-        policy=policy, split=split, n=config.n, seeds=config.seeds, profile=config.profile, max_turns=config.max_turns,
-        out=out or f"{config.out}/eval/{arm}-{split}", engine=config.engine,
+        policy=policy,
+        split=split,
+        n=config.n,
+        seeds=config.seeds,
+        profile=config.profile,
+        max_turns=config.max_turns,
+        out=out or f"{config.out}/eval/{arm}-{split}",
+        engine=config.engine,
     )
 
 
 def curve_points(config: AblationConfig, totals: dict[str, int]) -> list[tuple[str, int]]:
     """The learning curve's (arm, token budget) runs; a budget beyond an arm's dataset becomes the whole dataset."""
-    return sorted({(arm, min(budget, totals[arm])) for arm in config.sft_arms if arm in config.arms for budget in config.curve})
+    return sorted(
+        {(arm, min(budget, totals[arm])) for arm in config.sft_arms if arm in config.arms for budget in config.curve}
+    )
 
 
 def curve_out(config: AblationConfig, arm: str, budget: int) -> str:
     return f"{config.out}/curve/{arm}-{budget}"
 
 
-def learning_curve(config: AblationConfig, totals: dict[str, int], budgets: dict[str, int], progress: bool = True) -> dict[str, list[dict]]:
+def learning_curve(
+    config: AblationConfig, totals: dict[str, int], budgets: dict[str, int], progress: bool = True
+) -> dict[str, list[dict]]:
     """Train each SFT arm at each of ``config.curve``'s budgets and evaluate it on evolved + unseen.
 
     A budget equal to the arm's own in the ablation (``budgets``) reads that run and its evaluations back.
-    Returns ``{arm: [{"tokens", "rows", "success", "success_ci95", "evolved", "unseen"}, ...]}`` by budget.
+    Returns ``{arm: [{"tokens", "rows", "whole", "success", "success_ci95", "evolved", "unseen"}, ...]}`` by budget;
+    ``whole`` marks a run on the arm's whole dataset, where the arms meet at matched tasks rather than tokens.
     """
     curves: dict[str, list[dict]] = {}
     for arm, budget in curve_points(config, totals):
@@ -190,21 +221,59 @@ def learning_curve(config: AblationConfig, totals: dict[str, int], budgets: dict
         if progress:
             tqdm.write(f"[ablation] learning curve: {arm} at {budget} tokens")
         card = train_sft(sft_config(config, arm, budget, out=out), progress=progress)
-        evals = {split: eval_config(config, arm, split) if own else eval_config(config, arm, split, policy=out, out=f"{out}/eval-{split}") for split in HARD}
+        evals = {
+            split: eval_config(config, arm, split)
+            if own
+            else eval_config(config, arm, split, policy=out, out=f"{out}/eval-{split}")
+            for split in HARD
+        }
         by_split = {split: evaluate(ec, progress=progress) for split, ec in evals.items()}
         pooled = bootstrap_metrics([row for ec in evals.values() for row in evaluation_rows(ec)])
-        curves.setdefault(arm, []).append({
-            "tokens": card["data"]["tokens"], "rows": card["data"]["rows"], "success": pooled["success"], "success_ci95": pooled["success_ci95"],
-            **{split: by_split[split]["success"] for split in HARD},
-        })
+        curves.setdefault(arm, []).append(
+            {
+                "tokens": card["data"]["tokens"],
+                "rows": card["data"]["rows"],
+                "whole": budget == totals[arm],
+                "success": pooled["success"],
+                "success_ci95": pooled["success_ci95"],
+                **{split: by_split[split]["success"] for split in HARD},
+            }
+        )
     return curves
+
+
+def matched_task_gaps(
+    config: AblationConfig, totals: dict[str, int], budgets: dict[str, int]
+) -> dict[str, dict[str, dict]]:
+    """Paired differences between the SFT arms the learning curve trained on their whole datasets: each has seen its
+    own trajectories of every training task once (the matched-task comparison). By split and pooled, as the table's."""
+    whole = [arm for arm in totals if arm in config.arms and max(config.curve, default=0) >= totals[arm]]
+
+    def rows(arm: str, splits: tuple[str, ...]) -> list[dict]:
+        if totals[arm] == budgets.get(arm):
+            return arm_rows(config, arm, splits)
+        out = curve_out(config, arm, totals[arm])
+        return [
+            row
+            for split in splits
+            for row in evaluation_rows(eval_config(config, arm, split, policy=out, out=f"{out}/eval-{split}"))
+        ]
+
+    return {
+        f"{a} minus {b}": {
+            "+".join(splits): success_gap(rows(a, splits), rows(b, splits)) for splits in (*((s,) for s in HARD), HARD)
+        }
+        for a, b in GAPS
+        if a in whole and b in whole
+    }
 
 
 def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
     """Train, evaluate and report.
 
     Returns ``{"runs": {arm: SFT card}, "rl_runs": {arm: GRPO card}, "metrics": {(arm, split): metrics},
-    "pooled": {arm: metrics on evolved + unseen}, "seconds": {stage: s}}``;
+    "pooled": {arm: metrics on evolved + unseen}, "budgets", "curves", "matched_task_gaps" (:func:`matched_task_gaps`),
+    "seconds": {stage: s}}``;
     a stage read back from a finished run takes next to no time.
     """
     from labkit.models import load_tokenizer
@@ -242,7 +311,17 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
     if curves:
         seconds["learning curve"] = time.perf_counter() - clock
     pooled = pooled_metrics(config)
-    result = {"runs": runs, "rl_runs": rl_runs, "metrics": metrics, "pooled": pooled, "budgets": budgets, "curves": curves, "seconds": seconds}
+    matched = matched_task_gaps(config, totals, budgets) if curves else {}
+    result = {
+        "runs": runs,
+        "rl_runs": rl_runs,
+        "metrics": metrics,
+        "pooled": pooled,
+        "budgets": budgets,
+        "curves": curves,
+        "matched_task_gaps": matched,
+        "seconds": seconds,
+    }
     write_ablation_report(config, result)
     return result
 
@@ -280,7 +359,11 @@ def success_gap(rows_a: list[dict], rows_b: list[dict], resamples: int = 2000, s
         gaps = a[picks].mean(1) - b[picks].mean(1)
     else:
         gaps = rng.choice(a, (resamples, a.size)).mean(1) - rng.choice(b, (resamples, b.size)).mean(1)
-    return {"gap": float(a.mean() - b.mean()), "ci95": [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))], "paired": paired}
+    return {
+        "gap": float(a.mean() - b.mean()),
+        "ci95": [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))],
+        "paired": paired,
+    }
 
 
 def success_table(config: AblationConfig, metrics: dict, pooled: dict) -> list[str]:
@@ -289,7 +372,9 @@ def success_table(config: AblationConfig, metrics: dict, pooled: dict) -> list[s
         "| arm | " + " | ".join(SPLITS) + " | evolved + unseen |",
         "|:--|" + "--:|" * (len(SPLITS) + 1),
         *[
-            f"| {arm} | " + " | ".join(format_metric(metrics[(arm, s)], "success") for s in SPLITS) + f" | {format_metric(pooled[arm], 'success')} |"
+            f"| {arm} | "
+            + " | ".join(format_metric(metrics[(arm, s)], "success") for s in SPLITS)
+            + f" | {format_metric(pooled[arm], 'success')} |"
             for arm in config.arms
         ],
     ]
@@ -307,13 +392,20 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
     report = Path(config.report)
     (report.parent / "figures").mkdir(parents=True, exist_ok=True)
     # Named after the report, so that a report of a few arms beside the full one keeps its own plots.
-    figure = {name: f"figures/{report.stem}_{name}.png" for name in ("success", "robustness", "failures", "loss", "grpo", "curve")}
+    figure = {
+        name: f"figures/{report.stem}_{name}.png"
+        for name in ("success", "robustness", "failures", "loss", "grpo", "curve")
+    }
     metrics = result["metrics"]
     charts = {
         "success": plots.success_by_split({(arm, split): m for (arm, split), m in metrics.items()}),
         "robustness": plots.robustness_curve(robustness_by_policy(metrics)),
         "failures": plots.failure_taxonomy(
-            {arm: {f: sum(metrics[(arm, s)]["failures"].get(f, 0) for s in SPLITS) for f in FAILURES} for arm in config.arms}, FAILURES
+            {
+                arm: {f: sum(metrics[(arm, s)]["failures"].get(f, 0) for s in SPLITS) for f in FAILURES}
+                for arm in config.arms
+            },
+            FAILURES,
         ),
     }
     if result["runs"]:
@@ -328,30 +420,62 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
     pooled = result["pooled"]
     pairs = [(a, b) for a, b in GAPS if a in config.arms and b in config.arms]
     # Each difference on every split the thesis is about, and on them pooled (what the targets are checked on).
-    by_split = {pair: {"+".join(splits): success_gap(*(arm_rows(config, arm, splits) for arm in pair)) for splits in (*((s,) for s in HARD), HARD)}
-                for pair in pairs}
+    by_split = {
+        pair: {
+            "+".join(splits): success_gap(*(arm_rows(config, arm, splits) for arm in pair))
+            for splits in (*((s,) for s in HARD), HARD)
+        }
+        for pair in pairs
+    }
     gaps = {pair: by_split[pair][POOLED] for pair in pairs}
     budgets = result["budgets"]
     if config.budget == "tasks":
-        budget_text = (f"train on their own trajectories of every training task for the same epochs "
-                       f"({', '.join(f'{arm} {budgets[arm]}' for arm in result['runs'])} template tokens)")
+        budget_text = (
+            f"train on their own trajectories of every training task for the same epochs "
+            f"({', '.join(f'{arm} {budgets[arm]}' for arm in result['runs'])} template tokens)"
+        )
     else:
-        budget_text = f"train on the same training tasks at a matched budget of {min(budgets.values(), default=0)} template tokens"
+        budget_text = (
+            "train on the same training tasks at a matched budget "
+            f"of {min(budgets.values(), default=0)} template tokens"
+        )
     lines = [
         "# Ablation: trial-and-execution vs golden trajectories, and what GRPO adds",
         "",
         f"Reproduce with `{config.command()}` (every stage resumes from `{config.out}`).",
         "",
-        (f"The SFT arms ({', '.join(result['runs'])}) start from `{get_profile(config.profile).model}` and {budget_text}. " if result["runs"] else "")
-        + "".join(f"{arm} trains with GRPO in the live environment on the same training tasks, from {card['config']['init']}. " for arm, card in result["rl_runs"].items())
+        (
+            f"The SFT arms ({', '.join(result['runs'])}) start from "
+            f"`{get_profile(config.profile).model}` and {budget_text}. "
+            if result["runs"]
+            else ""
+        )
+        + "".join(
+            f"{arm} trains with GRPO in the live environment on the "
+            f"same training tasks, from {card['config']['init']}. "
+            for arm, card in result["rl_runs"].items()
+        )
         + f"Each cell is success over {config.n} tasks x {config.seeds} seed(s), "
         f"at most {config.max_turns} turns, with a 95% bootstrap interval.",
         "",
         *success_table(config, metrics, pooled),
         "",
-        *(["Differences in success, with 95% bootstrap intervals (paired by task and seed where both arms played the same episodes):",
-           "", "| difference | " + " | ".join(s.replace("+", " + ") for s in next(iter(by_split.values()))) + " |", "|:--|" + "--:|" * (len(HARD) + 1),
-           *[f"| {a} minus {b} | " + " | ".join(_gap_text(gap) for gap in splits.values()) + " |" for (a, b), splits in by_split.items()], ""] if by_split else []),
+        *(
+            [
+                "Differences in success, with 95% bootstrap intervals (paired "
+                "by task and seed where both arms played the same episodes):",
+                "",
+                "| difference | " + " | ".join(s.replace("+", " + ") for s in next(iter(by_split.values()))) + " |",
+                "|:--|" + "--:|" * (len(HARD) + 1),
+                *[
+                    f"| {a} minus {b} | " + " | ".join(_gap_text(gap) for gap in splits.values()) + " |"
+                    for (a, b), splits in by_split.items()
+                ],
+                "",
+            ]
+            if by_split
+            else []
+        ),
         *target_checks(pooled, gaps),
         f"![success by split]({figure['success']})",
         "",
@@ -359,7 +483,10 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         "",
         "| arm | " + " | ".join(f"level {lv}" for lv in range(1, 5)) + " |",
         "|:--|" + "--:|" * 4,
-        *[f"| {arm} | " + " | ".join(_level_cell(metrics[(arm, 'evolved')], lv) for lv in range(1, 5)) + " |" for arm in config.arms],
+        *[
+            f"| {arm} | " + " | ".join(_level_cell(metrics[(arm, "evolved")], lv) for lv in range(1, 5)) + " |"
+            for arm in config.arms
+        ],
         "",
         f"![robustness]({figure['robustness']})",
         "",
@@ -369,7 +496,16 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         "|:--|--:|--:|--:|--:|--:|",
         *[
             f"| {arm} | "
-            + " | ".join(format_metric(pooled[arm], m) for m in ("valid_call_rate", "trials_per_episode", "trial_then_use_rate", "error_recovery_rate", "calls_per_episode"))
+            + " | ".join(
+                format_metric(pooled[arm], m)
+                for m in (
+                    "valid_call_rate",
+                    "trials_per_episode",
+                    "trial_then_use_rate",
+                    "error_recovery_rate",
+                    "calls_per_episode",
+                )
+            )
             + " |"
             for arm in config.arms
         ],
@@ -386,7 +522,8 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
             "| arm | rows | tokens | steps | time | tokens/s | final loss |",
             "|:--|--:|--:|--:|--:|--:|--:|",
             *[
-                f"| {arm} | {c['data']['rows']} | {c['data']['tokens']} | {c['steps']} | {c['seconds']:.0f} s | {c['tokens_per_second']} | {c['final_loss']:.3f} |"
+                f"| {arm} | {c['data']['rows']} | {c['data']['tokens']} | {c['steps']} | "
+                f"{c['seconds']:.0f} s | {c['tokens_per_second']} | {c['final_loss']:.3f} |"
                 for arm, c in result["runs"].items()
             ],
             "",
@@ -395,14 +532,18 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         ]
     if result["rl_runs"]:
         lines += [
-            "| GRPO arm | from | steps x episodes | time | reward, first 5 steps -> last 5 | success in training | trials per episode | KL (last 5) | zero-advantage groups (last 5) |",
+            "| GRPO arm | from | steps x episodes | time | reward, first 5 steps -> last 5 | success "
+            "in training | trials per episode | KL (last 5) | zero-advantage groups (last 5) |",
             "|:--|:--|--:|--:|--:|--:|--:|--:|--:|",
             *[
                 f"| {arm} | {c['config']['init']} | {c['steps']} x {c['episodes_per_step']} | {c['seconds']:.0f} s | "
                 f"{format_number(c['first_steps']['reward'])} -> {format_number(c['last_steps']['reward'])} | "
-                f"{format_number(c['first_steps']['episode/success'])} -> {format_number(c['last_steps']['episode/success'])} | "
-                f"{format_number(c['first_steps']['episode/trials'], 2)} -> {format_number(c['last_steps']['episode/trials'], 2)} | "
-                f"{format_number(c['last_steps']['kl'], 4)} | {format_number(c['last_steps']['frac_reward_zero_std'], 2)} |"
+                f"{format_number(c['first_steps']['episode/success'])} -> "
+                f"{format_number(c['last_steps']['episode/success'])} | "
+                f"{format_number(c['first_steps']['episode/trials'], 2)} -> "
+                f"{format_number(c['last_steps']['episode/trials'], 2)} | "
+                f"{format_number(c['last_steps']['kl'], 4)} | "
+                f"{format_number(c['last_steps']['frac_reward_zero_std'], 2)} |"
                 for arm, c in result["rl_runs"].items()
             ],
             "",
@@ -413,16 +554,40 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         lines += [
             "## Learning curve",
             "",
-            "Each SFT arm trained again at each token budget (`--curve`), and evaluated on evolved + unseen with the same tasks and seeds as the table above.",
+            "Each SFT arm trained again at each token budget (`--curve`), and evaluated "
+            "on evolved + unseen with the same tasks and seeds as the table above.",
+            "A budget beyond an arm's dataset trains on all of it (marked "
+            "*whole*): there every arm has seen its own trajectories of every",
+            "training task once, so those rows are the matched-task comparison.",
             "",
             "| arm | tokens | rows | evolved | unseen | evolved + unseen |",
             "|:--|--:|--:|--:|--:|--:|",
             *[
-                f"| {arm} | {p['tokens']} | {p['rows']} | {p['evolved']:.3f} | {p['unseen']:.3f} | {p['success']:.3f} [{p['success_ci95'][0]:.3f}, {p['success_ci95'][1]:.3f}] |"
-                for arm, points in result["curves"].items() for p in points
+                f"| {arm} | {p['tokens']}{' (whole)' if p['whole'] else ''} "
+                f"| {p['rows']} | {p['evolved']:.3f} | {p['unseen']:.3f} "
+                f"| {p['success']:.3f} [{p['success_ci95'][0]:.3f}, {p['success_ci95'][1]:.3f}] |"
+                for arm, points in result["curves"].items()
+                for p in points
             ],
             "",
             f"![learning curve]({figure['curve']})",
+            "",
+        ]
+    if result["matched_task_gaps"]:
+        lines += [
+            "### Matched tasks: every arm on its whole dataset",
+            "",
+            "Paired differences in success between the *whole* rows "
+            "above (the same evaluation episodes), with 95% intervals.",
+            "",
+            "| difference | "
+            + " | ".join(s.replace("+", " + ") for s in next(iter(result["matched_task_gaps"].values())))
+            + " |",
+            "|:--|" + "--:|" * (len(HARD) + 1),
+            *[
+                f"| {pair} | " + " | ".join(_gap_text(gap) for gap in splits.values()) + " |"
+                for pair, splits in result["matched_task_gaps"].items()
+            ],
             "",
         ]
     report.write_text("\n".join(lines), encoding="utf-8")
@@ -435,11 +600,15 @@ def summary(config: AblationConfig, result: dict, gaps: dict) -> dict:
     split and on evolved + unseen, the gaps, the SFT budgets and the learning curve, with the command that made them."""
     cell = ("success", "success_ci95", "n")
     return {
-        "command": config.command(), "n": config.n, "seeds": config.seeds, "budgets": result["budgets"],
+        "command": config.command(),
+        "n": config.n,
+        "seeds": config.seeds,
+        "budgets": result["budgets"],
         "success": {f"{arm}/{split}": {k: m[k] for k in cell} for (arm, split), m in result["metrics"].items()}
         | {f"{arm}/{POOLED}": {k: m[k] for k in cell} for arm, m in result["pooled"].items()},
         "gaps": {f"{a} minus {b}": splits for (a, b), splits in gaps.items()},  # by split, and pooled (POOLED)
         "curves": result["curves"],
+        "matched_task_gaps": result["matched_task_gaps"],  # between the curve's whole-dataset runs, by split and pooled
     }
 
 
@@ -453,11 +622,17 @@ def target_checks(pooled: dict, gaps: dict) -> list[str]:
         gap = gaps.get((better, worse))
         if gap is not None:
             met = gap["gap"] >= wanted and gap["ci95"][0] is not None and gap["ci95"][0] > 0
-            lines.append(f"| {better} beats {worse} by at least {wanted:.2f}, interval above zero | {_gap_text(gap)} | {'met' if met else 'not met'} |")
+            lines.append(
+                f"| {better} beats {worse} by at least {wanted:.2f}, interval "
+                f"above zero | {_gap_text(gap)} | {'met' if met else 'not met'} |"
+            )
     if "sft-trial" in pooled:
         rate = pooled["sft-trial"]["error_recovery_rate"]
         met = rate == rate and rate >= TARGET_RECOVERY  # nan: no errors to recover from
-        lines.append(f"| sft-trial's error-recovery rate at least {TARGET_RECOVERY} | {format_metric(pooled['sft-trial'], 'error_recovery_rate')} | {'met' if met else 'not met'} |")
+        lines.append(
+            f"| sft-trial's error-recovery rate at least {TARGET_RECOVERY} | "
+            f"{format_metric(pooled['sft-trial'], 'error_recovery_rate')} | {'met' if met else 'not met'} |"
+        )
     if not lines:
         return []
     return ["The thesis's targets, on evolved + unseen:", "", "| target | measured | |", "|:--|:--|:--|", *lines, ""]

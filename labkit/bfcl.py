@@ -95,7 +95,9 @@ def ensure_bfcl(cache: Path | None = None) -> Path:
             raise BFCLNotAvailableError(_install_advice(target, str(exc))) from exc
         if done.returncode != 0 or not (building / "bfcl_eval").is_dir():
             detail = (done.stderr or done.stdout).strip().splitlines()
-            raise BFCLNotAvailableError(_install_advice(target, " | ".join(detail[-3:]) or f"pip exited {done.returncode}"))
+            raise BFCLNotAvailableError(
+                _install_advice(target, " | ".join(detail[-3:]) or f"pip exited {done.returncode}")
+            )
         marker = {"package": BFCL_PACKAGE, "seconds": round(time.perf_counter() - started, 1), "command": command[1:]}
         (building / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
         building.chmod(0o755)  # mkdtemp makes it private; a shared $LABKIT_CACHE must be readable by all
@@ -177,7 +179,9 @@ def load_bfcl(category: str, limit: int | None = None, seed: int = 0, cache: Pat
     answer_rows = _read_jsonl(data / "possible_answer" / f"{DATA_PREFIX}_{category}.json")
     answers = {row["id"]: row["ground_truth"] for row in answer_rows}
     items = [
-        BFCLItem(row["id"], [m for turn in row["question"] for m in turn], row["function"], answers[row["id"]], category)
+        BFCLItem(
+            row["id"], [m for turn in row["question"] for m in turn], row["function"], answers[row["id"]], category
+        )
         for row in questions
     ]
     if limit is not None and limit < len(items):
@@ -269,7 +273,9 @@ def bfcl_generate(
     try:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            encoded = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+            encoded = tokenizer(
+                [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
+            )
             encoded = encoded.to(model.device)
             with torch.inference_mode():
                 generated = model.generate(
@@ -360,7 +366,9 @@ def score_bfcl(
         decoded, error_type, error = decode_output(text)
         if decoded is not None:
             try:
-                verdict = ast_checker(item.functions, decoded, item.possible_answer, language.PYTHON, category, MODEL_NAME)
+                verdict = ast_checker(
+                    item.functions, decoded, item.possible_answer, language.PYTHON, category, MODEL_NAME
+                )
             except Exception as exc:  # noqa: BLE001 - odd values can trip the checker; that is a wrong answer
                 verdict = {"valid": False, "error_type": CHECKER_CRASHED, "error": [f"{type(exc).__name__}: {exc}"]}
             error_type = None if verdict["valid"] else verdict.get("error_type", "unknown")

@@ -33,7 +33,11 @@ def cmd_view(args: argparse.Namespace) -> int:
 
     app_file = Path(__file__).resolve().parents[1] / "apps" / "trace_viewer.py"
     if not app_file.is_file():
-        print(f"labkit view: no {app_file}; the trace viewer ships with the lab's checkout, so install labkit from it (pip install -e .)", file=sys.stderr)
+        print(
+            f"labkit view: no {app_file}; the trace viewer ships with the "
+            "lab's checkout, so install labkit from it (pip install -e .)",
+            file=sys.stderr,
+        )
         return 2
     spec = importlib.util.spec_from_file_location("trace_viewer", app_file)
     viewer = importlib.util.module_from_spec(spec)
@@ -91,7 +95,7 @@ def cmd_tools_call(args: argparse.Namespace) -> int:
     try:
         arguments = json.loads(args.args)
     except json.JSONDecodeError as exc:
-        print(f"--args must be a JSON object, e.g. '{{\"city\": \"Paris\"}}': {exc.msg}", file=sys.stderr)
+        print(f'--args must be a JSON object, e.g. \'{{"city": "Paris"}}\': {exc.msg}', file=sys.stderr)
         return 2
     observation = call_once(_evolved(catalog, args.name, args.level, args.seed), args.name, arguments)
     print(observation.content)
@@ -133,7 +137,9 @@ def cmd_teach(args: argparse.Namespace) -> int:
     if args.teacher == "llm":
         from labkit.teachers.llm import LLMTeacherConfig, LLMTeacherError
 
-        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
         if not args.verbose:  # one line per HTTP request would drown the progress bar
             for name in ("httpx", "httpx2"):
                 logging.getLogger(name).setLevel(logging.WARNING)
@@ -188,13 +194,24 @@ def cmd_bfcl(args: argparse.Namespace) -> int:
     from labkit.models import ModelNotAvailableError
 
     try:
-        summary = evaluate_bfcl(args.model, args.categories, args.limit, args.out, args.seed, args.max_new_tokens, args.batch_size, progress=True)
+        summary = evaluate_bfcl(
+            args.model,
+            args.categories,
+            args.limit,
+            args.out,
+            args.seed,
+            args.max_new_tokens,
+            args.batch_size,
+            progress=True,
+        )
     except (BFCLNotAvailableError, ModelNotAvailableError) as exc:
         print(f"labkit bfcl: {exc}", file=sys.stderr)
         return 2
     for category, row in summary["categories"].items():
         low, high = row["ci95"]
-        print(f"{category:14s} accuracy {row['accuracy']:.3f} [{low:.3f}, {high:.3f}]  n={row['n']}  ({row['seconds']} s)")
+        print(
+            f"{category:14s} accuracy {row['accuracy']:.3f} [{low:.3f}, {high:.3f}]  n={row['n']}  ({row['seconds']} s)"
+        )
         print(f"{'':14s} errors: {row['error_types']}")
     if args.out:
         print(f"wrote {args.out}/bfcl.json and bfcl_items.jsonl")
@@ -205,14 +222,29 @@ def cmd_sft(args: argparse.Namespace) -> int:
     from labkit.sft import SFTRunConfig, train_sft
 
     config = SFTRunConfig(
-        data=args.data, policy=args.policy, profile=args.profile, out=str(args.out), token_budget=args.token_budget,
-        max_length=args.max_length, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        full=args.full, seed=args.seed, report_to=args.report_to,
+        data=args.data,
+        policy=args.policy,
+        profile=args.profile,
+        out=str(args.out),
+        token_budget=args.token_budget,
+        max_length=args.max_length,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        full=args.full,
+        seed=args.seed,
+        report_to=args.report_to,
     )
     card = train_sft(config)
-    print(f"{card['steps']} steps on {card['data']['rows']} rows ({card['data']['tokens']} tokens) in {card['seconds']} s, "
-          f"{card['tokens_per_second']} tokens/s; final loss {card['final_loss']}")
-    print(f"wrote {args.out} (adapter, run_card.json, README.md, loss.png); evaluate it with `labkit eval --policy {args.out}`")
+    print(
+        f"{card['steps']} steps on {card['data']['rows']} rows "
+        f"({card['data']['tokens']} tokens) in {card['seconds']} s, "
+        f"{card['tokens_per_second']} tokens/s; final loss {card['final_loss']}"
+    )
+    print(
+        f"wrote {args.out} (adapter, run_card.json, README.md, "
+        f"loss.png); evaluate it with `labkit eval --policy {args.out}`"
+    )
     return 0
 
 
@@ -239,9 +271,20 @@ def rl_config(args: argparse.Namespace):
     except ValueError as error:
         raise SystemExit(f"--reward: {error}") from None
     return RLRunConfig(
-        init=args.init, profile=args.profile, out=str(args.out), tasks=args.tasks, steps=args.steps,
-        prompts_per_step=args.prompts_per_step, num_generations=args.num_generations, learning_rate=args.learning_rate,
-        beta=args.beta, seed=args.seed, report_to=args.report_to, rewards=rewards, vllm_server=args.vllm_server, micro_batch=args.micro_batch,
+        init=args.init,
+        profile=args.profile,
+        out=str(args.out),
+        tasks=args.tasks,
+        steps=args.steps,
+        prompts_per_step=args.prompts_per_step,
+        num_generations=args.num_generations,
+        learning_rate=args.learning_rate,
+        beta=args.beta,
+        seed=args.seed,
+        report_to=args.report_to,
+        rewards=rewards,
+        vllm_server=args.vllm_server,
+        micro_batch=args.micro_batch,
         engine=args.engine,
     )
 
@@ -251,9 +294,15 @@ def cmd_rl(args: argparse.Namespace) -> int:
 
     card = train_rl(rl_config(args))
     last = card["last_steps"]
-    print(f"{card['steps']} steps x {card['episodes_per_step']} episodes in {card['seconds']} s; "
-          f"last 5 steps: reward {last['reward']:.3f}, success {last['episode/success']:.3f}, trials/episode {last['episode/trials']:.2f}")
-    print(f"wrote {args.out} (adapter, rollouts/, run_card.json, README.md, curves.png); evaluate it with `labkit eval --policy {args.out}`")
+    print(
+        f"{card['steps']} steps x {card['episodes_per_step']} episodes in {card['seconds']} s; "
+        f"last 5 steps: reward {last['reward']:.3f}, success "
+        f"{last['episode/success']:.3f}, trials/episode {last['episode/trials']:.2f}"
+    )
+    print(
+        f"wrote {args.out} (adapter, rollouts/, run_card.json, README.md, "
+        f"curves.png); evaluate it with `labkit eval --policy {args.out}`"
+    )
     return 0
 
 
@@ -266,7 +315,9 @@ def _token_counts(text: str | None) -> tuple[int, ...]:
             try:
                 counts.append(int(float(item[:-1]) * 1000) if item.endswith("k") else int(item))
             except ValueError:
-                raise ValueError(f"--curve takes token counts separated by commas (e.g. 25000,50k,100k), got {item!r}") from None
+                raise ValueError(
+                    f"--curve takes token counts separated by commas (e.g. 25000,50k,100k), got {item!r}"
+                ) from None
     return tuple(counts)
 
 
@@ -274,9 +325,22 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     from labkit.ablation import ARMS, AblationConfig, run_ablation, success_table
 
     try:
-        config = AblationConfig(profile=args.profile, out=str(args.out), report=str(args.report), data=args.data, n=args.n, seeds=args.seeds,
-                                token_budget=args.token_budget, budget=args.budget, curve=_token_counts(args.curve), rl_steps=args.rl_steps, ship=args.ship,
-                                arms=tuple(args.arms.split(",")) if args.arms else ARMS, micro_batch=args.micro_batch, engine=args.engine)
+        config = AblationConfig(
+            profile=args.profile,
+            out=str(args.out),
+            report=str(args.report),
+            data=args.data,
+            n=args.n,
+            seeds=args.seeds,
+            token_budget=args.token_budget,
+            budget=args.budget,
+            curve=_token_counts(args.curve),
+            rl_steps=args.rl_steps,
+            ship=args.ship,
+            arms=tuple(args.arms.split(",")) if args.arms else ARMS,
+            micro_batch=args.micro_batch,
+            engine=args.engine,
+        )
     except ValueError as error:
         raise SystemExit(f"labkit ablation: {error}") from None
     result = run_ablation(config)
@@ -289,7 +353,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from labkit.ablation import success_table
     from labkit.demo import DemoConfig, run_demo
 
-    config = DemoConfig(profile=args.profile, out=str(args.out), report=str(args.report), micro_batch=args.micro_batch, engine=args.engine)
+    config = DemoConfig(
+        profile=args.profile,
+        out=str(args.out),
+        report=str(args.report),
+        micro_batch=args.micro_batch,
+        engine=args.engine,
+    )
     result = run_demo(config)
     print(f"\nwrote {config.report}\n")
     print("\n".join(success_table(config.ablation(), result["metrics"], result["pooled"])))
@@ -300,7 +370,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-ENGINE_HELP = "rollout engine: auto (vLLM where `make vllm` installed it, else in-process; says which), transformers, or vllm"
+ENGINE_HELP = (
+    "rollout engine: auto (vLLM where `make vllm` installed it, else in-process; says which), transformers, or vllm"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--tools-module", action="append", help="a .py file or module of your own tools (repeatable)")
         return p
 
-    tools = sub.add_parser("tools", help="browse, call and evolve tools").add_subparsers(dest="tools_command", required=True)
+    tools = sub.add_parser("tools", help="browse, call and evolve tools").add_subparsers(
+        dest="tools_command", required=True
+    )
     p = with_tools_module(tools.add_parser("list", help="list tool families and tools"))
     p.add_argument("--family")
     p.set_defaults(func=cmd_tools_list)
@@ -345,9 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--level", type=int, choices=range(5), help="fix the evolution level")
     p.add_argument("--tasks", help="your own tasks JSONL instead of generated ones")
-    p.add_argument("--mistake-rate", type=float, default=0.3, help="how often the trial and recover teachers slip and recover")
-    p.add_argument("--slips", default=",".join(DEFAULT_SLIPS), type=lambda text: tuple(k.strip() for k in text.split(",") if k.strip()),
-                   help="the mistakes they make, comma-separated, from: " + "; ".join(f"{k} ({meaning})" for k, meaning in SLIPS.items()))
+    p.add_argument(
+        "--mistake-rate", type=float, default=0.3, help="how often the trial and recover teachers slip and recover"
+    )
+    p.add_argument(
+        "--slips",
+        default=",".join(DEFAULT_SLIPS),
+        type=lambda text: tuple(k.strip() for k in text.split(",") if k.strip()),
+        help="the mistakes they make, comma-separated, from: "
+        + "; ".join(f"{k} ({meaning})" for k, meaning in SLIPS.items()),
+    )
     p.add_argument("--max-turns", type=int, help="cap each episode's turns")
     p.add_argument("--out", type=Path, required=True)
     llm = p.add_argument_group(
@@ -364,8 +445,17 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--verbose", action="store_true", help="debug logging, HTTP requests included")
     p.set_defaults(func=cmd_teach)
 
-    p = with_tools_module(sub.add_parser("eval", help="evaluate a policy: metrics with 95%% CIs, failure taxonomy, report, traces"))
-    p.add_argument("--policy", required=True, help="teacher:trial, teacher:recover, teacher:golden, random, tiny, smollm2-135m, a hub id, a run or adapter folder, or openai:MODEL@BASE_URL")
+    p = with_tools_module(
+        sub.add_parser("eval", help="evaluate a policy: metrics with 95%% CIs, failure taxonomy, report, traces")
+    )
+    p.add_argument(
+        "--policy",
+        required=True,
+        help=(
+            "teacher:trial, teacher:recover, teacher:golden, random, tiny, "
+            "smollm2-135m, a hub id, a run or adapter folder, or openai:MODEL@BASE_URL"
+        ),
+    )
     p.add_argument("--split", choices=SPLITS, default="evolved")
     p.add_argument("--level", type=int, choices=range(5))
     p.add_argument("--tasks", help="your own tasks JSONL instead of generated ones")
@@ -380,7 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     profiles = ("tiny", "cpu", "gpu", "multi-gpu")
     p = sub.add_parser("sft", help="fine-tune on teacher trajectories (TRL SFTTrainer, LoRA); rerun to resume")
-    p.add_argument("--data", default="data/trajectories/trial-train", help="a trajectory dataset folder from `labkit teach`")
+    p.add_argument(
+        "--data", default="data/trajectories/trial-train", help="a trajectory dataset folder from `labkit teach`"
+    )
     p.add_argument("--policy", help="the base model (default: the profile's)")
     p.add_argument("--profile", choices=profiles, default="cpu")
     p.add_argument("--token-budget", type=int, help="training tokens per epoch (default: the profile's)")
@@ -395,39 +487,88 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sft)
 
     p = sub.add_parser("rl", help="GRPO in the live tool environment (TRL GRPOTrainer, LoRA); rerun to resume")
-    p.add_argument("--init", help="the policy to start from: an SFT run or adapter folder, or a model (default: the profile's)")
+    p.add_argument(
+        "--init", help="the policy to start from: an SFT run or adapter folder, or a model (default: the profile's)"
+    )
     p.add_argument("--profile", choices=profiles, default="cpu")
     p.add_argument("--tasks", default="data/tasks/train.jsonl", help="training tasks (JSONL)")
     p.add_argument("--steps", type=int, help="default: the profile's")
     p.add_argument("--prompts-per-step", type=int, help="distinct tasks per step and process (default: the profile's)")
-    p.add_argument("--num-generations", type=int, help="episodes per task, the group GRPO compares (default: the profile's)")
+    p.add_argument(
+        "--num-generations", type=int, help="episodes per task, the group GRPO compares (default: the profile's)"
+    )
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--beta", type=float, help="KL coefficient to the init policy")
-    p.add_argument("--reward", action="append", default=[], metavar="NAME=VALUE",
-                   help="a reward weight or guard setting, e.g. --reward format=0 --reward max_trials=2 (repeatable)")
+    p.add_argument(
+        "--reward",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a reward weight or guard setting, e.g. --reward format=0 --reward max_trials=2 (repeatable)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report-to", default="tensorboard", help="tensorboard (default), trackio, wandb or none")
-    p.add_argument("--micro-batch", type=int, default=4, help="episodes per forward/backward pass (default 4); lower it if memory runs out")
-    p.add_argument("--vllm-server", metavar="HOST:PORT", help="generate the rollouts on this vLLM server (GPU machines; see README, Beyond one machine)")
+    p.add_argument(
+        "--micro-batch",
+        type=int,
+        default=4,
+        help="episodes per forward/backward pass (default 4); lower it if memory runs out",
+    )
+    p.add_argument(
+        "--vllm-server",
+        metavar="HOST:PORT",
+        help="generate the rollouts on this vLLM server (GPU machines; see README, Beyond one machine)",
+    )
     p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_rl)
 
-    p = sub.add_parser("ablation", help="base, SFT-golden, SFT-recover, SFT-trial, SFT-trial+GRPO and GRPO-only on seen, evolved and unseen; writes reports/ablation.md")
+    p = sub.add_parser(
+        "ablation",
+        help=(
+            "base, SFT-golden, SFT-recover, SFT-trial, SFT-trial+GRPO and "
+            "GRPO-only on seen, evolved and unseen; writes reports/ablation.md"
+        ),
+    )
     p.add_argument("--profile", choices=profiles, default="cpu")
     p.add_argument("--n", type=int, help="tasks per seed per split (default: the profile's)")
     p.add_argument("--seeds", type=int, help="default: the profile's")
     p.add_argument("--token-budget", type=int, help="training tokens per arm (default: the profile's)")
-    p.add_argument("--budget", choices=("tokens", "tasks"), default="tokens",
-                   help="tokens: every SFT arm gets the same training tokens (default); tasks: every arm trains on its own trajectories of every training task")
-    p.add_argument("--curve", help="a learning curve too: SFT token budgets, e.g. 25k,50k,100k,1000k (a budget beyond a dataset is the whole dataset)")
+    p.add_argument(
+        "--budget",
+        choices=("tokens", "tasks"),
+        default="tokens",
+        help=(
+            "tokens: every SFT arm gets the same training tokens (default); tasks: "
+            "every arm trains on its own trajectories of every training task"
+        ),
+    )
+    p.add_argument(
+        "--curve",
+        help=(
+            "a learning curve too: SFT token budgets, e.g. 25k,50k,100k,1000k "
+            "(a budget beyond a dataset is the whole dataset)"
+        ),
+    )
     p.add_argument("--rl-steps", type=int, help="GRPO steps per RL arm (default: the profile's)")
-    p.add_argument("--data", default="data", help="where the tasks and teacher datasets are (default: the shipped data/)")
+    p.add_argument(
+        "--data", default="data", help="where the tasks and teacher datasets are (default: the shipped data/)"
+    )
     p.add_argument("--out", type=Path, default=Path("runs/ablation"))
     p.add_argument("--report", type=Path, default=Path("reports/ablation.md"))
-    p.add_argument("--ship", help="also copy the trained adapters here (data/adapters is what notebooks 03 and 04 load)")
-    p.add_argument("--arms", help="comma-separated arms to evaluate and report (default: all six); only the SFT runs they need train")
-    p.add_argument("--micro-batch", type=int, default=4, help="GRPO episodes per forward/backward pass (default 4); lower it if memory runs out")
+    p.add_argument(
+        "--ship", help="also copy the trained adapters here (data/adapters is what notebooks 03 and 04 load)"
+    )
+    p.add_argument(
+        "--arms",
+        help="comma-separated arms to evaluate and report (default: all six); only the SFT runs they need train",
+    )
+    p.add_argument(
+        "--micro-batch",
+        type=int,
+        default=4,
+        help="GRPO episodes per forward/backward pass (default 4); lower it if memory runs out",
+    )
     p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.set_defaults(func=cmd_ablation)
 
@@ -435,13 +576,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=profiles, default="cpu")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--report", type=Path, default=Path("reports/demo/ablation.md"))
-    p.add_argument("--micro-batch", type=int, default=4, help="GRPO episodes per forward/backward pass (default 4); lower it if memory runs out")
+    p.add_argument(
+        "--micro-batch",
+        type=int,
+        default=4,
+        help="GRPO episodes per forward/backward pass (default 4); lower it if memory runs out",
+    )
     p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bfcl", help="score a model on BFCL simple_python and multiple with BFCL's own AST checker")
-    p.add_argument("--model", default="smollm2-135m", help="smollm2-135m, tiny, an adapter or checkpoint folder, or a hub id")
-    p.add_argument("--categories", nargs="+", choices=("simple_python", "multiple"), default=["simple_python", "multiple"])
+    p.add_argument(
+        "--model", default="smollm2-135m", help="smollm2-135m, tiny, an adapter or checkpoint folder, or a hub id"
+    )
+    p.add_argument(
+        "--categories", nargs="+", choices=("simple_python", "multiple"), default=["simple_python", "multiple"]
+    )
     p.add_argument("--limit", type=int, help="items per category: a seeded random subset (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-new-tokens", type=int, default=128)
@@ -450,7 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bfcl)
 
     p = sub.add_parser("view", help="the trace viewer (Gradio, 127.0.0.1): runs under ./data and ./runs, and PATHS")
-    p.add_argument("paths", nargs="*", type=Path, help="more trace files or run folders to open (the viewer reads nothing else)")
+    p.add_argument(
+        "paths", nargs="*", type=Path, help="more trace files or run folders to open (the viewer reads nothing else)"
+    )
     p.add_argument("--port", type=int, help="default: 7860, or the next free port")
     p.set_defaults(func=cmd_view)
     return parser

@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass
 
 TIMING_TRAIN_TOKENS = 384  # about a training row: the shipped datasets' rows are 380-640 template tokens on average
 TIMING_DECODE_STEPS = 8  # generation steps timed beyond the first
-EPISODE_PROMPT_TOKENS = 400  # the system prompt, the tools' docs and the task: what each GRPO episode's training pass reads first
+EPISODE_PROMPT_TOKENS = (
+    400  # the system prompt, the tools' docs and the task: what each GRPO episode's training pass reads first
+)
 REPLY_SHARE = 1.0  # training reads a tool reply about as long as each turn the model wrote
 SPEED_MAX_AGE_S = 15 * 60  # a measurement older than this is taken again: the machine may have got busier or quieter
 
@@ -97,7 +99,12 @@ def measure_speed(model: str, profile: str, batch: int, train_batch: int = 2) ->
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     net = get_peft_model(loaded.model, lora)  # the rollouts are done: the same weights serve the training step
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4)
-    ids = torch.randint(0, min(net.config.vocab_size, 32_000), (train_batch, TIMING_TRAIN_TOKENS), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(
+        0,
+        min(net.config.vocab_size, 32_000),
+        (train_batch, TIMING_TRAIN_TOKENS),
+        generator=torch.Generator().manual_seed(0),
+    )
 
     def train_step(tokens: int) -> float:
         tick = time.perf_counter()
@@ -149,10 +156,16 @@ def sft_estimate(tokens: int, runs: int, speed: Speed) -> Estimate:
     leaves out; the bound allows half again for that.
     """
     seconds = runs * tokens / speed.train_tokens_per_s
-    return Estimate(seconds, 1.5 * seconds, f"{runs} x {tokens:,} tokens at {speed.train_tokens_per_s:.0f} training tokens/s, {speed.measured_ago()}")
+    return Estimate(
+        seconds,
+        1.5 * seconds,
+        f"{runs} x {tokens:,} tokens at {speed.train_tokens_per_s:.0f} training tokens/s, {speed.measured_ago()}",
+    )
 
 
-def episodes_estimate(episodes: int, max_turns: int, max_new_tokens: int, speed: Speed, typical_turns: float | None = None) -> Estimate:
+def episodes_estimate(
+    episodes: int, max_turns: int, max_new_tokens: int, speed: Speed, typical_turns: float | None = None
+) -> Estimate:
     """Model episodes played ``speed.batch`` at a time: each batch takes the turns of its longest episode.
 
     The bound is every episode using every turn and every token; ``typical_turns`` (e.g. a shipped run's mean) gives the
@@ -162,11 +175,21 @@ def episodes_estimate(episodes: int, max_turns: int, max_new_tokens: int, speed:
     turn = speed.turn_seconds(max_new_tokens)
     at_most = batches * max_turns * turn
     typical = batches * min(max_turns, typical_turns or max_turns / 2) * turn
-    basis = f"{episodes} episodes of up to {max_turns} turns, {speed.batch} at a time, {turn:.1f} s a turn {speed.measured_ago()}"
+    basis = (
+        f"{episodes} episodes of up to {max_turns} turns, {speed.batch} "
+        f"at a time, {turn:.1f} s a turn {speed.measured_ago()}"
+    )
     return Estimate(typical, at_most, basis)
 
 
-def grpo_estimate(steps: int, episodes_per_step: int, max_turns: int, max_new_tokens: int, speed: Speed, typical_turns: float | None = None) -> Estimate:
+def grpo_estimate(
+    steps: int,
+    episodes_per_step: int,
+    max_turns: int,
+    max_new_tokens: int,
+    speed: Speed,
+    typical_turns: float | None = None,
+) -> Estimate:
     """GRPO steps: each plays its episodes (as :func:`episodes_estimate`), then trains on what they wrote.
 
     Training reads each episode's prompt and, per turn, the model's tokens and a tool reply
@@ -181,5 +204,8 @@ def grpo_estimate(steps: int, episodes_per_step: int, max_turns: int, max_new_to
     typical_turns = min(max_turns, typical_turns or max_turns / 2)
     typical = steps * (play.typical_s + train_s(typical_turns))
     at_most = steps * (play.at_most_s + train_s(max_turns))
-    basis = f"{steps} steps of {episodes_per_step} episodes; {speed.turn_seconds(max_new_tokens):.1f} s a turn and {speed.train_tokens_per_s:.0f} training tokens/s, {speed.measured_ago()}"
+    basis = (
+        f"{steps} steps of {episodes_per_step} episodes; {speed.turn_seconds(max_new_tokens):.1f} s a turn "
+        f"and {speed.train_tokens_per_s:.0f} training tokens/s, {speed.measured_ago()}"
+    )
     return Estimate(typical, at_most, basis)

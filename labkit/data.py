@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from labkit.env import ToolCall, Trajectory
-from labkit.toolset import ErrorKind
 from labkit.protocol import SYSTEM_PROMPT, trajectory_messages
+from labkit.toolset import ErrorKind
 
 
 class DatasetFileError(ValueError):
@@ -35,7 +35,13 @@ def _flat_messages(messages: list[dict]) -> list[dict]:
                 "role": message["role"],
                 "content": message.get("content") or "",
                 "tool_calls": [
-                    {"type": "function", "function": {"name": c["function"]["name"], "arguments": json.dumps(c["function"]["arguments"], ensure_ascii=False)}}
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": c["function"]["name"],
+                            "arguments": json.dumps(c["function"]["arguments"], ensure_ascii=False),
+                        },
+                    }
                     for c in calls
                 ]
                 if calls
@@ -57,7 +63,11 @@ def recoveries(trajectory: Trajectory) -> int:
     a mistake, so it is neither counted nor a recovery (the same rule as ``n_errors``).
     """
     documented = {doc["function"]["name"] for doc in trajectory.toolset.docs}
-    calls = [(s.action.name, s.observation, s.phase) for s in trajectory.steps if isinstance(s.action, ToolCall) and s.observation]
+    calls = [
+        (s.action.name, s.observation, s.phase)
+        for s in trajectory.steps
+        if isinstance(s.action, ToolCall) and s.observation
+    ]
     switched = {ErrorKind.UNKNOWN_TOOL, ErrorKind.UNAVAILABLE}
 
     def fixes(name: str, error: ErrorKind, later: str) -> bool:
@@ -136,9 +146,13 @@ def read_rows(path: str | Path, repair: bool = False) -> Iterator[dict]:
             row = json.loads(line.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else line)
         except (ValueError, RecursionError) as exc:  # bad JSON, not UTF-8, too deep, a number of over 4,300 digits
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)[:100]
-            raise DatasetFileError(f"{path}:{lineno} is not valid JSON ({reason}); delete that line or the file to regenerate it") from None
+            raise DatasetFileError(
+                f"{path}:{lineno} is not valid JSON ({reason}); delete that line or the file to regenerate it"
+            ) from None
         if not isinstance(row, dict):
-            raise DatasetFileError(f"{path}:{lineno} is not a JSON object; delete that line or the file to regenerate it")
+            raise DatasetFileError(
+                f"{path}:{lineno} is not a JSON object; delete that line or the file to regenerate it"
+            )
         yield row
     if torn.strip() and repair:
         with path.open("r+b") as f:
@@ -155,7 +169,9 @@ def write_dataset(rows: list[dict], out_dir: str | Path, card: str) -> Path:
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     backup = _restore_backup(out_dir)
-    leftover = re.compile(rf"\.{re.escape(out_dir.name)}\.[a-z0-9_]{{8}}")  # mkdtemp's names: staging of writes that were killed
+    leftover = re.compile(
+        rf"\.{re.escape(out_dir.name)}\.[a-z0-9_]{{8}}"
+    )  # mkdtemp's names: staging of writes that were killed
     for path in out_dir.parent.iterdir():
         if leftover.fullmatch(path.name) or path == backup:
             shutil.rmtree(path, ignore_errors=True)
@@ -206,18 +222,24 @@ def dataset_fingerprint(path: str | Path) -> str:
 
 def load_dataset_dir(path: str | Path):
     """A trajectory dataset written by ``write_dataset`` (or any parquet/JSONL file of rows)."""
-    from datasets import Dataset
-
     import pyarrow
     import pyarrow.parquet as pq
+    from datasets import Dataset
 
     path = existing_dataset_file(path)
     try:
         if path.suffix == ".jsonl":
             return Dataset.from_list(list(read_rows(path)))
         return Dataset(pq.read_table(path))  # read in memory: a zero-row file is an empty dataset, not an error
-    except (pyarrow.ArrowException, OSError, TypeError, AttributeError) as exc:  # not parquet, cut short, rows of mixed shapes
-        raise DatasetFileError(f"{path} cannot be read as trajectories ({str(exc)[:200]}); regenerate it with `labkit teach`") from exc
+    except (
+        pyarrow.ArrowException,
+        OSError,
+        TypeError,
+        AttributeError,
+    ) as exc:  # not parquet, cut short, rows of mixed shapes
+        raise DatasetFileError(
+            f"{path} cannot be read as trajectories ({str(exc)[:200]}); regenerate it with `labkit teach`"
+        ) from exc
 
 
 def token_lengths(rows: Iterable[dict], tokenizer) -> list[int]:
@@ -225,5 +247,11 @@ def token_lengths(rows: Iterable[dict], tokenizer) -> list[int]:
     lengths = []
     for row in rows:
         tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
-        lengths.append(len(tokenizer.apply_chat_template(row["messages"], tools=tools, tokenize=True, return_dict=True)["input_ids"]))
+        lengths.append(
+            len(
+                tokenizer.apply_chat_template(row["messages"], tools=tools, tokenize=True, return_dict=True)[
+                    "input_ids"
+                ]
+            )
+        )
     return lengths

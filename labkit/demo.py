@@ -33,7 +33,10 @@ from labkit.profiles import get_profile
 ARMS = ("base", "sft-golden", "sft-trial", "sft-trial-grpo")
 TEACHERS = {"sft-golden": "golden", "sft-trial": "trial"}
 SHIPPED = "data"
-FULL = ("reports/ablation.json", "reports/ablation-curve.json")  # the full ablation and its learning curve, as `make ablation` ships them
+FULL = (
+    "reports/ablation.json",
+    "reports/ablation-curve.json",
+)  # the full ablation and its learning curve, as `make ablation` ships them
 SHIPPED_TRAIN_TASKS = 400  # `make data`
 
 
@@ -75,8 +78,16 @@ class DemoConfig:
     def ablation(self) -> AblationConfig:
         size = self.size
         return AblationConfig(
-            profile=self.profile, out=self.out, report=self.report, data=self.data, n=size.n, seeds=size.seeds,
-            token_budget=size.token_budget, rl_steps=size.rl_steps, arms=ARMS, micro_batch=self.micro_batch,
+            profile=self.profile,
+            out=self.out,
+            report=self.report,
+            data=self.data,
+            n=size.n,
+            seeds=size.seeds,
+            token_budget=size.token_budget,
+            rl_steps=size.rl_steps,
+            arms=ARMS,
+            micro_batch=self.micro_batch,
             engine=self.engine,
         )
 
@@ -84,7 +95,8 @@ class DemoConfig:
 def make_data(config: DemoConfig, progress: bool = True) -> dict[str, bool]:
     """Training tasks and the teacher datasets under ``config.data``.
 
-    Returns, for each, whether it equals the shipped one byte for byte (nothing when the sizes differ, as at the tiny profile).
+    Returns, for each, whether it equals the shipped one byte for
+    byte (nothing when the sizes differ, as at the tiny profile).
     """
     from labkit.models import load_tokenizer
     from labkit.tasks import generate_tasks, save_tasks
@@ -97,12 +109,20 @@ def make_data(config: DemoConfig, progress: bool = True) -> dict[str, bool]:
     for arm, teacher in TEACHERS.items():
         out = Path(config.data) / DATASETS[arm]
         if not out.exists():  # teach() writes the folder atomically, so an existing one is complete
-            teach(TeachConfig(teacher=teacher, tasks_file=str(tasks), out=str(out)), progress=progress, tokenizer=tokenizer)
+            teach(
+                TeachConfig(teacher=teacher, tasks_file=str(tasks), out=str(out)),
+                progress=progress,
+                tokenizer=tokenizer,
+            )
     if config.size.train_tasks != SHIPPED_TRAIN_TASKS:
         return {}
     pairs = {TRAIN_TASKS: TRAIN_TASKS, **{DATASETS[arm]: f"{DATASETS[arm]}/data.parquet" for arm in TEACHERS}}
     # Run from outside the lab's folder, the shipped files are not at hand: nothing to compare with.
-    return {name: filecmp.cmp(Path(config.data) / file, Path(SHIPPED) / file, shallow=False) for name, file in pairs.items() if (Path(SHIPPED) / file).is_file()}
+    return {
+        name: filecmp.cmp(Path(config.data) / file, Path(SHIPPED) / file, shallow=False)
+        for name, file in pairs.items()
+        if (Path(SHIPPED) / file).is_file()
+    }
 
 
 def check_profile(config: DemoConfig) -> None:
@@ -111,7 +131,10 @@ def check_profile(config: DemoConfig) -> None:
     if record.is_file():
         earlier = json.loads(record.read_text(encoding="utf-8"))["config"]["profile"]
         if earlier != config.profile:
-            raise ValueError(f"{config.out} holds a demo at the {earlier} profile; give this one another --out, or delete {config.out}")
+            raise ValueError(
+                f"{config.out} holds a demo at the {earlier} profile; "
+                f"give this one another --out, or delete {config.out}"
+            )
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"config": asdict(config)}, indent=2), encoding="utf-8")
 
@@ -121,7 +144,10 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
     check_profile(config)
     start = time.perf_counter()
     if progress:
-        tqdm.write(f"[demo] data: {config.size.train_tasks} training tasks and {len(TEACHERS)} teacher datasets in {config.data}")
+        tqdm.write(
+            f"[demo] data: {config.size.train_tasks} training tasks "
+            f"and {len(TEACHERS)} teacher datasets in {config.data}"
+        )
     same = make_data(config, progress)
     seconds = {"data": time.perf_counter() - start}
     result = run_ablation(config.ablation(), progress=progress)
@@ -138,9 +164,17 @@ def _read_json(path: str) -> dict | None:
 
 
 def ordering(success: dict[str, float]) -> str:
-    """Arms from best to worst success, ties (to three decimals) as such: ``sft-golden > sft-trial = sft-trial-grpo > base``."""
+    """Arms from best to worst success, ties (to three decimals)
+    as such: ``sft-golden > sft-trial = sft-trial-grpo > base``."""
     arms = sorted(success, key=lambda arm: -success[arm])
-    return arms[0] + "".join(f" {'=' if round(success[a], 3) == round(success[b], 3) else '>'} {b}" for a, b in zip(arms, arms[1:])) if arms else ""
+    return (
+        arms[0]
+        + "".join(
+            f" {'=' if round(success[a], 3) == round(success[b], 3) else '>'} {b}" for a, b in zip(arms, arms[1:])
+        )
+        if arms
+        else ""
+    )
 
 
 def relation_to_full(result: dict, full: dict | None, curve: dict | None) -> list[str]:
@@ -154,10 +188,13 @@ def relation_to_full(result: dict, full: dict | None, curve: dict | None) -> lis
     budget = min(result["budgets"].values(), default=0)
     # The curve's point for the demo's budget: its token count is what fit under that budget, so allow a little.
     points = (curve or {}).get("curves", {})
-    at_budget = {arm: p["success"] for arm in demo for p in points.get(arm, []) if abs(p["tokens"] - budget) <= 0.05 * budget}
+    at_budget = {
+        arm: p["success"] for arm in demo for p in points.get(arm, []) if abs(p["tokens"] - budget) <= 0.05 * budget
+    }
     columns = {
         f"this demo ({budget} tokens, {next(iter(result['pooled'].values()))['n']} episodes)": demo,
-        f"full table ({min(full['budgets'].values())} tokens, {full['n']} tasks x {full['seeds']} seed(s) a split)": table,
+        f"full table ({min(full['budgets'].values())} tokens, "
+        f"{full['n']} tasks x {full['seeds']} seed(s) a split)": table,
         **({f"full learning curve at {budget} tokens": at_budget} if at_budget else {}),
     }
     lines += [
@@ -165,11 +202,18 @@ def relation_to_full(result: dict, full: dict | None, curve: dict | None) -> lis
         "",
         "| arm | " + " | ".join(columns) + " |",
         "|:--|" + "--:|" * len(columns),
-        *[f"| {arm} | " + " | ".join(f"{c[arm]:.3f}" if arm in c else "n/a" for c in columns.values()) + " |" for arm in demo],
+        *[
+            f"| {arm} | " + " | ".join(f"{c[arm]:.3f}" if arm in c else "n/a" for c in columns.values()) + " |"
+            for arm in demo
+        ],
         "",
         f"- Ordering in this demo: {ordering(demo)}.",
         f"- Ordering in the full table (`{full['command']}`): {ordering(table)}.",
-        *([f"- Ordering on the full learning curve at {budget} tokens (`{curve['command']}`): {ordering(at_budget)}."] if at_budget else []),
+        *(
+            [f"- Ordering on the full learning curve at {budget} tokens (`{curve['command']}`): {ordering(at_budget)}."]
+            if at_budget
+            else []
+        ),
         "",
         "The demo trains on the same tasks and teacher data as the full ablation (`same_as_shipped` in its demo.json), "
         "on fewer tokens, and evaluates fewer tasks, so its intervals are wider: read an ordering only where the "

@@ -69,7 +69,8 @@ def recommend_profile(
     embedded_model_available: bool,
     ram_gb: float,
 ) -> str:
-    """``"gpu"`` with a CUDA GPU of at least 8 GB, else ``"cpu"`` when the embedded model is there and RAM >= 4 GB, else ``"tiny"``."""
+    """``"gpu"`` with a CUDA GPU of at least 8 GB, else ``"cpu"`` when
+    the embedded model is there and RAM >= 4 GB, else ``"tiny"``."""
     if cuda_available and (gpu_memory_gb or 0.0) >= GPU_MIN_MEMORY_GB:
         return "gpu"
     if embedded_model_available and ram_gb >= CPU_MIN_RAM_GB:
@@ -131,7 +132,8 @@ def _load_average() -> float | None:
 def busy_slowdown(load_average: float | None, cores: float) -> float:
     """How many times longer model-bound work takes while ``load_average`` other runnable processes share ``cores``.
 
-    A job that wants every core gets about ``cores / (load + cores)`` of them, so its time grows by ``(load + cores) / cores``.
+    A job that wants every core gets about ``cores / (load + cores)``
+    of them, so its time grows by ``(load + cores) / cores``.
     """
     if not load_average or cores <= 0:
         return 1.0
@@ -217,15 +219,19 @@ def advice(report: MachineReport) -> list[str]:
     if report.cpu_quota is not None and report.torch_threads and report.torch_threads > max(1, int(report.cpu_quota)):
         cores = max(1, int(report.cpu_quota))
         todo.append(
-            f"torch starts {report.torch_threads} threads but this container's CPU quota allows {report.cpu_quota:g} cores: "
+            f"torch starts {report.torch_threads} threads but this "
+            f"container's CPU quota allows {report.cpu_quota:g} cores: "
             f"set OMP_NUM_THREADS={cores} before starting marimo or Jupyter, or training runs many times slower"
         )
     cores = report.cpu_quota or report.cpu_cores
     if report.load_average is not None and report.load_average >= BUSY_LOAD_PER_CORE * cores:
         todo.append(
-            f"this machine is busy: load average {report.load_average:g} on {cores:g} cores. While that lasts, training and "
-            f"evaluation take about {busy_slowdown(report.load_average, cores):.1f}x the measured times in the README and "
-            "docs/instructor.md; stop other model jobs (a second notebook, `make demo`) or give each `OMP_NUM_THREADS=1`"
+            f"this machine is busy: load average {report.load_average:g} "
+            f"on {cores:g} cores. While that lasts, training and "
+            f"evaluation take about {busy_slowdown(report.load_average, cores):.1f}x "
+            "the measured times in the README and "
+            "docs/instructor.md; stop other model jobs (a second "
+            "notebook, `make demo`) or give each `OMP_NUM_THREADS=1`"
         )
     if report.ram_gb < CPU_MIN_RAM_GB:
         todo.append(f"only {report.ram_gb:g} GB RAM: the cpu profile needs {CPU_MIN_RAM_GB:g} GB, so only tiny runs")
@@ -255,7 +261,10 @@ def format_report(report: MachineReport) -> str:
         ("torch", torch_line),
         ("CUDA GPU", cuda_line),
         ("RAM", f"{report.ram_gb:g} GB"),
-        ("CPU cores", str(report.cpu_cores) + (f" (quota: {report.cpu_quota:g})" if report.cpu_quota is not None else "")),
+        (
+            "CPU cores",
+            str(report.cpu_cores) + (f" (quota: {report.cpu_quota:g})" if report.cpu_quota is not None else ""),
+        ),
         ("torch threads", str(report.torch_threads) if report.torch_threads else "n/a"),
         ("load average", f"{report.load_average:g} (last minute)" if report.load_average is not None else "n/a"),
         ("embedded model", model_line),
@@ -267,8 +276,7 @@ def format_report(report: MachineReport) -> str:
     lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
     lines += [
         "",
-        f"recommended profile: {report.recommended_profile}"
-        "  (override with --profile NAME or LABKIT_PROFILE=NAME)",
+        f"recommended profile: {report.recommended_profile}  (override with --profile NAME or LABKIT_PROFILE=NAME)",
     ]
     todo = advice(report)
     lines.append("")

@@ -21,8 +21,8 @@ from typing import Any, Callable, Protocol, Union
 
 from labkit.evolve import TRAIN_OPERATORS, evolve_toolset
 from labkit.tasks import Task, check_answer
-from labkit.toolset import ErrorKind, LiveTool, ToolCallError, ToolSet, base_toolset
 from labkit.tools.registry import Catalog, load_catalog
+from labkit.toolset import ErrorKind, LiveTool, ToolCallError, ToolSet, base_toolset
 
 PHASES = ("trial", "execution")
 
@@ -49,7 +49,9 @@ class ToolCall:
     phase: str = "execution"
     thought: str = ""
     n_tokens: int | None = None
-    slip: bool = False  # a teacher's deliberate mistake: the learner reads it as context but is never trained to write it
+    slip: bool = (
+        False  # a teacher's deliberate mistake: the learner reads it as context but is never trained to write it
+    )
 
 
 @dataclass
@@ -155,7 +157,9 @@ def clean_action(action: Any) -> Action:
     if isinstance(action, ToolCall):
         arguments = valid_text(action.arguments) if isinstance(action.arguments, str) else plain_json(action.arguments)
         name = None if action.name is None else plain_text(action.name)
-        return ToolCall(name, arguments, plain_text(action.phase), plain_text(action.thought), action.n_tokens, action.slip is True)
+        return ToolCall(
+            name, arguments, plain_text(action.phase), plain_text(action.thought), action.n_tokens, action.slip is True
+        )
     if isinstance(action, Answer):
         return Answer(plain_text(action.text), plain_text(action.thought), action.n_tokens)
     error = getattr(action, "error", "unreadable action")
@@ -199,7 +203,9 @@ def error_observation(kind: ErrorKind, message: str, limit: int = EnvConfig.max_
 def redact(observation: Observation, secrets: tuple[str, ...]) -> Observation:
     """``observation`` with each secret (and the values of ``SECRET_VARIABLES``) as ***."""
     for secret in (*secrets, *(os.environ.get(name, "") for name in SECRET_VARIABLES)):
-        if len(secret) >= 8 and secret in observation.content:  # shorter ones are no secrets (a local server's key is "local")
+        if (
+            len(secret) >= 8 and secret in observation.content
+        ):  # shorter ones are no secrets (a local server's key is "local")
             observation.content = observation.content.replace(secret, "***")
     return observation
 
@@ -216,8 +222,11 @@ def run_tool(tool: LiveTool, call: ToolCall, limit: int) -> Observation:
         return error_observation(ErrorKind.INVALID_VALUE, f"{call.name}: {plain_text(message)}", limit)
     except BaseException as exc:  # noqa: BLE001
         # A tool bug must not end the episode, nor may a tool's sys.exit(), GeneratorExit or KeyboardInterrupt:
-        # raised here they are the tool's own. The user's Ctrl-C arrives on the main thread, which waits in ToolRunner.run.
-        return error_observation(ErrorKind.TOOL_EXCEPTION, f"{call.name} failed: {type(exc).__name__}: {plain_text(exc)[:200]}", limit)
+        # raised here they are the tool's own. The user's Ctrl-C
+        # arrives on the main thread, which waits in ToolRunner.run.
+        return error_observation(
+            ErrorKind.TOOL_EXCEPTION, f"{call.name} failed: {type(exc).__name__}: {plain_text(exc)[:200]}", limit
+        )
 
 
 class _Stop(BaseException):
@@ -268,11 +277,15 @@ class ToolRunner:
             self._jobs = self._worker = None
 
 
-def execute(toolset: ToolSet, call: ToolCall, runner: ToolRunner, limit: int, secrets: tuple[str, ...] = ()) -> Observation:
+def execute(
+    toolset: ToolSet, call: ToolCall, runner: ToolRunner, limit: int, secrets: tuple[str, ...] = ()
+) -> Observation:
     tool = toolset.tools.get(call.name) if isinstance(call.name, str) else None
     if tool is None:
         offered = ", ".join(d["function"]["name"] for d in toolset.docs)
-        return error_observation(ErrorKind.UNKNOWN_TOOL, f"no tool named {plain_text(call.name)[:80]!r}. Available tools: {offered}.", limit)
+        return error_observation(
+            ErrorKind.UNKNOWN_TOOL, f"no tool named {plain_text(call.name)[:80]!r}. Available tools: {offered}.", limit
+        )
     return redact(runner.run(lambda: run_tool(tool, call, limit)), secrets)
 
 
@@ -325,9 +338,13 @@ class ToolEnv:
         if isinstance(action, ToolCall):
             phase = action.phase if action.phase in PHASES else "execution"
             if traj.n_calls >= self.config.max_calls:
-                observation = error_observation(ErrorKind.BUDGET_EXHAUSTED, f"call budget of {self.config.max_calls} is spent")
+                observation = error_observation(
+                    ErrorKind.BUDGET_EXHAUSTED, f"call budget of {self.config.max_calls} is spent"
+                )
             else:
-                observation = execute(traj.toolset, action, self.runner, self.config.max_observation_chars, self.secrets)
+                observation = execute(
+                    traj.toolset, action, self.runner, self.config.max_observation_chars, self.secrets
+                )
         else:
             phase = "invalid"
             observation = error_observation(ErrorKind.BAD_FORMAT, action.error[:300])

@@ -23,13 +23,22 @@ from tqdm.auto import tqdm
 from labkit.data import append_rows, read_rows, trajectory_row, write_dataset
 from labkit.engine import check_engine
 from labkit.env import EnvConfig, ToolEnv, run_episode
+from labkit.episode import Episode, Phase
 from labkit.profiles import get_profile
 from labkit.runs import claim_run_folder
 from labkit.tasks import Task, generate_tasks, load_tasks
 from labkit.tools import load_catalog
+from labkit.toolset import ErrorKind
 
 # Errors that mean the call itself was malformed for the tool as it really is (not a bad value).
-SCHEMA_ERRORS = {"unknown_tool", "malformed_arguments", "unknown_parameter", "missing_parameter", "wrong_type", "bad_format"}
+SCHEMA_ERRORS = {
+    ErrorKind.UNKNOWN_TOOL,
+    ErrorKind.MALFORMED_ARGUMENTS,
+    ErrorKind.UNKNOWN_PARAMETER,
+    ErrorKind.MISSING_PARAMETER,
+    ErrorKind.WRONG_TYPE,
+    ErrorKind.BAD_FORMAT,
+}
 FAILURES = (
     "budget_exhausted",
     "bad_format",
@@ -69,7 +78,9 @@ class EvalConfig:
     profile: str = "cpu"
     max_turns: int | None = None  # None: the profile's (a model that never answers costs every turn)
     max_new_tokens: int | None = None  # None: the profile's
-    batch_size: int | None = None  # episodes generated together; None: IN_PROCESS_BATCH, or the vLLM engine's max_num_seqs
+    batch_size: int | None = (
+        None  # episodes generated together; None: IN_PROCESS_BATCH, or the vLLM engine's max_num_seqs
+    )
     engine: str = "auto"  # auto | transformers | vllm (labkit.engine)
 
     def __post_init__(self) -> None:
@@ -82,44 +93,34 @@ class EvalConfig:
 # ----------------------------------------------------------------------------- what went wrong
 
 
-def turn_calls(row: dict) -> list[tuple[str, str]]:
-    """(name, arguments) of each assistant turn's tool call, '' where the turn made none."""
-    out = []
-    for message in row["messages"]:
-        if message["role"] == "assistant":
-            call = (message.get("tool_calls") or [{}])[0].get("function", {})
-            out.append((call.get("name", ""), call.get("arguments", "")))
-    return out
-
-
 def classify_failure(row: dict) -> str | None:
     """The first matching cause of a failed episode, in the order of ``FAILURES``; None for a success."""
     if row["success"]:
         return None
-    phases, errors, called = row["phases"], row["errors"], row["tools_called"]
-    if row["end_reason"].startswith("budget"):
+    episode = Episode.from_row(row)
+    turns = episode.turns
+    if episode.out_of_budget:
         return "budget_exhausted"
-    if phases and phases.count("invalid") * 2 >= len(phases):
+    if turns and sum(turn.phase == Phase.INVALID for turn in turns) * 2 >= len(turns):
         return "bad_format"
     decoys = {doc["function"]["name"] for doc in json.loads(row["tools"])} - set(row["gold_tools"])
-    if "unknown_tool" in errors or any(c in decoys for c, p in zip(called, phases) if p == "execution"):
+    if any(turn.error == ErrorKind.UNKNOWN_TOOL for turn in turns) or any(
+        turn.tool in decoys for turn in episode.executions
+    ):
         return "wrong_tool"
-    calls = turn_calls(row)
-    for i in range(1, len(errors)):
-        if errors[i] and errors[i - 1] and calls[i] == calls[i - 1] and calls[i][0]:
-            return "repeated_failing_call"
-    last_call = max((i for i, c in enumerate(called) if c), default=None)
-    if last_call is not None and errors[last_call] and phases[-1] == "answer":
+    if episode.repeated_failures:
+        return "repeated_failing_call"
+    calls = [turn for turn in turns if turn.tool]
+    if calls and calls[-1].error and turns[-1].phase == Phase.ANSWER:
         return "ignored_error"
-    mistakes = {e for e, p in zip(errors, phases) if p != "trial"}  # a probe's error is how a trial learns
-    if {"unknown_parameter", "missing_parameter"} & mistakes:
+    mistakes = set(episode.errors_outside_trials)
+    if {ErrorKind.UNKNOWN_PARAMETER, ErrorKind.MISSING_PARAMETER} & mistakes:
         return "wrong_parameter_name"
-    if {"invalid_value", "wrong_type", "malformed_arguments"} & mistakes:
+    if {ErrorKind.INVALID_VALUE, ErrorKind.WRONG_TYPE, ErrorKind.MALFORMED_ARGUMENTS} & mistakes:
         return "wrong_value_or_format"
-    trialled = {c for c, p in zip(called, phases) if p == "trial" and c}
-    if trialled and not any(c in trialled for c, p in zip(called, phases) if p == "execution"):
+    if episode.trialled_tools and not episode.called_trialled_tool:
         return "tried_but_not_used"
-    if row["level"] > 0 and not trialled:
+    if row["level"] > 0 and not episode.trialled_tools:
         return "never_tried"
     return "wrong_answer"
 
@@ -129,15 +130,14 @@ def classify_failure(row: dict) -> str | None:
 
 def _episode_values(row: dict) -> dict[str, tuple[float, float]]:
     """Per-episode (numerator, denominator) pairs: ratio metrics pool over episodes, means average."""
-    phases, errors, called = row["phases"], row["errors"], row["tools_called"]
-    attempts = [e for p, e in zip(phases, errors) if p in ("execution", "invalid")]  # a trial may be rejected on purpose
-    trialled = {c for c, p in zip(called, phases) if p == "trial" and c}
-    used = any(c in trialled for c, p, e in zip(called, phases, errors) if p == "execution" and not e)
+    episode = Episode.from_row(row)
+    # Calls made to do the task, and turns that failed to be one; a trial may be rejected on purpose.
+    attempts = [turn.error for turn in episode.turns if turn.phase in (Phase.EXECUTION, Phase.INVALID)]
     return {
-        "success": (float(row["success"]), 1.0),
+        "success": (float(episode.success), 1.0),
         "valid_call_rate": (float(sum(e not in SCHEMA_ERRORS for e in attempts)), float(len(attempts))),
         "trials_per_episode": (float(row["n_trials"]), 1.0),
-        "trial_then_use_rate": (float(used), 1.0 if trialled else 0.0),
+        "trial_then_use_rate": (float(episode.used_trialled_tool), 1.0 if episode.trialled_tools else 0.0),
         "error_recovery_rate": (float(row["n_recoveries"]), float(row["n_errors"])),
         "calls_per_episode": (float(row["n_calls"]), 1.0),
         "tokens_per_episode": (float(row.get("n_tokens", 0)), 1.0),
@@ -153,7 +153,8 @@ def bootstrap_metrics(rows: list[dict], resamples: int = 1000, seed: int = 0) ->
     """Each metric with a 95% bootstrap interval over episodes (ratios are pooled, so resample episodes)."""
     if not rows:
         raise ValueError("no episodes to measure")
-    table = {name: np.array([_episode_values(r)[name] for r in rows]) for name in METRICS}
+    values = [_episode_values(r) for r in rows]
+    table = {name: np.array([v[name] for v in values]) for name in METRICS}
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(rows), size=(resamples, len(rows)))
     out: dict = {"n": len(rows)}
@@ -161,7 +162,9 @@ def bootstrap_metrics(rows: list[dict], resamples: int = 1000, seed: int = 0) ->
         samples = np.array([_ratio(values[idx]) for idx in picks])
         samples = samples[~np.isnan(samples)]
         out[name] = _ratio(values)
-        out[f"{name}_ci95"] = [float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))] if samples.size else [None, None]
+        out[f"{name}_ci95"] = (
+            [float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))] if samples.size else [None, None]
+        )
     return out
 
 
@@ -174,8 +177,15 @@ def summarize(rows: list[dict]) -> dict:
     metrics["success_by_level"] = {}
     for level, group in sorted(by_level.items()):
         level_metrics = bootstrap_metrics(group)
-        metrics["success_by_level"][str(level)] = {"success": level_metrics["success"], "ci95": level_metrics["success_ci95"], "n": len(group)}
-    metrics["success_by_seed"] = {str(s): float(np.mean([r["success"] for r in rows if r["seed"] == s])) for s in sorted({r["seed"] for r in rows})}
+        metrics["success_by_level"][str(level)] = {
+            "success": level_metrics["success"],
+            "ci95": level_metrics["success_ci95"],
+            "n": len(group),
+        }
+    metrics["success_by_seed"] = {
+        str(s): float(np.mean([r["success"] for r in rows if r["seed"] == s]))
+        for s in sorted({r["seed"] for r in rows})
+    }
     metrics["failures"] = dict(Counter(r["failure"] for r in rows if r["failure"]).most_common())
     return metrics
 
@@ -200,7 +210,9 @@ def _episodes(config: EvalConfig, policy, tasks: list[Task], catalog, env_config
 
         model = rollout_model(policy.loaded, config.engine, config.profile)
         # A server decodes a bigger batch for the same cost per step (memory-bound); in-process, 16 fit a laptop.
-        batch_size = config.batch_size or (model.client.config.max_num_seqs if isinstance(model, ServedModel) else IN_PROCESS_BATCH)
+        batch_size = config.batch_size or (
+            model.client.config.max_num_seqs if isinstance(model, ServedModel) else IN_PROCESS_BATCH
+        )
         gen = GenerationConfig(max_new_tokens=config.max_new_tokens, batch_size=batch_size, seed=seed)
         for start in range(0, len(tasks), batch_size):
             chunk = tasks[start : start + batch_size]
@@ -222,7 +234,8 @@ def evaluate(config: EvalConfig, progress: bool = True, on_episode: Callable[[di
     from labkit.policies import load_policy
 
     out = Path(config.out)
-    # More tasks or seeds extend the same evaluation (tasks of a seed are a prefix of a longer list), so n and seeds may change.
+    # More tasks or seeds extend the same evaluation (tasks of a seed
+    # are a prefix of a longer list), so n and seeds may change.
     same_run = {k: v for k, v in asdict(config).items() if k not in ("out", "batch_size", "n", "seeds")}
     claim_run_folder(out, same_run, eval_command(config))
     log = out / "episodes.jsonl"
@@ -254,7 +267,8 @@ def evaluate(config: EvalConfig, progress: bool = True, on_episode: Callable[[di
 
 
 def evaluation_rows(config: EvalConfig, tasks_by_seed: dict[int, list[Task]] | None = None) -> list[dict]:
-    """The episodes of ``config``'s tasks and seeds from its log, which may hold more (a larger run into the same folder)."""
+    """The episodes of ``config``'s tasks and seeds from its log,
+    which may hold more (a larger run into the same folder)."""
     if tasks_by_seed is None:
         catalog = load_catalog(config.tools_modules)
         tasks_by_seed = {seed: eval_tasks(config, catalog, seed) for seed in range(config.seeds)}
@@ -286,7 +300,10 @@ def eval_command(config: EvalConfig) -> str:
     extras = "".join(f" --tools-module {m}" for m in config.tools_modules)
     extras += f" --level {config.level}" if config.level is not None else ""
     extras += f" --max-turns {config.max_turns} --max-new-tokens {config.max_new_tokens}"
-    return f"labkit eval --policy {config.policy} {source}{extras} --seeds {config.seeds} --profile {config.profile} --out {config.out}"
+    return (
+        f"labkit eval --policy {config.policy} {source}{extras} --seeds "
+        f"{config.seeds} --profile {config.profile} --out {config.out}"
+    )
 
 
 def write_report(config: EvalConfig, metrics: dict, out: Path) -> Path:

@@ -18,7 +18,7 @@ Levels grade how unfamiliar a tool is:
 ``change_output_units`` and ``add_required_parameter`` are kept for evaluation
 only: training never meets them, so the evolved split can measure transfer to
 kinds of change the agent was not taught.
-"""
+"""  # noqa: E501 (a Markdown table row, line 13, cannot be wrapped)
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, Callable
 
+from labkit.messages import DATE_FORMATS, NOT_UPPER_CASE, REMOVED, UNIT_SCALES, WRONG_DATE_FORMAT
 from labkit.toolset import Change, ErrorKind, LiveTool, Param, ToolCallError, ToolSet
 
 LEVELS = {0: (0, 0), 1: (0, 1), 2: (1, 0), 3: (1, 1), 4: (2, 1)}  # level -> (behaviour, interface) changes
@@ -56,8 +57,6 @@ SYNONYMS = {
     "year": ["yr", "calendar_year", "year_number"],
 }
 VERB_SWAPS = {"get_": "fetch_", "find_": "lookup_", "list_": "enumerate_", "convert_": "transform_", "count_": "tally_"}
-DATE_FORMATS = {"DD.MM.YYYY": (r"^\d{2}\.\d{2}\.\d{4}$", "%d.%m.%Y"), "YYYYMMDD": (r"^\d{8}$", "%Y%m%d")}
-UNIT_SCALES = [(1000, "_milli"), (100, "_centi")]
 NEW_REQUIRED = [
     Param("api_version", "integer", True, "", (2, 3)),
     Param("region", "string", True, "", ("eu", "us", "apac")),
@@ -65,7 +64,12 @@ NEW_REQUIRED = [
 ]
 
 
-def _wrap(tool: LiveTool, inbound: Callable[[dict], dict] | None = None, outbound: Callable[[Any], Any] | None = None, **changes) -> LiveTool:
+def _wrap(
+    tool: LiveTool,
+    inbound: Callable[[dict], dict] | None = None,
+    outbound: Callable[[Any], Any] | None = None,
+    **changes,
+) -> LiveTool:
     """A new live tool whose calls go through ``inbound`` before and ``outbound`` after the old one."""
     inner = tool.run
 
@@ -107,12 +111,12 @@ def rename_parameter(toolset: ToolSet, name: str, rng: random.Random) -> Change 
 
 def deprecate_with_redirect(toolset: ToolSet, name: str, rng: random.Random) -> Change | None:
     prefix = next((p for p in VERB_SWAPS if name.startswith(p)), None)
-    successor = VERB_SWAPS[prefix] + name[len(prefix):] if prefix and rng.random() < 0.5 else f"{name}_v2"
+    successor = VERB_SWAPS[prefix] + name[len(prefix) :] if prefix and rng.random() < 0.5 else f"{name}_v2"
     if successor in toolset.tools:
         return None
     sunset = date(2025, rng.randint(1, 12), rng.randint(1, 28)).isoformat()
 
-    removed = ToolCallError(ErrorKind.DEPRECATED, f"'{name}' was removed on {sunset}; use '{successor}' instead.")
+    removed = ToolCallError(ErrorKind.DEPRECATED, REMOVED.format(tool=name, date=sunset, successor=successor))
     toolset.tools[successor] = replace(toolset.tools[name], name=successor)
     toolset.tools[name] = replace(toolset.tools[name], refusal=removed)
     return Change("deprecate_with_redirect", name, f"'{name}' is removed; its replacement is '{successor}'")
@@ -127,7 +131,11 @@ def add_distractors(toolset: ToolSet, name: str, rng: random.Random) -> Change |
     added = []
     for suffix in suffixes:
         twin = name + suffix
-        toolset.tools[twin] = replace(toolset.tools[name], name=twin, refusal=ToolCallError(ErrorKind.UNAVAILABLE, f"'{twin}' is not enabled for this account (HTTP 403)."))
+        toolset.tools[twin] = replace(
+            toolset.tools[name],
+            name=twin,
+            refusal=ToolCallError(ErrorKind.UNAVAILABLE, f"'{twin}' is not enabled for this account (HTTP 403)."),
+        )
         twin_doc = {"type": "function", "function": {**doc["function"], "name": twin}}
         toolset.docs.insert(rng.randrange(len(toolset.docs) + 1), twin_doc)
         added.append(twin)
@@ -180,7 +188,7 @@ def change_value_format(toolset: ToolSet, name: str, rng: random.Random) -> Chan
         def convert(value: str) -> str:
             if not re.match(pattern, value.strip()):
                 raise ToolCallError(
-                    ErrorKind.INVALID_VALUE, f"invalid value {value!r} for parameter '{param.name}': expected format {label}"
+                    ErrorKind.INVALID_VALUE, WRONG_DATE_FORMAT.format(value=value, name=param.name, label=label)
                 )
             try:
                 return datetime.strptime(value.strip(), strptime).date().isoformat()
@@ -192,10 +200,7 @@ def change_value_format(toolset: ToolSet, name: str, rng: random.Random) -> Chan
 
         def convert(value: str) -> str:
             if value != value.upper():
-                raise ToolCallError(
-                    ErrorKind.INVALID_VALUE,
-                    f"invalid value {value!r} for parameter '{param.name}': must be upper-case (pattern ^[^a-z]+$)",
-                )
+                raise ToolCallError(ErrorKind.INVALID_VALUE, NOT_UPPER_CASE.format(value=value, name=param.name))
             return value
 
         rule = "upper-case values only"
@@ -228,7 +233,9 @@ def _scale_numbers(value: Any, factor: int, suffix: str) -> Any:
     """Scale every number and list of numbers, renaming its key so the new unit is visible."""
     if isinstance(value, dict):
         return {
-            (f"{key}{suffix}" if _numeric(item) else key): (_scaled(item, factor) if _numeric(item) else _scale_numbers(item, factor, suffix))
+            (f"{key}{suffix}" if _numeric(item) else key): (
+                _scaled(item, factor) if _numeric(item) else _scale_numbers(item, factor, suffix)
+            )
             for key, item in value.items()
         }
     if _numeric(value):
@@ -247,9 +254,15 @@ def change_output_units(toolset: ToolSet, name: str, rng: random.Random) -> Chan
     if _returns(toolset, name) in ("string", "boolean"):
         return None
     factor, suffix = rng.choice(UNIT_SCALES)
-    change = Change("change_output_units", name, f"numbers in the output are now scaled by {factor} (keys end in '{suffix}')")
+    change = Change(
+        "change_output_units", name, f"numbers in the output are now scaled by {factor} (keys end in '{suffix}')"
+    )
     tool = toolset.tools[name]
-    toolset.tools[name] = _wrap(tool, outbound=lambda result: _scale_numbers(result, factor, suffix), description=f"{tool.description} [{change.detail}]")
+    toolset.tools[name] = _wrap(
+        tool,
+        outbound=lambda result: _scale_numbers(result, factor, suffix),
+        description=f"{tool.description} [{change.detail}]",
+    )
     return change
 
 
@@ -281,11 +294,19 @@ def add_required_parameter(toolset: ToolSet, name: str, rng: random.Random) -> C
         return {k: v for k, v in kwargs.items() if k != extra.name}
 
     toolset.tools[name] = _wrap(tool, inbound, params=[*tool.params, extra])
-    return Change("add_required_parameter", name, f"new required parameter '{extra.name}' (one of {', '.join(map(str, extra.enum))})")
+    return Change(
+        "add_required_parameter",
+        name,
+        f"new required parameter '{extra.name}' (one of {', '.join(map(str, extra.enum))})",
+    )
 
 
-INTERFACE_OPERATORS = {op.__name__: op for op in (rename_parameter, deprecate_with_redirect, add_distractors, degrade_docs)}
-BEHAVIOUR_OPERATORS = {op.__name__: op for op in (change_value_format, change_output_shape, change_output_units, add_required_parameter)}
+INTERFACE_OPERATORS = {
+    op.__name__: op for op in (rename_parameter, deprecate_with_redirect, add_distractors, degrade_docs)
+}
+BEHAVIOUR_OPERATORS = {
+    op.__name__: op for op in (change_value_format, change_output_shape, change_output_units, add_required_parameter)
+}
 OPERATORS = {**BEHAVIOUR_OPERATORS, **INTERFACE_OPERATORS}
 EVAL_ONLY_OPERATORS = ("change_output_units", "add_required_parameter")
 TRAIN_OPERATORS = tuple(name for name in OPERATORS if name not in EVAL_ONLY_OPERATORS)
@@ -293,7 +314,9 @@ TRAIN_OPERATORS = tuple(name for name in OPERATORS if name not in EVAL_ONLY_OPER
 _RUN_LAST = ("add_distractors", "deprecate_with_redirect")
 
 
-def evolve_tool(toolset: ToolSet, name: str, level: int, seed: int, operators: tuple[str, ...] | None = None) -> list[Change]:
+def evolve_tool(
+    toolset: ToolSet, name: str, level: int, seed: int, operators: tuple[str, ...] | None = None
+) -> list[Change]:
     """Apply ``level``'s changes to one tool of ``toolset`` in place, deterministically per seed.
 
     When an operator does not apply to the tool (no date parameter to reformat,
@@ -334,7 +357,9 @@ def evolve_tool(toolset: ToolSet, name: str, level: int, seed: int, operators: t
     return changes
 
 
-def evolve_toolset(toolset: ToolSet, names: list[str], level: int, seed: int, operators: tuple[str, ...] | None = None) -> ToolSet:
+def evolve_toolset(
+    toolset: ToolSet, names: list[str], level: int, seed: int, operators: tuple[str, ...] | None = None
+) -> ToolSet:
     """A changed copy of ``toolset`` in which each named tool is evolved to ``level``."""
     evolved = toolset.copy()
     evolved.level, evolved.seed = level, seed

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable
 
 from labkit.data import token_lengths, trajectory_row
 from labkit.env import Observation, ToolCall, ToolEnv, call_once, run_episode
+from labkit.episode import episode_turns
 from labkit.evaluate import IN_PROCESS_BATCH, EvalConfig, evaluate
 from labkit.evolve import LEVEL_DESCRIPTIONS, evolve_toolset
 from labkit.plots import PHASE_COLOURS
@@ -33,21 +34,22 @@ class Stage:
 
 COURSE = [
     Stage("00_welcome.py", "the idea, the path, your hardware", "labkit doctor", ready=True),
-    Stage("01_tool_world.py", "browse, call and evolve tools; sample tasks", "labkit tools list / tools evolve / tasks generate", ready=True),
+    Stage(
+        "01_tool_world.py",
+        "browse, call and evolve tools; sample tasks",
+        "labkit tools list / tools evolve / tasks generate",
+        ready=True,
+    ),
     Stage("02_teacher_trajectories.py", "golden vs trial-and-execution trajectories", "labkit teach", ready=True),
     Stage("03_sft.py", "supervised fine-tuning on each kind of trajectory", "labkit sft / labkit ablation", ready=True),
-    Stage("04_rl_grpo.py", "GRPO in the live tool environment: rewards, advantages, collapse modes, a short run", "labkit rl", ready=True),
+    Stage(
+        "04_rl_grpo.py",
+        "GRPO in the live tool environment: rewards, advantages, collapse modes, a short run",
+        "labkit rl",
+        ready=True,
+    ),
     Stage("05_evaluation.py", "metrics, baselines, robustness curve, failure taxonomy", "labkit eval", ready=True),
 ]
-
-
-def quiet_progress_bars() -> None:
-    """Notebook cells show their own progress; the datasets and transformers libraries' bars would only fill cell outputs."""
-    from datasets.utils.logging import disable_progress_bar
-    from transformers.utils.logging import disable_progress_bar as disable_transformers_progress_bar
-
-    disable_progress_bar()
-    disable_transformers_progress_bar()
 
 
 def grade_prediction(choice: str | None, correct: str, explanation: str) -> str:
@@ -125,13 +127,23 @@ def schema_markdown(schema: dict | None) -> str:
 def observation_markdown(observation: Observation) -> str:
     """What a call returned, with errors spelled out as type and message."""
     if observation.ok:
-        return f"```json\n{json.dumps(json.loads(observation.content), indent=1) if not observation.truncated else observation.content}\n```"
+        return (
+            "```json\n"
+            f"""{
+                json.dumps(json.loads(observation.content), indent=1)
+                if not observation.truncated
+                else observation.content
+            }"""
+            "\n```"
+        )
     error = json.loads(observation.content)["error"]
     return f"**{error['type']}**: `{error['message']}`"
 
 
 def levels_table() -> str:
-    return "| level | what changes |\n|:--|:--|\n" + "\n".join(f"| {level} | {text} |" for level, text in LEVEL_DESCRIPTIONS.items())
+    return "| level | what changes |\n|:--|:--|\n" + "\n".join(
+        f"| {level} | {text} |" for level, text in LEVEL_DESCRIPTIONS.items()
+    )
 
 
 def parse_arguments(text: str) -> dict | str:
@@ -139,8 +151,8 @@ def parse_arguments(text: str) -> dict | str:
     try:
         value = json.loads(text or "{}")
     except json.JSONDecodeError as exc:
-        return f"not valid JSON ({exc.msg} at column {exc.colno}); write an object like {{\"city\": \"Paris\"}}"
-    return value if isinstance(value, dict) else "write a JSON object like {\"city\": \"Paris\"}"
+        return f'not valid JSON ({exc.msg} at column {exc.colno}); write an object like {{"city": "Paris"}}'
+    return value if isinstance(value, dict) else 'write a JSON object like {"city": "Paris"}'
 
 
 def documented_call_failures(catalog: Catalog, n_tasks: int, seed: int = 0) -> dict[int, float]:
@@ -178,7 +190,13 @@ def task_rows(tasks: list[Task]) -> list[dict]:
 
 
 # Options for "what share?" predictions: every share from 0 to 1 is within 0.15 of one of them.
-SHARE_LABELS = {"almost none": 0.05, "about a third": 1 / 3, "about half": 0.5, "about two thirds": 2 / 3, "almost all": 0.95}
+SHARE_LABELS = {
+    "almost none": 0.05,
+    "about a third": 1 / 3,
+    "about half": 0.5,
+    "about two thirds": 2 / 3,
+    "almost all": 0.95,
+}
 
 
 def closest_label(value: float, labels: dict[str, float]) -> str:
@@ -212,27 +230,22 @@ def teacher_pair(catalog: Catalog, task: Task, seed: int = 0) -> dict[str, dict]
 
 def transcript_html(row: dict) -> str:
     """A trace row (teacher data, evaluation traces) as HTML, one coloured block per turn; every string is escaped."""
-    blocks = []
-    phases = iter(row.get("phases", []))
-    for message in row["messages"][1:]:
-        role, content = message["role"], message.get("content") or ""
-        if role == "assistant":
-            phase = next(phases, "execution")
-            colour = PHASE_COLOURS.get(phase, PHASE_COLOURS["error"])
-            calls = "".join(
-                f"<br><code>{html.escape(c['function']['name'])}({html.escape(str(c['function']['arguments']))})</code>"
-                for c in message.get("tool_calls") or []
-            )
+    query = next((m.get("content") or "" for m in row["messages"] if m.get("role") == "user"), "")
+    blocks = [f"<div><b>user</b>: {html.escape(query)}</div>"]
+    for turn in episode_turns(row):
+        colour = PHASE_COLOURS.get(turn.phase, PHASE_COLOURS["error"])
+        call = f"<br><code>{html.escape(turn.tool)}({html.escape(str(turn.arguments))})</code>" if turn.tool else ""
+        blocks.append(
+            f'<div style="border-left:4px solid {colour};padding:2px 8px;margin:4px 0">'
+            f'<span style="color:{colour};font-weight:600">{html.escape(turn.phase)}</span> '
+            f"{html.escape(turn.text)}{call}</div>"
+        )
+        if turn.observation is not None:
+            colour = PHASE_COLOURS["error"] if turn.error else "#6b7280"
             blocks.append(
-                f'<div style="border-left:4px solid {colour};padding:2px 8px;margin:4px 0">'
-                f'<span style="color:{colour};font-weight:600">{phase}</span> {html.escape(content)}{calls}</div>'
+                f'<div style="margin:0 0 4px 24px;color:{colour}">'
+                f"<code>{html.escape(turn.observation[:400])}</code></div>"
             )
-        elif role == "user" and not blocks:
-            blocks.append(f"<div><b>user</b>: {html.escape(content)}</div>")
-        else:
-            failed = '"error"' in content[:20]
-            colour = PHASE_COLOURS["error"] if failed else "#6b7280"
-            blocks.append(f'<div style="margin:0 0 4px 24px;color:{colour}"><code>{html.escape(content[:400])}</code></div>')
     verdict = "solved" if row["success"] else f"failed ({row.get('failure') or row['end_reason']})"
     blocks.append(f"<div><b>gold</b>: {html.escape(row['gold_answer'])}, <b>{verdict}</b></div>")
     return "\n".join(blocks)
@@ -261,7 +274,10 @@ def teacher_choice_note(teacher: str, split: str) -> str:
 
 def dataset_stats(rows: list[dict], tokenizer=None) -> dict[str, list]:
     """Per-episode numbers of a trajectory dataset, for histograms."""
-    stats = {"trials per episode": [r["n_trials"] for r in rows], "tool calls per episode": [r["n_calls"] for r in rows]}
+    stats = {
+        "trials per episode": [r["n_trials"] for r in rows],
+        "tool calls per episode": [r["n_calls"] for r in rows],
+    }
     if tokenizer is not None:
         stats["tokens per trajectory"] = token_lengths(rows, tokenizer)
     return stats
@@ -272,9 +288,14 @@ def dataset_stats(rows: list[dict], tokenizer=None) -> dict[str, list]:
 
 METRIC_MEANINGS = {
     "success": "share of episodes whose final answer passes the task's checker",
-    "valid_call_rate": "share of the calls made to do the task (not trials) that were well-formed for the tool as it really is (right name, parameters, types)",
+    "valid_call_rate": (
+        "share of the calls made to do the task (not trials) that were "
+        "well-formed for the tool as it really is (right name, parameters, types)"
+    ),
     "trials_per_episode": "turns the agent itself labelled <trial>",
-    "trial_then_use_rate": "of episodes with a trial, the share that then used a trialled tool successfully in execution",
+    "trial_then_use_rate": (
+        "of episodes with a trial, the share that then used a trialled tool successfully in execution"
+    ),
     "error_recovery_rate": "of failed calls outside trials, the share put right later by a successful call",
     "calls_per_episode": "tool calls per episode",
     "tokens_per_episode": "tokens the agent generated per episode",
@@ -298,7 +319,8 @@ def is_model_policy(policy: str) -> bool:
 
 
 def policy_key(policy: str) -> str:
-    """A policy's name as a folder name: a run or adapter folder by its path from here, so the same folder keeps its cache."""
+    """A policy's name as a folder name: a run or adapter folder
+    by its path from here, so the same folder keeps its cache."""
     import os
     from pathlib import Path
 
@@ -310,7 +332,8 @@ def policy_key(policy: str) -> str:
 
 
 def lesson_eval_config(policy: str, split: str, profile: str, cache_root: str = EVAL_CACHE) -> EvalConfig:
-    """The evaluation notebooks 03 and 05 run for ``policy`` on ``split``: the profile's lesson size, cached per policy."""
+    """The evaluation notebooks 03 and 05 run for ``policy`` on
+    ``split``: the profile's lesson size, cached per policy."""
     from labkit.ablation import SIZES as ABLATION_SIZES
     from labkit.profiles import get_profile
 
@@ -344,15 +367,23 @@ def cached_results(policies: list[str], splits: list[str], profile: str, cache_r
 
 
 def pending_model_episodes(policies: list[str], splits: list[str], profile: str, cache_root: str = EVAL_CACHE) -> int:
-    """Model-played episodes an evaluation of these pairs still has to run (cached pairs and scripted policies cost nothing)."""
+    """Model-played episodes an evaluation of these pairs still
+    has to run (cached pairs and scripted policies cost nothing)."""
     done = cached_results(policies, splits, profile, cache_root)
     return sum(
-        lesson_eval_config(p, s, profile, cache_root).n for p in policies for s in splits if is_model_policy(p) and (p, s) not in done
+        lesson_eval_config(p, s, profile, cache_root).n
+        for p in policies
+        for s in splits
+        if is_model_policy(p) and (p, s) not in done
     )
 
 
 def compare_policies(
-    policies: list[str], splits: list[str], profile: str, cache_root: str = EVAL_CACHE, on_episode: Callable[[dict], None] | None = None
+    policies: list[str],
+    splits: list[str],
+    profile: str,
+    cache_root: str = EVAL_CACHE,
+    on_episode: Callable[[dict], None] | None = None,
 ) -> dict:
     """``{(policy, split): metrics}``: each pair evaluated at the lesson size, or read back from the cache.
 
@@ -365,7 +396,9 @@ def compare_policies(
     for policy in policies:
         for split in splits:
             config = lesson_eval_config(policy, split, profile, cache_root)
-            results[(policy, split)] = metrics = cached_result(config) or evaluate(config, progress=False, on_episode=on_episode)
+            results[(policy, split)] = metrics = cached_result(config) or evaluate(
+                config, progress=False, on_episode=on_episode
+            )
             print(f"{policy} on {split}: success {format_metric(metrics, 'success')} over {metrics['n']} episodes")
     return results
 
@@ -374,7 +407,11 @@ def evaluation_rows(policy: str, splits: list[str], profile: str, cache_root: st
     """Every cached episode of ``policy`` on ``splits``, for browsing failures."""
     from labkit.data import read_rows
 
-    return [row for split in splits for row in read_rows(f"{lesson_eval_config(policy, split, profile, cache_root).out}/episodes.jsonl")]
+    return [
+        row
+        for split in splits
+        for row in read_rows(f"{lesson_eval_config(policy, split, profile, cache_root).out}/episodes.jsonl")
+    ]
 
 
 SFT_ARMS = ("sft-golden", "sft-trial")
@@ -389,7 +426,9 @@ def sft_configs(profile: str, data_dir, out_root: str = "runs/notebook-sft") -> 
 
     name = get_profile(profile).name
     return {
-        arm: SFTRunConfig(data=str(Path(data_dir) / "trajectories" / f"{arm[4:]}-train"), profile=name, out=f"{out_root}/{name}/{arm}")
+        arm: SFTRunConfig(
+            data=str(Path(data_dir) / "trajectories" / f"{arm[4:]}-train"), profile=name, out=f"{out_root}/{name}/{arm}"
+        )
         for arm in SFT_ARMS
     }
 
@@ -412,7 +451,9 @@ def eval_batch(profile: str) -> int:
     return min(LESSON_EVAL_TASKS[get_profile(profile).name], IN_PROCESS_BATCH)
 
 
-def paired_transcripts(split: str, policies: list[str], profile: str, cache_root: str = EVAL_CACHE) -> list[tuple[str, dict]]:
+def paired_transcripts(
+    split: str, policies: list[str], profile: str, cache_root: str = EVAL_CACHE
+) -> list[tuple[str, dict]]:
     """The same task as each policy played it: the first task where their outcomes differ (else the first task)."""
     rows = {p: {r["task_id"]: r for r in evaluation_rows(p, [split], profile, cache_root)} for p in policies}
     shared = [t for t in rows[policies[0]] if all(t in rows[p] for p in policies)]
@@ -447,17 +488,26 @@ def recovery_note(results: dict) -> str:
         low.append(rate < 0.1)
     if not parts:
         return ""
-    text = "**Error recovery** (share of failed calls outside trials put right by a later successful one): " + "; ".join(parts) + ". "
+    text = (
+        "**Error recovery** (share of failed calls outside trials put right by a later successful one): "
+        + "; ".join(parts)
+        + ". "
+    )
     if low and all(low):
         text += (
-            "Near zero means the models rarely fix a call after an error. A model fine-tuned on trial trajectories writes "
-            "`<trial>` turns, the *form* of the teacher's habit, but reading an error and changing the call is a skill a few "
+            "Near zero means the models rarely fix a call after an "
+            "error. A model fine-tuned on trial trajectories writes "
+            "`<trial>` turns, the *form* of the teacher's habit, but "
+            "reading an error and changing the call is a skill a few "
             "minutes of SFT on a 135M model has not yet picked up: it tends to send the failing call again "
             "(`repeated_failing_call`) or answer anyway (`ignored_error`). Open such an episode in the trace viewer "
             "(`labkit view runs/eval-cache`) and compare it with the teacher's in notebook 02."
         )
     else:
-        text += "Where it is well above zero, the model read the error and changed its call: open such an episode in `labkit view runs/eval-cache`."
+        text += (
+            "Where it is well above zero, the model read the error and changed "
+            "its call: open such an episode in `labkit view runs/eval-cache`."
+        )
     return text
 
 
@@ -466,7 +516,11 @@ def robustness_by_policy(results: dict) -> dict[str, dict]:
     curves: dict[str, dict] = {}
     for (policy, split), metrics in results.items():
         if split == "seen":
-            curves.setdefault(policy, {})["0"] = {"success": metrics["success"], "ci95": metrics["success_ci95"], "n": metrics["n"]}
+            curves.setdefault(policy, {})["0"] = {
+                "success": metrics["success"],
+                "ci95": metrics["success_ci95"],
+                "n": metrics["n"],
+            }
         elif split == "evolved":
             curves.setdefault(policy, {}).update({k: v for k, v in metrics["success_by_level"].items() if k != "0"})
     return curves
@@ -483,19 +537,25 @@ def label_mask_html(row: dict, tokenizer) -> str:
     The mask is the chat template's assistant mask, the one TRL's ``assistant_only_loss`` uses.
     """
     tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
-    encoded = tokenizer.apply_chat_template(row["messages"], tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    encoded = tokenizer.apply_chat_template(
+        row["messages"], tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
     spans = []
     for token, learned in zip(encoded["input_ids"], encoded["assistant_masks"]):
         text = html.escape(tokenizer.decode([token]))
         style = "background:#dcfce7;color:#14532d" if learned else "color:#6b7280"
         spans.append(f'<span style="{style}">{text}</span>')
     learned = sum(encoded["assistant_masks"])
-    header = f"<p><b>{learned}</b> of {len(encoded['input_ids'])} tokens carry labels ({learned / len(encoded['input_ids']):.0%}).</p>"
+    header = (
+        f"<p><b>{learned}</b> of {len(encoded['input_ids'])} tokens "
+        f"carry labels ({learned / len(encoded['input_ids']):.0%}).</p>"
+    )
     return header + '<pre style="white-space:pre-wrap;font-size:11px;line-height:1.5">' + "".join(spans) + "</pre>"
 
 
 def live_loss(show: Callable[[list, dict], None]) -> tuple[list, Callable[[dict], None]]:
-    """A ``train_sft(on_log=...)`` callback that collects ``[step, loss]`` points and calls ``show(points, logs)`` on each."""
+    """A ``train_sft(on_log=...)`` callback that collects
+    ``[step, loss]`` points and calls ``show(points, logs)`` on each."""
     points: list = []
 
     def on_log(logs: dict) -> None:
@@ -541,19 +601,33 @@ def first_table(markdown: str) -> str:
 
 REWARD_MEANINGS = {
     "outcome": "1 when the answer checks out, else 0: the one that matters",
-    "format": "share of turns written in the lab's format (a phase tag, one call or an answer, valid JSON, finished in time)",
-    "exec_errors": "minus the share of execution-phase calls that failed (failed trials are free: that is how a trial learns)",
+    "format": (
+        "share of turns written in the lab's format (a phase tag, one call or an answer, valid JSON, finished in time)"
+    ),
+    "exec_errors": (
+        "minus the share of execution-phase calls that failed (failed trials are free: that is how a trial learns)"
+    ),
     "budget": "minus the share of the turn budget used; -1 for running out of it",
     "trial_info": "1 when a trial met a tool the environment had changed and a call to execute then succeeded",
     "recovery": "minus the share of failed calls (outside trials) never put right",
-    "guards": "minus the penalties for gaming the others: no tool call at all, trials past the limit, a failing call repeated",
+    "guards": (
+        "minus the penalties for gaming the others: no tool call at all, trials past the limit, a failing call repeated"
+    ),
 }
 
-# The notebook's short run, per profile: a few steps over the profile's RL size (cpu: 2 tasks x 4 episodes a step, about 8 minutes;
+# The notebook's short run, per profile: a few steps over the profile's
+# RL size (cpu: 2 tasks x 4 episodes a step, about 8 minutes;
 # the shipped run's steps of 16 episodes took a median of 234 s on 2 cores, about half generating and half training).
-NOTEBOOK_RL = {"tiny": {"steps": 2}, "cpu": {"steps": 4, "prompts_per_step": 2}, "gpu": {"steps": 40}, "multi-gpu": {"steps": 40}}
+NOTEBOOK_RL = {
+    "tiny": {"steps": 2},
+    "cpu": {"steps": 4, "prompts_per_step": 2},
+    "gpu": {"steps": 40},
+    "multi-gpu": {"steps": 40},
+}
 SHIPPED_RL = "sft-trial-grpo"  # the GRPO run shipped in data/adapters/, for machines too slow to train in class
-COLLAPSE_MAX_TURNS = 6  # the turn budget tests/test_rewards.py checks the hackers at: room for the trial farmer to pass max_trials
+COLLAPSE_MAX_TURNS = (
+    6  # the turn budget tests/test_rewards.py checks the hackers at: room for the trial farmer to pass max_trials
+)
 
 
 def rl_init(profile: str, adapters_root: str | None = None) -> tuple[str, str]:
@@ -573,8 +647,9 @@ def rl_init(profile: str, adapters_root: str | None = None) -> tuple[str, str]:
     if folder is not None:
         return folder, "GRPO starts from the shipped SFT-trial adapter (notebook 03): SFT first, then RL."
     return profile_.model, (
-        f"The shipped SFT-trial adapter is not in `{adapters_root or SHIPPED_ADAPTERS}/sft-trial`, so GRPO starts from the base "
-        f"model `{profile_.model}` (the GRPO-only arm). Run `labkit ablation --profile cpu --ship data/adapters` to make it."
+        f"The shipped SFT-trial adapter is not in `{adapters_root or SHIPPED_ADAPTERS}/sft-trial`, "
+        f"so GRPO starts from the base model `{profile_.model}` (the GRPO-only arm). "
+        "Run `labkit ablation --profile cpu --ship data/adapters` to make it."
     )
 
 
@@ -631,10 +706,21 @@ def play_group(loaded, task: Task, n: int, profile: str, seed: int = 0, catalog:
 
     size = SIZES[get_profile(profile).name]
     gen = GenerationConfig(
-        max_new_tokens=size.max_new_tokens, temperature=size.temperature, batch_size=n, max_length=size.max_length, seed=seed
+        max_new_tokens=size.max_new_tokens,
+        temperature=size.temperature,
+        batch_size=n,
+        max_length=size.max_length,
+        seed=seed,
     )
-    rollouts = rollout_batch(loaded.model, loaded.tokenizer, [task] * n, catalog, EnvConfig(max_turns=size.max_turns), gen, progress=False)
-    return Group(task, [trajectory_row(r.trajectory, loaded.name) for r in rollouts], [r.problems for r in rollouts], size.max_turns)
+    rollouts = rollout_batch(
+        loaded.model, loaded.tokenizer, [task] * n, catalog, EnvConfig(max_turns=size.max_turns), gen, progress=False
+    )
+    return Group(
+        task,
+        [trajectory_row(r.trajectory, loaded.name) for r in rollouts],
+        [r.problems for r in rollouts],
+        size.max_turns,
+    )
 
 
 def reward_config(weights: dict[str, float], switches: dict[str, bool] | None = None, **guard_settings) -> RewardConfig:
@@ -642,7 +728,9 @@ def reward_config(weights: dict[str, float], switches: dict[str, bool] | None = 
     from labkit.rewards import RewardConfig
 
     switches = switches or {}
-    return RewardConfig.from_dict({name: (weight if switches.get(name, True) else 0.0) for name, weight in weights.items()} | guard_settings)
+    return RewardConfig.from_dict(
+        {name: (weight if switches.get(name, True) else 0.0) for name, weight in weights.items()} | guard_settings
+    )
 
 
 def _round(value: float) -> float:
@@ -663,10 +751,13 @@ def score_group(group: Group, config: RewardConfig) -> list[dict]:
     if group.logged is not None:
         weights = config.weights()
         scores = [
-            EpisodeReward(sum(weights[n] * v for n, v in parts.items()), parts, row["guards"]) for row, parts in zip(group.rows, group.logged)
+            EpisodeReward(sum(weights[n] * v for n, v in parts.items()), parts, row["guards"])
+            for row, parts in zip(group.rows, group.logged)
         ]
     else:
-        scores = [score_episode(row, config, group.max_turns, problems) for row, problems in zip(group.rows, group.problems)]
+        scores = [
+            score_episode(row, config, group.max_turns, problems) for row, problems in zip(group.rows, group.problems)
+        ]
     advantages = group_advantages([s.total for s in scores])
     weights = config.weights()
     return [
@@ -737,18 +828,25 @@ def collapse_policies() -> dict[str, object]:
     }
 
 
-def collapse_episodes(catalog: Catalog, tasks: list[Task], max_turns: int = COLLAPSE_MAX_TURNS) -> dict[str, list[dict]]:
+def collapse_episodes(
+    catalog: Catalog, tasks: list[Task], max_turns: int = COLLAPSE_MAX_TURNS
+) -> dict[str, list[dict]]:
     """Every policy of :func:`collapse_policies` on every task, in the real environment: ``{policy: trace rows}``."""
     from labkit.env import EnvConfig
 
     env = ToolEnv(catalog, EnvConfig(max_turns=max_turns))
     try:
-        return {name: [trajectory_row(run_episode(env, policy, task), name) for task in tasks] for name, policy in collapse_policies().items()}
+        return {
+            name: [trajectory_row(run_episode(env, policy, task), name) for task in tasks]
+            for name, policy in collapse_policies().items()
+        }
     finally:
         env.close()
 
 
-def collapse_table(episodes: dict[str, list[dict]], config: RewardConfig, max_turns: int = COLLAPSE_MAX_TURNS) -> list[dict]:
+def collapse_table(
+    episodes: dict[str, list[dict]], config: RewardConfig, max_turns: int = COLLAPSE_MAX_TURNS
+) -> list[dict]:
     """Mean reward of each policy under ``config`` with its guards off and on, next to its success rate."""
     from dataclasses import replace
 
@@ -759,7 +857,9 @@ def collapse_table(episodes: dict[str, list[dict]], config: RewardConfig, max_tu
     for name, rows in episodes.items():
         entry = {"policy": name, "success": _round(sum(r["success"] for r in rows) / len(rows))}
         for guards, setting in settings.items():
-            entry[f"reward, guards {guards}"] = _round(sum(score_episode(r, setting, max_turns).total for r in rows) / len(rows))
+            entry[f"reward, guards {guards}"] = _round(
+                sum(score_episode(r, setting, max_turns).total for r in rows) / len(rows)
+            )
         table.append(entry)
     return table
 
@@ -802,7 +902,13 @@ def notebook_rl_config(profile: str, data_dir, out_root: str = "runs/notebook-rl
     name = get_profile(profile).name
     data_dir = Path(data_dir)
     init, _ = rl_init(name, str(data_dir / "adapters"))
-    return RLRunConfig(init=init, profile=name, out=f"{out_root}/{name}/{SHIPPED_RL}", tasks=str(data_dir / "tasks" / "train.jsonl"), **NOTEBOOK_RL[name])
+    return RLRunConfig(
+        init=init,
+        profile=name,
+        out=f"{out_root}/{name}/{SHIPPED_RL}",
+        tasks=str(data_dir / "tasks" / "train.jsonl"),
+        **NOTEBOOK_RL[name],
+    )
 
 
 def shipped_rl_status(profile: str, root: str | None = None) -> tuple[str | None, str]:
@@ -827,7 +933,8 @@ def shipped_rl_status(profile: str, root: str | None = None) -> tuple[str | None
 
 
 def live_rl(show: Callable[[list, dict], None]) -> tuple[list, Callable[[dict], None]]:
-    """A ``train_rl(on_log=...)`` callback that keeps one history entry per step and calls ``show(history, logs)`` on each."""
+    """A ``train_rl(on_log=...)`` callback that keeps one history
+    entry per step and calls ``show(history, logs)`` on each."""
     history: list = []
 
     def on_log(logs: dict) -> None:
@@ -841,8 +948,10 @@ def live_rl(show: Callable[[list, dict], None]) -> tuple[list, Callable[[dict], 
 def progress_line(logs: dict) -> str:
     """One line per GRPO step, for script mode (which shows no widgets) and above the live plot."""
     return (
-        f"step {logs['step']}/{logs.get('max_steps', '?')}: reward {logs['reward']:.3f}, success {logs.get('episode/success', 0):.2f}, "
-        f"trials/episode {logs.get('episode/trials', 0):.2f}, groups with one reward {logs.get('frac_reward_zero_std', 0):.0%}"
+        f"step {logs['step']}/{logs.get('max_steps', '?')}: reward "
+        f"{logs['reward']:.3f}, success {logs.get('episode/success', 0):.2f}, "
+        f"trials/episode {logs.get('episode/trials', 0):.2f}, groups "
+        f"with one reward {logs.get('frac_reward_zero_std', 0):.0%}"
     )
 
 
@@ -861,7 +970,8 @@ def mean_turns(history: list[dict] | None) -> float | None:
 
 
 def success_curve_note(folder) -> str:
-    """Why a short GRPO run's success curve jumps about, computed from its card: each point is a handful of new episodes.
+    """Why a short GRPO run's success curve jumps about, computed
+    from its card: each point is a handful of new episodes.
 
     Compares the first and last steps' success with the 95% interval a share of one step's episodes has.
     """
@@ -885,15 +995,18 @@ def success_curve_note(folder) -> str:
         else "more than that noise: the run really changed"
     )
     return (
-        f"Success {moved} from {first:.2f} at step 1 to {last:.2f} at step {len(successes)}. Each point is the share of just "
+        f"Success {moved} from {first:.2f} at step 1 to {last:.2f} "
+        f"at step {len(successes)}. Each point is the share of just "
         f"{episodes_per_step} episodes, on tasks drawn anew each step, so with a mean success of {mean:.2f} one point "
         f"carries a 95% interval of about ±{half_width:.2f}. A gap of {abs(last - first):.2f} is {verdict}. "
-        "Read the reward and its components, and the held-out evaluation in notebook 05, rather than one step's success."
+        "Read the reward and its components, and the held-out "
+        "evaluation in notebook 05, rather than one step's success."
     )
 
 
 def run_history(folder) -> list[dict] | None:
-    """A finished GRPO run's per-step history from its ``run_card.json``, or None when the card or its history is missing."""
+    """A finished GRPO run's per-step history from its
+    ``run_card.json``, or None when the card or its history is missing."""
     from labkit.sft import read_run_card
 
     card = read_run_card(folder) if folder else None
@@ -910,7 +1023,11 @@ def history_table(history: list[dict]) -> list[dict]:
     for entry in history:
         row = {"step": entry["step"], "reward": entry.get("reward")}
         row |= {name: entry.get(f"rewards/{name}/mean") for name in COMPONENTS}
-        row |= {"success": entry.get("episode/success"), "trials": entry.get("episode/trials"), "tool calls/turn": entry.get("episode/tool_call_rate")}
+        row |= {
+            "success": entry.get("episode/success"),
+            "trials": entry.get("episode/trials"),
+            "tool calls/turn": entry.get("episode/tool_call_rate"),
+        }
         row |= {f"guard {g}": entry.get(f"guards/{g}") for g in GUARDS}
         row |= {"KL": entry.get("kl"), "groups with one reward": entry.get("frac_reward_zero_std")}
         table.append({k: _round(v) if isinstance(v, float) else v for k, v in row.items()})
@@ -924,7 +1041,8 @@ def zero_spread_share(history: list[dict]) -> float:
 
 
 def logged_group(folder) -> list[dict]:
-    """The last step's first group from a run's rollout log, as the trainer scored it: weighted components, reward, TRL's advantage."""
+    """The last step's first group from a run's rollout log, as the
+    trainer scored it: weighted components, reward, TRL's advantage."""
     from labkit.rewards import COMPONENTS, RewardConfig
     from labkit.rl import read_rollout_log
     from labkit.sft import read_run_card
@@ -956,7 +1074,8 @@ TRAINED_SOURCES = ("yours (notebooks 03 and 04)", "shipped (data/adapters)")  # 
 
 
 def trained_policies(profile: str, source: str, adapters_root: str | None = None) -> dict[str, str]:
-    """The trained policies to compare, ``{arm: folder}``: the runs of notebooks 03-04, or the shipped ones; only those present.
+    """The trained policies to compare, ``{arm: folder}``: the runs
+    of notebooks 03-04, or the shipped ones; only those present.
 
     The shipped adapters were trained at the cpu profile, so other profiles get none of them.
     """
@@ -968,19 +1087,28 @@ def trained_policies(profile: str, source: str, adapters_root: str | None = None
     if source == TRAINED_SOURCES[1]:
         if name != "cpu":
             return {}
-        folders = {arm: f"{adapters_root or SHIPPED_ADAPTERS}/{arm}" for arm in ("sft-golden", "sft-recover", "sft-trial", SHIPPED_RL)}
+        folders = {
+            arm: f"{adapters_root or SHIPPED_ADAPTERS}/{arm}"
+            for arm in ("sft-golden", "sft-recover", "sft-trial", SHIPPED_RL)
+        }
     else:
         folders = {arm: f"runs/notebook-sft/{name}/{arm}" for arm in ("sft-golden", "sft-trial")}
         folders[SHIPPED_RL] = f"runs/notebook-rl/{name}/{SHIPPED_RL}"
     return {arm: folder for arm, folder in folders.items() if (Path(folder) / "adapter_config.json").is_file()}
 
 
-TRAINED_LABELS = {"sft-golden": "SFT-golden", "sft-recover": "SFT-recover", "sft-trial": "SFT-trial", SHIPPED_RL: "SFT-trial + GRPO"}
+TRAINED_LABELS = {
+    "sft-golden": "SFT-golden",
+    "sft-recover": "SFT-recover",
+    "sft-trial": "SFT-trial",
+    SHIPPED_RL: "SFT-trial + GRPO",
+}
 SAME_WITHIN = 0.05  # success gaps smaller than this, on a few dozen episodes, grade as "about the same"
 
 
 def best_trained(pooled: dict[str, float]) -> str:
-    """The prediction option a ``{arm: success}`` result answers: the best trained arm, or "about the same" when it barely leads."""
+    """The prediction option a ``{arm: success}`` result answers:
+    the best trained arm, or "about the same" when it barely leads."""
     ranked = sorted(((v, a) for a, v in pooled.items() if a in TRAINED_LABELS), reverse=True)
     if not ranked:
         return "none of them"
@@ -990,7 +1118,8 @@ def best_trained(pooled: dict[str, float]) -> str:
 
 
 def ablation_success(report) -> dict[str, float]:
-    """``{arm: success on evolved + unseen}`` from the ablation report's headline table (the shipped numbers); {} without it."""
+    """``{arm: success on evolved + unseen}`` from the ablation
+    report's headline table (the shipped numbers); {} without it."""
     text, _ = report_parts(report)
     table = [line.strip("|").split("|") for line in first_table(text).splitlines()]
     if len(table) < 3:

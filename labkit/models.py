@@ -263,7 +263,13 @@ def _sdpa_gqa(module, query, key, value, attention_mask, dropout=0.0, scaling=No
 
     is_causal = query.shape[2] > 1 and attention_mask is None and (module.is_causal if is_causal is None else is_causal)
     out = torch.nn.functional.scaled_dot_product_attention(
-        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, is_causal=is_causal,
+        query,
+        key,
+        value,
+        attn_mask=attention_mask,
+        dropout_p=dropout,
+        scale=scaling,
+        is_causal=is_causal,
         enable_gqa=getattr(module, "num_key_value_groups", 1) > 1,
     )
     return out.transpose(1, 2).contiguous(), None
@@ -298,7 +304,8 @@ def use_gqa_attention(model: PreTrainedModel) -> PreTrainedModel:
 
 @dataclass
 class LoadedModel:
-    """A model ready to generate (in eval mode), its tokenizer with the lab's templates, and the name it was loaded by."""
+    """A model ready to generate (in eval mode), its tokenizer
+    with the lab's templates, and the name it was loaded by."""
 
     model: Any
     tokenizer: Any
@@ -376,11 +383,15 @@ def _adapter_base(adapter: Path) -> str:
     try:
         config = json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelNotAvailableError(f"{adapter / ADAPTER_CONFIG} cannot be read ({exc}); train the adapter again or copy it anew") from None
+        raise ModelNotAvailableError(
+            f"{adapter / ADAPTER_CONFIG} cannot be read ({exc}); train the adapter again or copy it anew"
+        ) from None
     base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
     if not isinstance(base, str) or not base:
         raise ModelNotAvailableError(f"{adapter / ADAPTER_CONFIG} names no base model (base_model_name_or_path)")
-    beside = adapter / base  # a stacked adapter names its base adapter relative to itself, so the pair can move together
+    beside = (
+        adapter / base
+    )  # a stacked adapter names its base adapter relative to itself, so the pair can move together
     return str(beside) if not Path(base).is_absolute() and (beside / ADAPTER_CONFIG).is_file() else base
 
 
@@ -401,7 +412,10 @@ def _load_adapter(adapter: Path, base_name: str, name: str, dtype: torch.dtype |
     stacked = (Path(base_name).expanduser() / ADAPTER_CONFIG).is_file()
     base = load_model(base_name, dtype=dtype) if stacked else _load_base(base_name, dtype)
     if not any((adapter / f).is_file() for f in ADAPTER_WEIGHTS):
-        raise ModelNotAvailableError(f"{adapter} has {ADAPTER_CONFIG} but no {ADAPTER_WEIGHTS[0]}: the run did not finish or the copy is incomplete")
+        raise ModelNotAvailableError(
+            f"{adapter} has {ADAPTER_CONFIG} but no {ADAPTER_WEIGHTS[0]}: "
+            "the run did not finish or the copy is incomplete"
+        )
     with _damaged_files_named(adapter):
         has_tokenizer = any((adapter / f).is_file() for f in TOKENIZER_FILES)
         tokenizer = load_tokenizer(str(adapter)) if has_tokenizer else base.tokenizer  # training may have changed it
@@ -422,7 +436,10 @@ def _damaged_files_named(folder: Path) -> Iterator[None]:
         raise
     except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as exc:
         reason = str(exc).strip().split("\n")[0][:200] or type(exc).__name__
-        raise ModelNotAvailableError(f"the model in {folder} cannot be loaded ({reason}); its files are damaged or incomplete: train it again or copy it anew") from exc
+        raise ModelNotAvailableError(
+            f"the model in {folder} cannot be loaded ({reason}); its files "
+            "are damaged or incomplete: train it again or copy it anew"
+        ) from exc
 
 
 def _load_pretrained(name: str, dtype: torch.dtype | None) -> LoadedModel:
@@ -469,7 +486,7 @@ def _from_pretrained(name: str, dtype: torch.dtype | None, local_files_only: boo
 
 
 def uses_unsloth(profile: str) -> bool:
-    """Only on the gpu profile, with CUDA, and with unsloth installed: on CPU it would monkeypatch TRL (DESIGN §7)."""
+    """Only on the gpu profile, with CUDA, and with unsloth installed: on CPU it would monkeypatch TRL."""
     if profile != "gpu" or importlib.util.find_spec("unsloth") is None:
         return False
     import torch

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 PHASE_COLOURS = {"trial": "#3b82f6", "execution": "#16a34a", "error": "#dc2626", "answer": "#7c3aed"}
 
@@ -45,7 +46,9 @@ def dataset_comparison(stats: dict[str, dict[str, list]]) -> Figure:
     for ax, field in zip(axes, fields):
         everything = [v for values in stats.values() for v in values[field]]
         low, high = min(everything, default=0), max(everything, default=1)
-        bins = range(low, high + 2) if high - low < 25 else 25  # whole-number bins for small counts, shared by every dataset
+        bins = (
+            range(low, high + 2) if high - low < 25 else 25
+        )  # whole-number bins for small counts, shared by every dataset
         for colour, (name, values) in zip(colours, stats.items()):
             ax.hist(values[field], bins=bins, range=(low, high + 1), alpha=0.6, color=colour, label=name)
         ax.set_title(field)
@@ -63,7 +66,12 @@ def robustness_curve(by_policy: dict[str, dict[str, dict]]) -> Figure:
         x = [int(level) for level in levels]
         y = [by_level[level]["success"] for level in levels]
         ax.plot(x, y, marker="o", label=name)
-        ax.fill_between(x, [by_level[level]["ci95"][0] for level in levels], [by_level[level]["ci95"][1] for level in levels], alpha=0.2)
+        ax.fill_between(
+            x,
+            [by_level[level]["ci95"][0] for level in levels],
+            [by_level[level]["ci95"][1] for level in levels],
+            alpha=0.2,
+        )
     ax.set_xlabel("evolution level")
     ax.set_ylabel("success")
     ax.set_ylim(-0.05, 1.05)
@@ -79,8 +87,12 @@ def failure_taxonomy(by_policy: dict[str, dict[str, int]], order: tuple[str, ...
     ax = fig.subplots()
     height = 0.8 / max(1, len(by_policy))
     for i, (name, counts) in enumerate(by_policy.items()):
-        ax.barh([j + i * height for j in range(len(order))], [counts.get(f, 0) for f in order], height=height, label=name)
-    ax.set_yticks([j + height * (len(by_policy) - 1) / 2 for j in range(len(order))], labels=[f.replace("_", " ") for f in order])
+        ax.barh(
+            [j + i * height for j in range(len(order))], [counts.get(f, 0) for f in order], height=height, label=name
+        )
+    ax.set_yticks(
+        [j + height * (len(by_policy) - 1) / 2 for j in range(len(order))], labels=[f.replace("_", " ") for f in order]
+    )
     ax.invert_yaxis()
     ax.set_xlabel("failed episodes")
     ax.set_title("Failure taxonomy")
@@ -156,23 +168,31 @@ def rl_curves(histories: dict[str, list[dict]]) -> Figure:
 
 
 def learning_curve(curves: dict[str, list[dict]]) -> Figure:
-    """Success on evolved + unseen against SFT training tokens, one line per arm, with 95% intervals.
+    """Success against SFT training tokens, one line per arm: on evolved and on unseen tools (points only: one
+    split's interval is not in a point), and on both pooled, with 95% intervals.
 
-    ``curves`` maps an arm to points ``{"tokens", "success", "success_ci95"}`` (``labkit.ablation.learning_curve``).
+    ``curves`` maps an arm to points ``{"tokens", "evolved", "unseen", "success", "success_ci95"}``
+    (``labkit.ablation.learning_curve``).
     """
-    fig = Figure(figsize=(6, 3.4), layout="constrained")
-    ax = fig.subplots()
-    for name, points in curves.items():
-        tokens = [p["tokens"] for p in points]
-        success = [p["success"] for p in points]
-        low = [p["success"] - p["success_ci95"][0] for p in points]
-        high = [p["success_ci95"][1] - p["success"] for p in points]
-        ax.errorbar(tokens, success, yerr=[low, high], marker="o", capsize=3, label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("SFT training tokens")
-    ax.set_ylabel("success, evolved + unseen")
-    ax.set_ylim(0, 1)
-    ax.set_title("Learning curve")
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    panels = fig.subplots(1, 3, sharey=True)
+    for ax, split in zip(panels, ("evolved", "unseen", "success")):
+        for name, points in curves.items():
+            tokens = [p["tokens"] for p in points]
+            success = [p[split] for p in points]
+            if split == "success":
+                low = [p["success"] - p["success_ci95"][0] for p in points]
+                high = [p["success_ci95"][1] - p["success"] for p in points]
+                ax.errorbar(tokens, success, yerr=[low, high], marker="o", capsize=3, label=name)
+            else:
+                ax.plot(tokens, success, marker="o", label=name)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the 2x, 3x... labels of a log axis overlap at this width
+        ax.set_xlabel("SFT training tokens")
+        ax.set_title("evolved + unseen" if split == "success" else split)
+    panels[0].set_ylabel("success")
+    panels[0].set_ylim(0, 1)
+    fig.suptitle("Learning curve")
     if curves:
-        ax.legend(fontsize=8)
+        panels[-1].legend(fontsize=8)
     return fig

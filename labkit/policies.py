@@ -30,7 +30,10 @@ SPEC_FORMS = (
     ("teacher:recover", "the scripted teacher without trials: documented calls, fixed from their errors"),
     ("teacher:golden", "the scripted golden baseline: the documented calls, no trials"),
     ("random", "random valid-looking calls to documented tools (a floor)"),
-    ("openai:MODEL@BASE_URL", f"an OpenAI-compatible endpoint, e.g. {OPENAI_EXAMPLE}; key from LABKIT_LLM_API_KEY or OPENAI_API_KEY"),
+    (
+        "openai:MODEL@BASE_URL",
+        f"an OpenAI-compatible endpoint, e.g. {OPENAI_EXAMPLE}; key from LABKIT_LLM_API_KEY or OPENAI_API_KEY",
+    ),
     (f"{TINY_NAME} | {EMBEDDED_NAME}", "the lab's random tiny model, or the embedded SmolLM2-135M-Instruct"),
     ("HUB_ID | FOLDER", "a hub model, a merged checkpoint folder, or a LoRA adapter folder (a run's output)"),
 )
@@ -170,7 +173,9 @@ class RandomPolicy:
         rng = random.Random(f"random-policy:{self.seed}:{task.id}")
         functions = [d["function"] for d in docs]
         picked = rng.sample(functions, k=min(len(functions), rng.randint(1, 2)))
-        self.calls = [ToolCall(f["name"], random_arguments(f, rng), "execution", f"Trying {f['name']}.") for f in picked]
+        self.calls = [
+            ToolCall(f["name"], random_arguments(f, rng), "execution", f"Trying {f['name']}.") for f in picked
+        ]
         self.guess: Any = None
 
     def act(self, observation: Observation | None) -> Action:

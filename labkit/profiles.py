@@ -26,7 +26,9 @@ PROFILES = {
     "tiny": Profile("tiny", "tiny", "random-init tiny Llama; every code path in seconds (tests, CI)", 4, 8, 16, 3),
     "cpu": Profile("cpu", "smollm2-135m", "embedded SmolLM2-135M-Instruct on a laptop CPU", 24, 100, 96, 16),
     "gpu": Profile("gpu", "Qwen/Qwen2.5-0.5B-Instruct", "one CUDA GPU with unsloth and vLLM", 64, 400, 192, 20),
-    "multi-gpu": Profile("multi-gpu", "Qwen/Qwen2.5-1.5B-Instruct", "accelerate launch over many GPUs", 128, 1000, 192, 20),
+    "multi-gpu": Profile(
+        "multi-gpu", "Qwen/Qwen2.5-1.5B-Instruct", "accelerate launch over many GPUs", 128, 1000, 192, 20
+    ),
 }
 
 

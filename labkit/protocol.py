@@ -47,14 +47,17 @@ CHAT_TEMPLATE = (
     "{{- '<|im_start|>system\\n' + system }}"
     "{%- if tools %}{{ '\\n<tools>\\n' }}"
     "{%- for tool in tools %}{%- set fn = tool.function if tool.function is defined else tool %}"
-    "{%- set params = fn.parameters.properties if fn.parameters is defined and fn.parameters.properties is defined else {} %}"
-    "{%- set required = fn.parameters.required if fn.parameters is defined and fn.parameters.required is defined else [] %}"
+    "{%- set params = fn.parameters.properties if fn.parameters "
+    "is defined and fn.parameters.properties is defined else {} %}"
+    "{%- set required = fn.parameters.required if fn.parameters "
+    "is defined and fn.parameters.required is defined else [] %}"
     "{{- fn.name + '(' }}"
     "{%- for name, spec in params.items() %}{{ name + ('' if name in required else '?') + ': ' }}"
     "{{- spec.enum | join('|') if spec.enum is defined and spec.enum else spec.type | default('any') }}"
     "{{- ', ' if not loop.last else '' }}{% endfor %}"
     "{{- ')' + (': ' + fn.description if fn.description else '') + '\\n' }}"
-    "{%- for name, spec in params.items() if spec.description %}{{ '  ' + name + ': ' + spec.description + '\\n' }}{% endfor %}"
+    "{%- for name, spec in params.items() if spec.description %}"
+    "{{ '  ' + name + ': ' + spec.description + '\\n' }}{% endfor %}"
     "{%- endfor %}{{ '</tools>' }}{%- endif %}{{ '<|im_end|>\\n' }}"
     "{%- for message in messages %}"
     "{%- if message.role == 'user' %}{{ '<|im_start|>user\\n' + message.content + '<|im_end|>\\n' }}"
@@ -62,10 +65,11 @@ CHAT_TEMPLATE = (
     "{%- set turn %}{{- (message.content or '').lstrip() }}"
     "{%- for call in message.tool_calls or [] %}"
     "{%- set fn = call.function if call.function is defined else call %}"
-    "{{- '<tool_call>\\n{\"name\": \"' + fn.name + '\", \"arguments\": ' }}"
+    '{{- \'<tool_call>\\n{"name": "\' + fn.name + \'", "arguments": \' }}'
     "{{- fn.arguments if fn.arguments is string else fn.arguments | tojson }}{{ '}\\n</tool_call>' }}"
     "{%- endfor %}{{ '<|im_end|>' }}{%- endset %}"
-    "{%- if message.train is defined and message.train == false %}{{ turn }}{% else %}{% generation %}{{ turn }}{% endgeneration %}{% endif %}"
+    "{%- if message.train is defined and message.train == false %}{{ turn }}"
+    "{% else %}{% generation %}{{ turn }}{% endgeneration %}{% endif %}"
     "{{- '\\n' }}"
     "{%- elif message.role == 'tool' %}{{ '<|im_start|>tool\\n' + message.content + '<|im_end|>\\n' }}"
     "{%- endif %}"
@@ -159,11 +163,17 @@ def parse_turn(text: Any, n_tokens: int | None = None) -> ParsedTurn:
     raw = plain_text(text)
     turn = raw.split(END_OF_TURN, 1)[0]
     if len(turn) > MAX_TURN_CHARS:  # the parser's time grows with the square of the tags: bound what it reads
-        return ParsedTurn(Invalid(raw, f"the turn is {len(turn):,} characters long; make one tool call or give the answer", n_tokens), ["too_long"])
+        return ParsedTurn(
+            Invalid(raw, f"the turn is {len(turn):,} characters long; make one tool call or give the answer", n_tokens),
+            ["too_long"],
+        )
     try:
         parsed = parse_response(turn, RESPONSE_TEMPLATE, prefix="")
     except Exception as exc:  # the parser raises on malformed JSON inside <tool_call>
-        return ParsedTurn(Invalid(raw, f"could not read the tool call: {plain_text(exc).split(chr(10))[0][:300]}", n_tokens), ["bad_json"])
+        return ParsedTurn(
+            Invalid(raw, f"could not read the tool call: {plain_text(exc).split(chr(10))[0][:300]}", n_tokens),
+            ["bad_json"],
+        )
     return message_action(parsed, raw, n_tokens)
 
 
@@ -181,7 +191,7 @@ def message_action(message: dict, raw: str = "", n_tokens: int | None = None) ->
         function = call.get("function", call) if isinstance(call.get("function", call), dict) else {}
         name, arguments = function.get("name"), function.get("arguments", {})
         if not isinstance(name, str) or not name:
-            return ParsedTurn(Invalid(raw, "a tool call needs a \"name\"", n_tokens), problems + ["no_name"])
+            return ParsedTurn(Invalid(raw, 'a tool call needs a "name"', n_tokens), problems + ["no_name"])
         if isinstance(arguments, str):
             try:
                 arguments = json.loads(arguments) if arguments.strip() else {}
@@ -194,7 +204,8 @@ def message_action(message: dict, raw: str = "", n_tokens: int | None = None) ->
     if answer is not None:
         return ParsedTurn(Answer(str(answer).strip(), "", n_tokens), problems)
     return ParsedTurn(
-        Invalid(raw, "no <tool_call> and no <answer>: make one tool call or give the final answer", n_tokens), ["no_action"]
+        Invalid(raw, "no <tool_call> and no <answer>: make one tool call or give the final answer", n_tokens),
+        ["no_action"],
     )
 
 

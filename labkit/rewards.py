@@ -2,7 +2,9 @@
 
 A reward reads one finished episode as a trace row (:func:`labkit.data.trajectory_row`:
 the same rows evaluation writes and the trace viewer shows), so any episode from any
-policy can be scored, and a score can be explained turn by turn.
+policy can be scored, and a score can be explained turn by turn. The facts it reads
+(trials, failed calls, repeats, budgets) are :class:`labkit.episode.Episode`'s, the
+same ones the failure taxonomy reads.
 
 Components (a weight of 0 switches one off):
 
@@ -40,7 +42,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from labkit.evaluate import turn_calls
+from labkit.episode import Episode, Phase
 
 COMPONENTS = ("outcome", "format", "exec_errors", "budget", "trial_info", "recovery", "guards")
 GUARDS = ("no_call", "trial_overflow", "repeated_failure")
@@ -82,20 +84,17 @@ class EpisodeReward:
     guards: dict[str, int]  # how often each guard fired
 
 
-def guard_counts(row: dict, config: RewardConfig) -> dict[str, int]:
-    phases, errors = row["phases"], row["errors"]
-    calls = turn_calls(row)
-    repeats = sum(
-        1 for i in range(1, len(calls)) if calls[i][0] and calls[i] == calls[i - 1] and errors[i] and errors[i - 1]
-    )
+def guard_counts(episode: Episode, config: RewardConfig) -> dict[str, int]:
     return {
-        "no_call": int(not any(name for name, _ in calls)),
-        "trial_overflow": max(0, phases.count("trial") - config.max_trials),
-        "repeated_failure": repeats,
+        "no_call": int(not episode.made_a_call),
+        "trial_overflow": max(0, len(episode.trials) - config.max_trials),
+        "repeated_failure": len(episode.repeated_failures),
     }
 
 
-def score_episode(row: dict, config: RewardConfig | None = None, max_turns: int = 8, problems: list[list[str]] | None = None) -> EpisodeReward:
+def score_episode(
+    row: dict, config: RewardConfig | None = None, max_turns: int = 8, problems: list[list[str]] | None = None
+) -> EpisodeReward:
     """Score one finished episode.
 
     Args:
@@ -106,22 +105,20 @@ def score_episode(row: dict, config: RewardConfig | None = None, max_turns: int 
             without them, only turns the environment could not read count as badly formatted.
     """
     config = config or RewardConfig()
-    phases, errors, called = row["phases"], row["errors"], row["tools_called"]
+    episode = Episode.from_row(row)
     if problems is None:
-        problems = [["invalid"] if phase == "invalid" else [] for phase in phases]
-    executions = [error for phase, error in zip(phases, errors) if phase == "execution"]
+        problems = [["invalid"] if turn.phase == Phase.INVALID else [] for turn in episode.turns]
+    executions = episode.executions
     changed = {change["tool"] for change in json.loads(row.get("changes") or "[]")}
     # A look-alike or a successor carries the changed tool's name in its own.
-    met_change = any(phase == "trial" and any(name.startswith(tool) for tool in changed) for name, phase in zip(called, phases) if name)
-    executed = any(phase == "execution" and not error for phase, error in zip(phases, errors))
-    out_of_budget = row["end_reason"].startswith("budget")
-    guards = guard_counts(row, config)
+    met_change = any(name.startswith(tool) for name in episode.trialled_tools for tool in changed)
+    guards = guard_counts(episode, config)
     components = {
-        "outcome": float(row["success"]),
+        "outcome": float(episode.success),
         "format": sum(not p for p in problems) / max(1, len(problems)),
-        "exec_errors": -sum(bool(e) for e in executions) / len(executions) if executions else 0.0,
-        "budget": -1.0 if out_of_budget else -min(1.0, len(phases) / max(1, max_turns)),
-        "trial_info": float(met_change and executed),
+        "exec_errors": -sum(bool(turn.error) for turn in executions) / len(executions) if executions else 0.0,
+        "budget": -1.0 if episode.out_of_budget else -min(1.0, len(episode.turns) / max(1, max_turns)),
+        "trial_info": float(met_change and episode.execution_worked),
         "recovery": -(row["n_errors"] - row["n_recoveries"]) / row["n_errors"] if row["n_errors"] else 0.0,
         "guards": -(
             config.no_call_penalty * guards["no_call"]
@@ -134,7 +131,8 @@ def score_episode(row: dict, config: RewardConfig | None = None, max_turns: int 
 
 
 def group_advantages(rewards: list[float], scale: bool = True) -> np.ndarray:
-    """GRPO's advantages for one group of rollouts of the same prompt, as TRL computes them (``scale_rewards="group"``)."""
+    """GRPO's advantages for one group of rollouts of the same
+    prompt, as TRL computes them (``scale_rewards="group"``)."""
     r = np.asarray(rewards, dtype=float)
     centred = r - r.mean()
     return centred / (r.std(ddof=1) + 1e-4) if scale and r.size > 1 else centred

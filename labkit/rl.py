@@ -56,8 +56,19 @@ from labkit.protocol import END_OF_TURN
 from labkit.rewards import COMPONENTS, GUARDS, RewardConfig, score_episode
 from labkit.rollout import GenerationConfig, Rollout, ServedModel, rollout_batch
 from labkit.runs import claim_run_folder
-from labkit.sft import CHECKPOINTS, last_checkpoint, log_callback, read_run_card, run_arguments, run_identity, save_trained, unsloth_lora, write_run_card
+from labkit.sft import (
+    CHECKPOINTS,
+    last_checkpoint,
+    log_callback,
+    read_run_card,
+    run_arguments,
+    run_identity,
+    save_trained,
+    unsloth_lora,
+    write_run_card,
+)
 from labkit.tasks import Task, load_tasks
+from labkit.trl_compat import GRPOBatchHooks, GRPOLogProbsFromLogits, fused_logprob_kernel_available, log_metric
 
 ROLLOUTS = "rollouts"
 SHIPPED_INIT = "data/adapters/sft-trial"  # the cpu profile starts from the shipped SFT-trial adapter
@@ -91,7 +102,18 @@ SIZES = {
 
 
 # The RLRunConfig fields `labkit rl` has an option for (besides --init, --profile, --steps, --reward and --out).
-CLI_FIELDS = ("tasks", "prompts_per_step", "num_generations", "learning_rate", "beta", "seed", "report_to", "micro_batch", "vllm_server", "engine")
+CLI_FIELDS = (
+    "tasks",
+    "prompts_per_step",
+    "num_generations",
+    "learning_rate",
+    "beta",
+    "seed",
+    "report_to",
+    "micro_batch",
+    "vllm_server",
+    "engine",
+)
 
 
 @dataclass
@@ -110,7 +132,9 @@ class RLRunConfig:
     beta: float | None = None
     temperature: float | None = None
     save_steps: int | None = None
-    micro_batch: int = 4  # episodes per forward/backward pass; a step's episodes are accumulated. Lower it if memory runs out
+    micro_batch: int = (
+        4  # episodes per forward/backward pass; a step's episodes are accumulated. Lower it if memory runs out
+    )
     lora_r: int = 16
     lora_alpha: int = 32
     seed: int = 0
@@ -131,7 +155,9 @@ class RLRunConfig:
             raise ValueError("num_generations must be at least 2: GRPO compares episodes within a group")
         self.micro_batch = min(self.micro_batch, self.episodes_per_step)
         if self.episodes_per_step % self.micro_batch:
-            raise ValueError(f"micro_batch ({self.micro_batch}) must divide the {self.episodes_per_step} episodes of a step")
+            raise ValueError(
+                f"micro_batch ({self.micro_batch}) must divide the {self.episodes_per_step} episodes of a step"
+            )
 
     @property
     def episodes_per_step(self) -> int:
@@ -140,9 +166,23 @@ class RLRunConfig:
     def command(self) -> str:
         """The `labkit rl` command line of this run: every option the CLI offers that differs from its default."""
         default = RLRunConfig(init=self.init, profile=self.profile)
-        options = [f"--{name.replace('_', '-')} {getattr(self, name)}" for name in CLI_FIELDS if getattr(self, name) != getattr(default, name)]
-        options += [f"--reward {name}={value}" for name, value in asdict(self.rewards).items() if value != asdict(default.rewards)[name]]
-        return " ".join([f"labkit rl --init {self.init} --profile {self.profile} --steps {self.steps}", *options, f"--out {self.out}"])
+        options = [
+            f"--{name.replace('_', '-')} {getattr(self, name)}"
+            for name in CLI_FIELDS
+            if getattr(self, name) != getattr(default, name)
+        ]
+        options += [
+            f"--reward {name}={value}"
+            for name, value in asdict(self.rewards).items()
+            if value != asdict(default.rewards)[name]
+        ]
+        return " ".join(
+            [
+                f"labkit rl --init {self.init} --profile {self.profile} --steps {self.steps}",
+                *options,
+                f"--out {self.out}",
+            ]
+        )
 
     def env_config(self) -> EnvConfig:
         return EnvConfig(max_turns=self.max_turns)
@@ -244,7 +284,9 @@ class EpisodeRollouts:
 
         gen = self.config.generation(step, rank)
         if isinstance(model, ServedModel):
-            return rollout_batch(model, self.tokenizer, tasks, self.catalog, self.config.env_config(), gen, progress=False)
+            return rollout_batch(
+                model, self.tokenizer, tasks, self.catalog, self.config.env_config(), gen, progress=False
+            )
         # Generation with the LoRA folded into the weights skips two small matmuls per layer per token.
         merged = hasattr(model, "merge_adapter")
         was_training = model.training
@@ -253,7 +295,9 @@ class EpisodeRollouts:
             model.merge_adapter()
         try:
             with torch.no_grad():
-                return rollout_batch(model, self.tokenizer, tasks, self.catalog, self.config.env_config(), gen, progress=False)
+                return rollout_batch(
+                    model, self.tokenizer, tasks, self.catalog, self.config.env_config(), gen, progress=False
+                )
         finally:
             if merged:
                 model.unmerge_adapter()
@@ -270,14 +314,22 @@ class EpisodeRollouts:
             if self.served is None:  # every process has its own HTTP client; TRL's own one lives on the main process
                 from trl.generation.vllm_client import VLLMClient
 
-                client = VLLMClient(base_url=self.config.vllm_server_url(), connection_timeout=trainer.args.vllm_server_timeout)
+                client = VLLMClient(
+                    base_url=self.config.vllm_server_url(), connection_timeout=trainer.args.vllm_server_timeout
+                )
                 self.served = ServedModel(client, self.eos_id)
             return nullcontext(self.served)
         deepspeed = trainer.accelerator.state.deepspeed_plugin
-        if deepspeed is not None and deepspeed.zero_stage == 3:  # gather the sharded weights for the rollout, then split them again
+        if (
+            deepspeed is not None and deepspeed.zero_stage == 3
+        ):  # gather the sharded weights for the rollout, then split them again
             from trl.models import unwrap_model_for_generation
 
-            return unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator, gather_deepspeed3_params=trainer.args.ds3_gather_for_generation)
+            return unwrap_model_for_generation(
+                trainer.model_wrapped,
+                trainer.accelerator,
+                gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+            )
         return nullcontext(trainer.accelerator.unwrap_model(trainer.model_wrapped))
 
     def _on_engine(self, model):
@@ -289,7 +341,9 @@ class EpisodeRollouts:
         if merged:
             model.merge_adapter()
         try:
-            return rollout_model(LoadedModel(model, self.tokenizer, self.config.out), self.config.engine, self.config.profile)
+            return rollout_model(
+                LoadedModel(model, self.tokenizer, self.config.out), self.config.engine, self.config.profile
+            )
         finally:
             if merged:
                 model.unmerge_adapter()
@@ -308,7 +362,12 @@ class EpisodeRollouts:
         for rollout, tokens in zip(rollouts, split):
             row = trajectory_row(rollout.trajectory, policy=f"rl:{self.config.out}")
             score = score_episode(row, self.config.rewards, self.config.max_turns, rollout.problems)
-            row.update(reward=score.total, rewards=score.components, guards=score.guards, loss_spans=loss_spans(tokens, self.tokenizer))
+            row.update(
+                reward=score.total,
+                rewards=score.components,
+                guards=score.guards,
+                loss_spans=loss_spans(tokens, self.tokenizer),
+            )
             self.rows.append(row)
         self._log(trainer)
         return {
@@ -320,14 +379,14 @@ class EpisodeRollouts:
         }
 
     def _log(self, trainer) -> None:
-        # TRL's _log_metric averages over every process's values, not just this one's.
+        # log_metric averages over every process's values, not just this one's.
         for row in self.rows:
             for name, value in turn_counts(row).items():
-                trainer._log_metric(f"episode/{name}", value)
+                log_metric(trainer, f"episode/{name}", value)
             for name in GUARDS:
-                trainer._log_metric(f"guards/{name}", float(row["guards"][name]))
-        trainer._log_metric("time/rollout_s", self.seconds["rollout"])
-        trainer._log_metric("time/environment_s", self.seconds["environment"])
+                log_metric(trainer, f"guards/{name}", float(row["guards"][name]))
+        log_metric(trainer, "time/rollout_s", self.seconds["rollout"])
+        log_metric(trainer, "time/environment_s", self.seconds["environment"])
 
 
 def reward_function(name: str) -> Callable:
@@ -348,42 +407,34 @@ def grpo_trainer_class():
 
     TRL 1.15 computes per-token log-probs with a fused LM head made of Triton kernels,
     which the CPU torch wheel lacks (the same gap :func:`labkit.sft.sft_trainer_class`
-    fills for SFT). On CPU the subclass computes them from the model's logits with TRL's
-    own ``selective_log_softmax_and_entropy``.
+    fills for SFT). On CPU the subclass computes them from the model's logits
+    (:class:`labkit.trl_compat.GRPOLogProbsFromLogits`).
     """
-    import torch
     from accelerate.utils import gather_object
     from trl import GRPOTrainer
-    from trl.trainer import utils as trl_utils
 
-    class LabGRPOTrainer(GRPOTrainer):
-        def _generate_and_score_completions(self, inputs):
+    class LabGRPOTrainer(GRPOBatchHooks, GRPOTrainer):
+        def on_batch(self, inputs):
             self.batch_tasks = [Task.from_row(json.loads(x["task"])) for x in inputs]
-            output = super()._generate_and_score_completions(inputs)
+
+        def on_scored_batch(self, output):
             # Every process's episodes, in process order: the order TRL gathers rewards in, so groups stay whole.
             rows = gather_object(self.rollout_func.rows)
             advantages = self.accelerator.gather(output["advantages"]).tolist()
             if self.accelerator.is_main_process:
-                write_rollout_log(Path(self.args.output_dir).parent, self.state.global_step + 1, rows, advantages, self.num_generations)
-            return output
+                write_rollout_log(
+                    Path(self.args.output_dir).parent,
+                    self.state.global_step + 1,
+                    rows,
+                    advantages,
+                    self.num_generations,
+                )
 
-    if torch.cuda.is_available() and trl_utils._ChunkedLogProbFunction is not None:
+    if fused_logprob_kernel_available():
         return LabGRPOTrainer
 
-    class LogitsGRPOTrainer(LabGRPOTrainer):
-        def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **unused):
-            batch_size = batch_size or input_ids.size(0)
-            logps, entropies = [], []
-            for start in range(0, input_ids.size(0), batch_size):
-                ids, mask = input_ids[start : start + batch_size], attention_mask[start : start + batch_size]
-                with self.accelerator.autocast():
-                    logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=logits_to_keep + 1, use_cache=False).logits
-                chosen, entropy = trl_utils.selective_log_softmax_and_entropy(
-                    logits[:, :-1].float(), ids[:, -logits_to_keep:], entropy_requires_grad=False, temperature=self.temperature
-                )
-                logps.append(chosen)
-                entropies.append(entropy)
-            return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
+    class LogitsGRPOTrainer(GRPOLogProbsFromLogits, LabGRPOTrainer):
+        pass
 
     return LogitsGRPOTrainer
 
@@ -396,7 +447,10 @@ def write_rollout_log(out: Path, step: int, rows: list[dict], advantages: list[f
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for i, (row, advantage) in enumerate(zip(rows, advantages)):
-            f.write(json.dumps({**row, "step": step, "group": i // group_size, "advantage": advantage}, ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps({**row, "step": step, "group": i // group_size, "advantage": advantage}, ensure_ascii=False)
+                + "\n"
+            )
     tmp.replace(path)
     return path
 
@@ -416,11 +470,19 @@ def prompt_dataset(config: RLRunConfig):
 
     tasks = load_tasks(config.tasks)
     return Dataset.from_list(
-        [{"prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": t.query}], "task": t.to_json()} for t in tasks]
+        [
+            {
+                "prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": t.query}],
+                "task": t.to_json(),
+            }
+            for t in tasks
+        ]
     )
 
 
-def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = True, on_log: Callable[[dict], None] | None = None):
+def build_trainer(
+    config: RLRunConfig, loaded: LoadedModel, progress: bool = True, on_log: Callable[[dict], None] | None = None
+):
     from peft import LoraConfig
     from trl import GRPOConfig
 
@@ -428,12 +490,20 @@ def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = Tru
     weights = config.rewards.weights()
     enabled = config.rewards.enabled()
     if not enabled:
-        raise ValueError("every reward component has weight 0: switch at least one on (outcome is the one that matters)")
+        raise ValueError(
+            "every reward component has weight 0: switch at least one on (outcome is the one that matters)"
+        )
     if config.vllm_server and importlib.util.find_spec("vllm") is None:
-        raise ValueError(f"--vllm-server {config.vllm_server} needs vLLM on the training machines too (`make gpu` installs it)")
+        raise ValueError(
+            f"--vllm-server {config.vllm_server} needs vLLM on the training machines too (`make gpu` installs it)"
+        )
     # Server mode: TRL connects to the server and pushes the weights to it before every step; the
     # rollouts themselves come from EpisodeRollouts, which asks the server for each turn.
-    serving = dict(use_vllm=True, vllm_mode="server", vllm_server_base_url=config.vllm_server_url()) if config.vllm_server else {}
+    serving = (
+        dict(use_vllm=True, vllm_mode="server", vllm_server_base_url=config.vllm_server_url())
+        if config.vllm_server
+        else {}
+    )
     args = GRPOConfig(
         max_steps=config.steps,
         # One rollout of every episode in the step, then one optimizer step over them in micro-batches:
@@ -454,7 +524,13 @@ def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = Tru
     if uses_unsloth(config.profile):
         model = unsloth_lora(model, config.lora_r, config.lora_alpha, config.seed)
     else:
-        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+        peft_config = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=0.0,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
     trainer = grpo_trainer_class()(
         model=model.train(),
         reward_funcs=[reward_function(name) for name in enabled],
@@ -467,7 +543,9 @@ def build_trainer(config: RLRunConfig, loaded: LoadedModel, progress: bool = Tru
     if trainer.is_fsdp_enabled and not config.vllm_server:
         # FSDP gathers each layer's weights inside every forward, a collective step; ranks whose episodes end
         # after different numbers of turns would wait on each other forever. ZeRO-3 gathers them once per rollout.
-        raise ValueError("labkit rl under FSDP needs --vllm-server for its rollouts; or use configs/accelerate/zero3.yaml")
+        raise ValueError(
+            "labkit rl under FSDP needs --vllm-server for its rollouts; or use configs/accelerate/zero3.yaml"
+        )
     if not progress:  # without tqdm the Trainer prints every raw log dict instead; on_log is the quiet way to follow
         from transformers import PrinterCallback
 
@@ -487,16 +565,25 @@ def drop_steps_after(out: Path, step: int) -> None:
             path.unlink()
 
 
-def train_rl(config: RLRunConfig, progress: bool = True, on_log: Callable[[dict], None] | None = None, loaded: LoadedModel | None = None) -> dict:
+def train_rl(
+    config: RLRunConfig,
+    progress: bool = True,
+    on_log: Callable[[dict], None] | None = None,
+    loaded: LoadedModel | None = None,
+) -> dict:
     """Train (or resume, or just return the finished run's card). Returns the run card."""
     out = Path(config.out)
     if (out / ADAPTER_CONFIG).is_file() and not (out / CHECKPOINTS).is_dir():
-        raise FileExistsError(f"{out} holds a model that no `labkit rl` run made; choose another --out or delete the folder")
+        raise FileExistsError(
+            f"{out} holds a model that no `labkit rl` run made; choose another --out or delete the folder"
+        )
     claim_run_folder(out, run_identity(config), config.command())
     card = read_run_card(out)
     if card is not None:
         return card
-    loaded = loaded or load_model(config.init, profile=config.profile)  # an adapter comes merged: GRPO's LoRA trains on top
+    loaded = loaded or load_model(
+        config.init, profile=config.profile
+    )  # an adapter comes merged: GRPO's LoRA trains on top
     trainer = build_trainer(config, loaded, progress, on_log)
     main = trainer.accelerator.is_main_process
     resume = last_checkpoint(out)
@@ -508,7 +595,9 @@ def train_rl(config: RLRunConfig, progress: bool = True, on_log: Callable[[dict]
     save_trained(trainer, out, loaded.tokenizer)
     card = run_card(config, trainer, seconds, resume)
     if main:
-        if not uses_unsloth(config.profile):  # unsloth loads an adapter init as its own PEFT model and trains that adapter on
+        if not uses_unsloth(
+            config.profile
+        ):  # unsloth loads an adapter init as its own PEFT model and trains that adapter on
             stack_on_init(out, config.init)
         _write_card(out, card)
     trainer.accelerator.wait_for_everyone()  # no process returns before the run is complete on disk
@@ -574,17 +663,36 @@ def run_card(config: RLRunConfig, trainer, seconds: float, resumed_from: str | N
             "environment": env_time / step_time if step_time and env_time is not None else None,
             "training": 1 - rollout_time / step_time if step_time and rollout_time is not None else None,
         },
-        "first_steps": {k: mean(k, history[:5]) for k in ("reward", "episode/success", "episode/trials", "episode/tool_call_rate")},
-        "last_steps": {k: mean(k, last) for k in ("reward", "episode/success", "episode/trials", "episode/tool_call_rate", "kl", "frac_reward_zero_std")},
+        "first_steps": {
+            k: mean(k, history[:5]) for k in ("reward", "episode/success", "episode/trials", "episode/tool_call_rate")
+        },
+        "last_steps": {
+            k: mean(k, last)
+            for k in (
+                "reward",
+                "episode/success",
+                "episode/trials",
+                "episode/tool_call_rate",
+                "kl",
+                "frac_reward_zero_std",
+            )
+        },
         "history": history,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__, "peft": peft.__version__},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "trl": trl.__version__,
+            "peft": peft.__version__,
+        },
     }
 
 
 def _write_card(out: Path, card: dict) -> None:
     from labkit.plots import rl_curves
 
-    write_run_card(out, card, _card_markdown(card), rl_curves({Path(card["config"]["out"]).name: card["history"]}), "curves.png")
+    write_run_card(
+        out, card, _card_markdown(card), rl_curves({Path(card["config"]["out"]).name: card["history"]}), "curves.png"
+    )
 
 
 def format_number(value: float | None, digits: int = 3) -> str:
@@ -603,17 +711,22 @@ def _card_markdown(card: dict) -> str:
         "|:--|:--|",
         f"| init policy | {c['init']} (LoRA r={c['lora_r']} alpha={c['lora_alpha']} on top) |",
         f"| tasks | {c['tasks']} |",
-        f"| steps x episodes | {card['steps']} x {card['episodes_per_step']} ({c['prompts_per_step']} tasks x {c['num_generations']} episodes x {card.get('processes', 1)} process(es)) |",
-        f"| episode limits | {c['max_turns']} turns, {c['max_new_tokens']} tokens a turn, {c['max_length']} tokens in all |",
+        f"| steps x episodes | {card['steps']} x {card['episodes_per_step']} ({c['prompts_per_step']} "
+        f"tasks x {c['num_generations']} episodes x {card.get('processes', 1)} process(es)) |",
+        f"| episode limits | {c['max_turns']} turns, {c['max_new_tokens']} "
+        f"tokens a turn, {c['max_length']} tokens in all |",
         f"| lr, KL beta, temperature | {c['learning_rate']}, {c['beta']}, {c['temperature']} |",
         f"| reward weights | {weights} |",
         f"| seed | {c['seed']} |",
-        f"| time | {card['seconds']} s on {card['device']}, {format_number(card['seconds_per_step'], 1)} s a step{' (resumed from ' + Path(card['resumed_from']).name + ')' if card['resumed_from'] else ''} |",
-        f"| share of a step | generation {format_number(shares['generation'], 2)}, environment {format_number(shares['environment'], 4)}, training {format_number(shares['training'], 2)} |",
+        f"| time | {card['seconds']} s on {card['device']}, {format_number(card['seconds_per_step'], 1)} s a step"
+        f"{' (resumed from ' + Path(card['resumed_from']).name + ')' if card['resumed_from'] else ''} |",
+        f"| share of a step | generation {format_number(shares['generation'], 2)}, environment "
+        f"{format_number(shares['environment'], 4)}, training {format_number(shares['training'], 2)} |",
         f"| reward, first 5 steps -> last 5 | {format_number(first['reward'])} -> {format_number(last['reward'])} |",
         f"| success | {format_number(first['episode/success'])} -> {format_number(last['episode/success'])} |",
         f"| trials per episode | {format_number(first['episode/trials'])} -> {format_number(last['episode/trials'])} |",
-        f"| tool-call rate | {format_number(first['episode/tool_call_rate'])} -> {format_number(last['episode/tool_call_rate'])} |",
+        f"| tool-call rate | {format_number(first['episode/tool_call_rate'])} "
+        f"-> {format_number(last['episode/tool_call_rate'])} |",
         f"| KL (last 5 steps) | {format_number(last['kl'], 4)} |",
         f"| groups with zero advantage (last 5) | {format_number(last['frac_reward_zero_std'], 2)} |",
         "",

@@ -82,7 +82,9 @@ class Rollout:
     problems: list[list[str]]  # format slips per turn (ParsedTurn.problems, plus "truncated")
     generated_tokens: int
     prompt_length: int  # token_ids[:prompt_length] is the first prompt: system, tools, user, generation prompt
-    logprobs: list[float]  # per token of token_ids: the sampled token's log-prob at the sampling temperature, 0 where owner is 0 (empty unless gen.logprobs)
+    # per token of token_ids: the sampled token's log-prob at the sampling temperature, 0 where owner is 0
+    # (empty unless gen.logprobs)
+    logprobs: list[float]
     env_seconds: float  # time spent in the environment's step()
 
 
@@ -114,7 +116,16 @@ class _Episode:
 
     def rollout(self, keep_logprobs: bool) -> Rollout:
         logprobs = self.logprobs if keep_logprobs else []
-        return Rollout(self.trajectory, self.token_ids, self.owner, self.problems, sum(self.owner), self.prompt_length, logprobs, self.env_seconds)
+        return Rollout(
+            self.trajectory,
+            self.token_ids,
+            self.owner,
+            self.problems,
+            sum(self.owner),
+            self.prompt_length,
+            logprobs,
+            self.env_seconds,
+        )
 
 
 class ServedModel:
@@ -129,7 +140,9 @@ class ServedModel:
     def __init__(self, client, end_of_turn_id: int):
         self.client, self.end_of_turn_id = client, end_of_turn_id
 
-    def complete(self, transcripts: list[list[int]], gen: GenerationConfig) -> tuple[list[list[int]], list[list[float] | None]]:
+    def complete(
+        self, transcripts: list[list[int]], gen: GenerationConfig
+    ) -> tuple[list[list[int]], list[list[float] | None]]:
         """Each transcript's next turn, through its <|im_end|> if it wrote one, and the log-probs of its tokens."""
         output = self.client.generate(
             transcripts,
@@ -165,14 +178,25 @@ def rollout_batch(
     catalog = catalog or load_catalog()  # once, not once per environment
     torch.manual_seed(gen.seed)
     rollouts = []
-    own = tqdm(total=len(tasks), desc="rollout", unit="episode", disable=not progress) if bar is None else nullcontext(bar)
+    own = (
+        tqdm(total=len(tasks), desc="rollout", unit="episode", disable=not progress)
+        if bar is None
+        else nullcontext(bar)
+    )
     with own as bar:
         for start in range(0, len(tasks), gen.batch_size):
-            chunk = [_start(ToolEnv(catalog, env_config), task, tokenizer, gen) for task in tasks[start : start + gen.batch_size]]
+            chunk = [
+                _start(ToolEnv(catalog, env_config), task, tokenizer, gen)
+                for task in tasks[start : start + gen.batch_size]
+            ]
             try:
                 bar.update(sum(e.done for e in chunk))
                 live = [e for e in chunk if not e.done]
-                batch = _ServedBatch(live) if isinstance(model, ServedModel) else _Batch(live, tokenizer.pad_token_id, _end_of_turn_id(tokenizer))
+                batch = (
+                    _ServedBatch(live)
+                    if isinstance(model, ServedModel)
+                    else _Batch(live, tokenizer.pad_token_id, _end_of_turn_id(tokenizer))
+                )
                 turn = 0
                 while batch.episodes:
                     turn += 1
@@ -211,18 +235,24 @@ def _end_of_turn_id(tokenizer) -> int:
 
 
 def _render(tokenizer, episode: _Episode, messages: list[dict], generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, tools=episode.docs, tokenize=False, add_generation_prompt=generation_prompt)
+    return tokenizer.apply_chat_template(
+        messages, tools=episode.docs, tokenize=False, add_generation_prompt=generation_prompt
+    )
 
 
 def _start(env: ToolEnv, task: Task, tokenizer, gen: GenerationConfig) -> _Episode:
     """Reset the environment and write the first prompt: system + tools, user, generation prompt."""
     episode = _Episode(env, env.reset(task).docs)
-    _append_reply(episode, tokenizer, gen, lambda live: _render(tokenizer, episode, trajectory_messages(episode.trajectory), live))
+    _append_reply(
+        episode, tokenizer, gen, lambda live: _render(tokenizer, episode, trajectory_messages(episode.trajectory), live)
+    )
     episode.prompt_length = len(episode.token_ids)
     return episode
 
 
-def _take_turn(episode: _Episode, new_ids: list[int], logprobs: list[float] | None, tokenizer, gen: GenerationConfig) -> None:
+def _take_turn(
+    episode: _Episode, new_ids: list[int], logprobs: list[float] | None, tokenizer, gen: GenerationConfig
+) -> None:
     """Parse and step the model's turn, then append the environment's reply."""
     eos = _end_of_turn_id(tokenizer)
     stopped = bool(new_ids) and new_ids[-1] == eos
@@ -293,7 +323,8 @@ class _Batch:
         self.fed = [0] * len(self.episodes)  # how much of each episode's token_ids the columns hold
 
     def generate(self, model, gen: GenerationConfig) -> tuple[list[list[int]], list[list[float] | None]]:
-        """One ``generate`` call for every row: each row's new ids, through its <|im_end|> if it wrote one, and their log-probs."""
+        """One ``generate`` call for every row: each row's new ids,
+        through its <|im_end|> if it wrote one, and their log-probs."""
         import torch
 
         if not gen.reuse_cache:
@@ -348,7 +379,8 @@ class _Batch:
 
 
 class _ServedBatch:
-    """The live episodes of a chunk for a :class:`ServedModel`: the server batches and caches, so this only keeps the list."""
+    """The live episodes of a chunk for a :class:`ServedModel`:
+    the server batches and caches, so this only keeps the list."""
 
     def __init__(self, episodes: list[_Episode]):
         self.episodes = episodes
@@ -361,7 +393,8 @@ class _ServedBatch:
 
 
 def _sampled_logprobs(logits, written, turns: list[list[int]], gen: GenerationConfig) -> list[list[float]]:
-    """Each row's sampled tokens' log-probs under the raw logits at the sampling temperature (what RL's loss recomputes)."""
+    """Each row's sampled tokens' log-probs under the raw logits
+    at the sampling temperature (what RL's loss recomputes)."""
     import torch
 
     steps = torch.stack(logits, dim=1).float().cpu()  # (rows, new tokens, vocab)

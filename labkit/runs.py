@@ -37,7 +37,8 @@ def claim_run_folder(out: str | Path, config: dict, command: str) -> None:
             changed = sorted(k for k in config.keys() | theirs.keys() if config.get(k) != theirs.get(k))
             diffs = "; ".join(f"{k}: {theirs.get(k)!r} there, {config.get(k)!r} now" for k in changed[:6])
             raise RunFolderError(
-                f"{out} holds another run ({diffs}). To resume that run, rerun its command: {held.get('command', '?')}. "
+                f"{out} holds another run ({diffs}). To resume that "
+                f"run, rerun its command: {held.get('command', '?')}. "
                 f"To start this one, choose another --out or delete {out}."
             )
         return

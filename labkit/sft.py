@@ -42,9 +42,11 @@ from pathlib import Path
 from typing import Callable
 
 from labkit.data import DatasetFileError, dataset_fingerprint, load_dataset_dir, token_lengths
+from labkit.engine import stop_shared_engine
 from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, uses_unsloth
 from labkit.profiles import get_profile
 from labkit.runs import claim_run_folder
+from labkit.trl_compat import fused_logprob_kernel_available, record_metric
 
 RUN_CARD = "run_card.json"
 CHECKPOINTS = "checkpoints"
@@ -67,7 +69,9 @@ SIZES = {
     "tiny": SFTSize(token_budget=4_000, max_length=512, epochs=1, batch_size=2, learning_rate=1e-3, save_steps=2),
     "cpu": SFTSize(token_budget=50_000, max_length=2048, epochs=1, batch_size=2, learning_rate=5e-4, save_steps=10),
     "gpu": SFTSize(token_budget=None, max_length=2048, epochs=2, batch_size=8, learning_rate=2e-4, save_steps=50),
-    "multi-gpu": SFTSize(token_budget=None, max_length=2048, epochs=2, batch_size=8, learning_rate=2e-4, save_steps=100),
+    "multi-gpu": SFTSize(
+        token_budget=None, max_length=2048, epochs=2, batch_size=8, learning_rate=2e-4, save_steps=100
+    ),
 }
 
 
@@ -107,7 +111,10 @@ class SFTRunConfig:
 
     def command(self) -> str:
         budget = f" --token-budget {self.token_budget}" if self.token_budget else ""
-        return f"labkit sft --data {self.data} --policy {self.policy} --profile {self.profile}{budget} --seed {self.seed} --out {self.out}"
+        return (
+            f"labkit sft --data {self.data} --policy {self.policy} --profile "
+            f"{self.profile}{budget} --seed {self.seed} --out {self.out}"
+        )
 
 
 class SFTDataError(DatasetFileError):
@@ -134,7 +141,9 @@ def training_data(config: SFTRunConfig, tokenizer) -> TrainingData:
         raise SFTDataError(f"{config.data} holds no trajectories; make some with `labkit teach`")
     missing = {"messages", "tools"} - set(dataset.column_names)
     if missing:
-        raise SFTDataError(f"{config.data} has no {', '.join(sorted(missing))} column; make trajectories with `labkit teach`")
+        raise SFTDataError(
+            f"{config.data} has no {', '.join(sorted(missing))} column; make trajectories with `labkit teach`"
+        )
     lengths = token_lengths(dataset, tokenizer)
     order = list(range(len(dataset)))
     random.Random(config.seed).shuffle(order)
@@ -169,7 +178,8 @@ def run_identity(config) -> dict:
 
 
 def bf16_ok() -> bool:
-    """bf16 autocast where the hardware does it natively: ~1.4x faster LoRA steps on AVX-512 CPUs (DESIGN §7)."""
+    """bf16 autocast where the hardware does it natively: ~1.4x faster LoRA
+    steps on AVX-512 CPUs (measured on the 2-core machines CI runs on)."""
     import torch
 
     if torch.cuda.is_available():
@@ -181,7 +191,11 @@ def report_backend(name: str) -> str:
     """``tensorboard`` (the default) only when it is installed, so a bare install still trains."""
     import importlib.util
 
-    if name == "tensorboard" and importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
+    if (
+        name == "tensorboard"
+        and importlib.util.find_spec("tensorboard") is None
+        and importlib.util.find_spec("tensorboardX") is None
+    ):
         return "none"
     return name
 
@@ -200,7 +214,8 @@ def run_arguments(out: str | Path, seed: int, save_steps: int, report_to: str, p
         use_cpu=not torch.cuda.is_available(),
         bf16=bf16_ok(),
         gradient_checkpointing=False,  # at 135M the activations fit; recomputing them costs ~30% on a CPU
-        ddp_find_unused_parameters=False,  # LoRA uses all its weights every step: under DDP, don't search the graph for unused ones
+        # LoRA uses all its weights every step: under DDP, don't search the graph for unused ones
+        ddp_find_unused_parameters=False,
         report_to=report_backend(report_to),
         disable_tqdm=not progress,
     )
@@ -225,29 +240,35 @@ def sft_trainer_class():
     what transformers' ``Trainer.compute_loss`` does (cross-entropy over the labels
     TRL built, so the assistant-only mask holds) and logs token accuracy as TRL does.
     """
-    import torch
     from transformers import Trainer
     from trl import SFTTrainer
-    from trl.trainer import utils as trl_utils
 
-    if torch.cuda.is_available() and trl_utils._ChunkedLogProbFunction is not None:
+    if fused_logprob_kernel_available():
         return SFTTrainer
 
     class LogitsSFTTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             inputs["use_cache"] = False
-            loss, outputs = Trainer.compute_loss(self, model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+            loss, outputs = Trainer.compute_loss(
+                self, model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+            )
             labels = inputs["labels"][:, 1:]
             valid = labels != -100
             correct = (outputs.logits[:, :-1].argmax(-1) == labels) & valid
             mode = "train" if self.model.training else "eval"
-            self._metrics[mode]["mean_token_accuracy"].append(correct.sum().item() / max(1, valid.sum().item()))
+            record_metric(self, mode, "mean_token_accuracy", correct.sum().item() / max(1, valid.sum().item()))
             return (loss, outputs) if return_outputs else loss
 
     return LogitsSFTTrainer
 
 
-def build_trainer(config: SFTRunConfig, loaded: LoadedModel, dataset, progress: bool = True, on_log: Callable[[dict], None] | None = None):
+def build_trainer(
+    config: SFTRunConfig,
+    loaded: LoadedModel,
+    dataset,
+    progress: bool = True,
+    on_log: Callable[[dict], None] | None = None,
+):
     """TRL's SFTTrainer for this run: assistant-only loss, LoRA (or full), checkpoints under ``RUN/checkpoints``."""
     from peft import LoraConfig
     from trl import SFTConfig
@@ -273,8 +294,20 @@ def build_trainer(config: SFTRunConfig, loaded: LoadedModel, dataset, progress: 
         if uses_unsloth(config.profile) and config.policy != TINY_NAME:
             model = unsloth_lora(model, config.lora_r, config.lora_alpha, config.seed)
         else:
-            peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    trainer = sft_trainer_class()(model=model.train(), args=args, train_dataset=dataset, processing_class=loaded.tokenizer, peft_config=peft_config)
+            peft_config = LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=0.0,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            )
+    trainer = sft_trainer_class()(
+        model=model.train(),
+        args=args,
+        train_dataset=dataset,
+        processing_class=loaded.tokenizer,
+        peft_config=peft_config,
+    )
     if not progress:  # without tqdm the Trainer prints every raw log dict instead
         from transformers import PrinterCallback
 
@@ -285,7 +318,8 @@ def build_trainer(config: SFTRunConfig, loaded: LoadedModel, dataset, progress: 
 
 
 def unsloth_lora(model, r: int, alpha: int, seed: int):
-    """unsloth's own LoRA wrapper and gradient checkpointing (GPU only: load_model only returns unsloth models there)."""
+    """unsloth's own LoRA wrapper and gradient checkpointing
+    (GPU only: load_model only returns unsloth models there)."""
     from unsloth import FastLanguageModel
 
     return FastLanguageModel.get_peft_model(
@@ -311,7 +345,9 @@ def last_checkpoint(out: str | Path) -> str | None:
     """
     folder = Path(out) / CHECKPOINTS
     steps = sorted((int(p.name[11:]) for p in folder.glob("checkpoint-*") if p.name[11:].isdigit()), reverse=True)
-    whole = next((folder / f"checkpoint-{step}" for step in steps if _whole_checkpoint(folder / f"checkpoint-{step}")), None)
+    whole = next(
+        (folder / f"checkpoint-{step}" for step in steps if _whole_checkpoint(folder / f"checkpoint-{step}")), None
+    )
     if whole is None:
         return None
     _load_onto_indexed_cpu()  # so that a multi-process CPU run can resume from it too
@@ -353,17 +389,27 @@ def read_run_card(out: str | Path) -> dict | None:
         return None  # a card is written atomically, so this is someone's edit: train again
 
 
-def train_sft(config: SFTRunConfig, progress: bool = True, on_log: Callable[[dict], None] | None = None, loaded: LoadedModel | None = None) -> dict:
+def train_sft(
+    config: SFTRunConfig,
+    progress: bool = True,
+    on_log: Callable[[dict], None] | None = None,
+    loaded: LoadedModel | None = None,
+) -> dict:
     """Train (or resume, or just return the finished run's card). Returns the run card."""
     out = Path(config.out)
     holds_model = (out / ADAPTER_CONFIG).is_file() or (out / "config.json").is_file()
     if holds_model and not (out / CHECKPOINTS).is_dir():  # not one of our runs: never train over it
-        raise FileExistsError(f"{out} holds a model that no `labkit sft` run made; choose another --out or delete the folder")
+        raise FileExistsError(
+            f"{out} holds a model that no `labkit sft` run made; choose another --out or delete the folder"
+        )
     claim_run_folder(out, {**run_identity(config), "data_sha256": dataset_fingerprint(config.data)}, config.command())
     card = read_run_card(out)
     if card is not None:
         return card
-    loaded = loaded or load_model(config.policy, profile=config.profile)  # an adapter comes merged: a new one trains on top
+    stop_shared_engine()  # an evaluation's idle vLLM server would take CPU from the trainer
+    loaded = loaded or load_model(
+        config.policy, profile=config.profile
+    )  # an adapter comes merged: a new one trains on top
     data = training_data(config, loaded.tokenizer)
     trainer = build_trainer(config, loaded, data.dataset, progress, on_log)
     resume = last_checkpoint(out)
@@ -402,12 +448,21 @@ def run_card(config: SFTRunConfig, data: TrainingData, trainer, seconds: float, 
     import trl
 
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
-    steps_this_session = trainer.state.global_step - (int(Path(resumed_from).name.split("-")[-1]) if resumed_from else 0)
+    steps_this_session = trainer.state.global_step - (
+        int(Path(resumed_from).name.split("-")[-1]) if resumed_from else 0
+    )
     tokens_per_step = data.tokens * config.epochs / max(1, trainer.state.max_steps)
     return {
         "command": config.command(),
         "config": asdict(config),
-        "data": {"path": config.data, "sha256": data.fingerprint, "rows": data.kept, "tokens": data.tokens, "too_long": data.too_long, "unused": data.unused},
+        "data": {
+            "path": config.data,
+            "sha256": data.fingerprint,
+            "rows": data.kept,
+            "tokens": data.tokens,
+            "too_long": data.too_long,
+            "unused": data.unused,
+        },
         "method": "full" if config.full else f"LoRA r={config.lora_r} alpha={config.lora_alpha}, all linear layers",
         "bf16": bool(trainer.args.bf16),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
@@ -419,20 +474,30 @@ def run_card(config: SFTRunConfig, data: TrainingData, trainer, seconds: float, 
         "tokens_per_second": round(tokens_per_step * steps_this_session / max(seconds, 1e-9), 1),
         "final_loss": history[-1]["loss"] if history else None,
         "mean_loss_last_10": sum(e["loss"] for e in history[-10:]) / len(history[-10:]) if history else None,
-        "mean_loss": sum(e["loss"] for e in history) / len(history) if history else None,  # the Trainer's own mean is off after a resume
+        "mean_loss": sum(e["loss"] for e in history) / len(history)
+        if history
+        else None,  # the Trainer's own mean is off after a resume
         "loss_curve": [[e["step"], e["loss"]] for e in history],
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__, "peft": peft.__version__},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "trl": trl.__version__,
+            "peft": peft.__version__,
+        },
     }
 
 
 def _write_card(out: Path, card: dict) -> None:
     from labkit.plots import loss_curve
 
-    write_run_card(out, card, _card_markdown(card), loss_curve({Path(card["data"]["path"]).name: card["loss_curve"]}), "loss.png")
+    write_run_card(
+        out, card, _card_markdown(card), loss_curve({Path(card["data"]["path"]).name: card["loss_curve"]}), "loss.png"
+    )
 
 
 def write_run_card(out: Path, card: dict, markdown: str, figure, figure_name: str) -> None:
-    """A finished run's figure, README.md and run_card.json; the card goes last, so its presence means the run is complete."""
+    """A finished run's figure, README.md and run_card.json; the
+    card goes last, so its presence means the run is complete."""
     figure.savefig(out / figure_name, dpi=110)
     (out / "README.md").write_text(markdown, encoding="utf-8")
     tmp = out / f".{RUN_CARD}.tmp"
@@ -452,11 +517,15 @@ def _card_markdown(card: dict) -> str:
         "|:--|:--|",
         f"| base model | {card['config']['policy']} |",
         f"| method | {card['method']}, assistant-only loss, bf16 autocast: {card['bf16']} |",
-        f"| data | {data['rows']} rows, {data['tokens']} tokens (left out: {data['too_long']} longer than {card['config']['max_length']}, {data['unused']} past the budget) |",
+        f"| data | {data['rows']} rows, {data['tokens']} tokens (left out: {data['too_long']} "
+        f"longer than {card['config']['max_length']}, {data['unused']} past the budget) |",
         f"| data sha256 | `{data['sha256'][:16]}…` |",
-        f"| steps x batch | {card['steps']} x {card['config']['batch_size']} x {card.get('processes', 1)} process(es) (grad accumulation {card['config']['grad_accum']}), {card['config']['epochs']} epoch(s), lr {card['config']['learning_rate']} |",
+        f"| steps x batch | {card['steps']} x {card['config']['batch_size']} x "
+        f"{card.get('processes', 1)} process(es) (grad accumulation {card['config']['grad_accum']}), "
+        f"{card['config']['epochs']} epoch(s), lr {card['config']['learning_rate']} |",
         f"| seed | {card['config']['seed']} |",
-        f"| time | {card['seconds']} s on {card['device']}{' (resumed from ' + Path(card['resumed_from']).name + ')' if card['resumed_from'] else ''} |",
+        f"| time | {card['seconds']} s on {card['device']}"
+        f"{' (resumed from ' + Path(card['resumed_from']).name + ')' if card['resumed_from'] else ''} |",
         f"| training tokens/s | {card['tokens_per_second']} |",
         f"| final loss (last step) | {final} |",
         "",
@@ -468,12 +537,12 @@ def _card_markdown(card: dict) -> str:
     return "\n".join(lines)
 
 
-
 SHIPPED_FILES = ("adapter_config.json", RUN_CARD, "README.md", "loss.png", "curves.png")  # those a run has
 
 
 def ship_adapter(run: str | Path, dest: str | Path) -> Path:
-    """Copy a finished LoRA run into ``dest`` to ship with the lab: its adapter (in bf16, half the bytes), card, plot, and
+    """Copy a finished LoRA run into ``dest`` to ship with the
+    lab: its adapter (in bf16, half the bytes), card, plot, and
     for a GRPO run its last step's episodes."""
     import shutil
 
@@ -482,7 +551,10 @@ def ship_adapter(run: str | Path, dest: str | Path) -> Path:
 
     run, dest = Path(run), Path(dest)
     if read_run_card(run) is None or not (run / ADAPTER_CONFIG).is_file():
-        raise FileNotFoundError(f"{run} is not a finished LoRA run (no {RUN_CARD} or {ADAPTER_CONFIG}); train it with `labkit sft` or `labkit rl --out {run}`")
+        raise FileNotFoundError(
+            f"{run} is not a finished LoRA run (no {RUN_CARD} or {ADAPTER_CONFIG}); "
+            f"train it with `labkit sft` or `labkit rl --out {run}`"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     weights = {name: tensor.to(torch.bfloat16) for name, tensor in load_file(run / "adapter_model.safetensors").items()}
     save_file(weights, dest / "adapter_model.safetensors", metadata={"format": "pt"})

@@ -82,7 +82,11 @@ class Task:
             raise ValueError(f"missing field(s) {missing}; every task needs id, query, tools and answer")
         values = {k: v for k, v in row.items() if k in known}
         meta = row.get("meta", {})
-        if not isinstance(meta, dict) or not isinstance(row.get("calls", []), list) or not all(isinstance(c, dict) for c in row.get("calls", [])):
+        if (
+            not isinstance(meta, dict)
+            or not isinstance(row.get("calls", []), list)
+            or not all(isinstance(c, dict) for c in row.get("calls", []))
+        ):
             raise ValueError("'meta' must be a JSON object and 'calls' a list of objects")
         values["meta"] = {**meta, **{k: v for k, v in row.items() if k not in known}}
         task = cls(**values)
@@ -114,11 +118,17 @@ def _validate(task: Task) -> None:
     if not isinstance(task.families, list) or not all(isinstance(f, str) for f in task.families):
         raise ValueError(f"'families' must be a list of family names, got {task.families!r}")
     if not isinstance(task.template, str) or not _is_int(task.hops) or task.hops < 1:
-        raise ValueError(f"'template' must be a string and 'hops' a positive integer, got {task.template!r} and {task.hops!r}")
+        raise ValueError(
+            f"'template' must be a string and 'hops' a positive integer, got {task.template!r} and {task.hops!r}"
+        )
     if not isinstance(task.meta, dict):
         raise ValueError(f"'meta' must be a JSON object, got {task.meta!r}")
     for call in task.calls:
-        if not isinstance(call.name, str) or not isinstance(call.arguments, dict) or not isinstance(call.read, (str, type(None))):
+        if (
+            not isinstance(call.name, str)
+            or not isinstance(call.arguments, dict)
+            or not isinstance(call.read, (str, type(None)))
+        ):
             raise ValueError('each of \'calls\' must be {"name": "tool", "arguments": {...}, "read": "key" or null}')
 
 
@@ -138,7 +148,11 @@ def templates_for_split(catalog: Catalog, split: str) -> list:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     unseen = set(catalog.unseen_families)
     want_unseen = split == "unseen"
-    chosen = [t for t in catalog.templates if (set(t.families) <= unseen) == want_unseen and (want_unseen or not set(t.families) & unseen)]
+    chosen = [
+        t
+        for t in catalog.templates
+        if (set(t.families) <= unseen) == want_unseen and (want_unseen or not set(t.families) & unseen)
+    ]
     if not chosen:
         raise ValueError(f"no task templates for split {split!r}; bring your own tasks with --tasks FILE")
     return chosen
@@ -158,7 +172,9 @@ def _level_for(split: str, level: int | None, rng: random.Random) -> int:
     return 0
 
 
-def generate_tasks(split: str, n: int, seed: int = 0, level: int | None = None, catalog: Catalog | None = None) -> list[Task]:
+def generate_tasks(
+    split: str, n: int, seed: int = 0, level: int | None = None, catalog: Catalog | None = None
+) -> list[Task]:
     """``n`` tasks for ``split``; the same arguments always give the same tasks."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -224,14 +240,20 @@ def load_tasks(path: str | Path, catalog: Catalog | None = None) -> list[Task]:
             task = Task.from_row(json.loads(line.decode("utf-8")))
         except UnicodeDecodeError:
             raise TaskFileError(f"{path}:{lineno}: not UTF-8 text; save the file as UTF-8") from None
-        except (TypeError, ValueError, RecursionError) as exc:  # bad JSON, nesting too deep, or a field of the wrong type
+        except (
+            TypeError,
+            ValueError,
+            RecursionError,
+        ) as exc:  # bad JSON, nesting too deep, or a field of the wrong type
             raise TaskFileError(f"{path}:{lineno}: {str(exc)[:300]}") from None
         if task.id in seen_ids:
             raise TaskFileError(f"{path}:{lineno}: duplicate task id {task.id!r}")
         if catalog is not None:
             unknown = [t for t in task.tools if t not in catalog]
             if unknown:
-                raise TaskFileError(f"{path}:{lineno}: unknown tool(s) {unknown}; pass the module that defines them with --tools-module")
+                raise TaskFileError(
+                    f"{path}:{lineno}: unknown tool(s) {unknown}; pass the module that defines them with --tools-module"
+                )
         seen_ids.add(task.id)
         tasks.append(task)
     if not tasks:
@@ -266,7 +288,9 @@ def check_answer(task: Task, prediction: str | None) -> bool:
         return False
     if task.check == "number":
         value = first_number(prediction)
-        return value is not None and abs(value - float(task.answer)) <= task.tolerance * max(abs(float(task.answer)), 1.0)
+        return value is not None and abs(value - float(task.answer)) <= task.tolerance * max(
+            abs(float(task.answer)), 1.0
+        )
     if task.check == "set":
         gold = task.answer if isinstance(task.answer, list) else [task.answer]
         return _items(prediction) == {normalize(g) for g in gold}

@@ -17,7 +17,7 @@ from transformers.utils.chat_parsing import parse_response
 
 from labkit.data import read_rows, token_lengths, trajectory_row, write_dataset
 from labkit.env import EnvConfig, ToolEnv, Trajectory, run_episode
-from labkit.evaluate import turn_calls
+from labkit.episode import turn_calls
 from labkit.protocol import RESPONSE_TEMPLATE, message_action
 from labkit.runs import claim_run_folder
 from labkit.tasks import Task, generate_tasks, load_tasks
@@ -28,17 +28,24 @@ from labkit.tools import load_catalog
 TEACHERS = ("trial", "recover", "golden", "llm")
 HOW_THEY_TEACH = {
     "trial": (
-        "Before a tool's first real use the teacher calls it with no arguments. That probe never repeats the real call, and its "
-        "answer carries what the docs may have got wrong: the error lists every parameter the tool accepts now, a removed tool names "
-        "its successor, a disabled look-alike refuses. The next turn's reason quotes the finding (`It accepts date, day_count: 'days' "
-        "is now 'day_count'.`). Execution then slips on purpose now and then and recovers, naming the fix. A probe's error is how it "
-        "learns, so it is not counted among the errors below. A slip is a turn SFT reads but never trains on: the learner should "
+        "Before a tool's first real use the teacher calls it with no "
+        "arguments. That probe never repeats the real call, and its "
+        "answer carries what the docs may have got wrong: the error lists "
+        "every parameter the tool accepts now, a removed tool names "
+        "its successor, a disabled look-alike refuses. The next turn's "
+        "reason quotes the finding (`It accepts date, day_count: 'days' "
+        "is now 'day_count'.`). Execution then slips on purpose now and "
+        "then and recovers, naming the fix. A probe's error is how it "
+        "learns, so it is not counted among the errors below. A slip "
+        "is a turn SFT reads but never trains on: the learner should "
         "learn the recovery, not the mistake."
     ),
     "recover": (
-        "The trial teacher without its trial phase: it calls each tool as documented, slips on purpose now and then, and fixes "
-        "whatever fails from the error text, naming the fix (its slips, too, are context, never trained on). Against the trial data "
-        "it separates \"fix after failing\" from \"try first\"."
+        "The trial teacher without its trial phase: it calls each "
+        "tool as documented, slips on purpose now and then, and fixes "
+        "whatever fails from the error text, naming the fix (its slips, "
+        "too, are context, never trained on). Against the trial data "
+        'it separates "fix after failing" from "try first".'
     ),
     "golden": "The documented calls, made directly on the tools as documented: no trials, no errors.",
     "llm": "An LLM behind an OpenAI-compatible endpoint plays the agent; only verified successes are kept.",
@@ -65,11 +72,17 @@ class TeachConfig:
         self.slips = check_slips(self.slips)
 
     def command(self) -> str:
-        source = f"--tasks {self.tasks_file}" if self.tasks_file else f"--split {self.split} --n {self.n} --seed {self.seed}"
+        source = (
+            f"--tasks {self.tasks_file}" if self.tasks_file else f"--split {self.split} --n {self.n} --seed {self.seed}"
+        )
         extras = "".join(f" --tools-module {m}" for m in self.tools_modules)
         extras += f" --level {self.level}" if self.level is not None else ""
         extras += f" --mistake-rate {self.mistake_rate}" if self.teacher in ("trial", "recover") else ""
-        extras += f" --slips {','.join(self.slips)}" if self.teacher in ("trial", "recover") and self.slips != DEFAULT_SLIPS else ""
+        extras += (
+            f" --slips {','.join(self.slips)}"
+            if self.teacher in ("trial", "recover") and self.slips != DEFAULT_SLIPS
+            else ""
+        )
         extras += f" --max-turns {self.max_turns}" if self.max_turns else ""
         return f"labkit teach --teacher {self.teacher} {source}{extras} --out {self.out}"
 
@@ -115,7 +128,8 @@ def teacher_tasks(config: TeachConfig, catalog) -> list[Task]:
 def run_teacher(
     config: TeachConfig, tasks: list[Task], catalog, progress: bool = True, env_config: EnvConfig = TEACHER_ENV
 ) -> tuple[list[dict], list[str]]:
-    """Rows for the tasks (from ``teacher_tasks``) the teacher solved, each verified by replay, and the ids it failed."""
+    """Rows for the tasks (from ``teacher_tasks``) the teacher
+    solved, each verified by replay, and the ids it failed."""
     teacher = _teacher(config)
     env, check_env = ToolEnv(catalog, env_config), ToolEnv(catalog, env_config)
     rows, failed = [], []
@@ -152,7 +166,8 @@ def _recovery_example(rows: list[dict]) -> str:
                 return (
                     f"Task `{row['task_id']}`: {row['query']}\n\n"
                     f"- error: `{message['content'][:200]}`\n"
-                    f"- next turn: `{fixed['content'].strip()[:200]}` then `{call.get('name', '')}({call.get('arguments', '')})`"
+                    f"- next turn: `{fixed['content'].strip()[:200]}` then "
+                    f"`{call.get('name', '')}({call.get('arguments', '')})`"
                 )
     return "(no errors in this dataset)"
 
@@ -175,7 +190,9 @@ def solved_by_level(tasks: list[Task], rows: list[dict]) -> dict[int, str]:
     return {level: f"{solved[level]}/{total[level]}" for level in sorted(total)}
 
 
-def dataset_card(rows: list[dict], failed: list[str], config: TeachConfig, tokenizer=None, tasks: list[Task] | None = None) -> str:
+def dataset_card(
+    rows: list[dict], failed: list[str], config: TeachConfig, tokenizer=None, tasks: list[Task] | None = None
+) -> str:
     """A Markdown card: counts, phase statistics, trials, recovery, token lengths."""
     n = len(rows)
     phases = Counter(p for row in rows for p in row["phases"])
@@ -200,12 +217,16 @@ def dataset_card(rows: list[dict], failed: list[str], config: TeachConfig, token
         f"| solved, by evolution level | {solved_by_level(tasks or [], rows)} |",
         f"| hops | {dict(sorted(Counter(row['hops'] for row in rows).items()))} |",
         f"| assistant turns by phase | {dict(phases)} |",
-        f"| trials per episode (mean / max) | {statistics.fmean(trials) if trials else 0:.2f} / {max(trials, default=0)} |",
-        f"| trials that repeat the next real call of their tool (teach nothing) | {sum(repeated_trials(row) for row in rows)} of {sum(trials)} |",
+        "| trials per episode (mean / max) | "
+        f"{statistics.fmean(trials) if trials else 0:.2f} / {max(trials, default=0)} |",
+        "| trials that repeat the next real call of their tool (teach nothing) "
+        f"| {sum(repeated_trials(row) for row in rows)} of {sum(trials)} |",
         f"| tool calls per episode (mean) | {statistics.fmean(row['n_calls'] for row in rows) if rows else 0:.2f} |",
         f"| episodes with an error outside trials | {sum(row['n_errors'] > 0 for row in rows)} |",
-        f"| errors outside trials, recovered / all | {sum(row['n_recoveries'] for row in rows)} / {sum(row['n_errors'] for row in rows)} |",
-        f"| deliberate slips: turns kept as context, never trained on | {sum(m.get('train') is False for row in rows for m in row['messages'])} |",
+        f"| errors outside trials, recovered / all | {sum(row['n_recoveries'] for row in rows)} "
+        f"/ {sum(row['n_errors'] for row in rows)} |",
+        "| deliberate slips: turns kept as context, never trained on | "
+        f"{sum(m.get('train') is False for row in rows for m in row['messages'])} |",
     ]
     if tokenizer is not None and rows:
         lengths = token_lengths(rows, tokenizer)

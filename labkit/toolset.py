@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Iterable
 
+from labkit.messages import NOT_ONE_OF, WRONG_TYPE, join_list, parameter_spec, signature_error
 from labkit.tools.registry import Catalog, Tool
 
 
@@ -89,7 +90,14 @@ def params_from_schema(schema: dict) -> list[Param]:
 
 
 def _type_name(value: Any) -> str:
-    for name, kinds in (("boolean", bool), ("integer", int), ("number", float), ("string", str), ("array", list), ("object", dict)):
+    for name, kinds in (
+        ("boolean", bool),
+        ("integer", int),
+        ("number", float),
+        ("string", str),
+        ("array", list),
+        ("object", dict),
+    ):
         if isinstance(value, kinds):
             return name
     return "null" if value is None else type(value).__name__
@@ -102,10 +110,6 @@ def _has_type(value: Any, kind: str) -> bool:
     return expected is None or isinstance(value, expected)
 
 
-def _format_choices(values: Iterable) -> str:
-    return ", ".join(str(v) for v in values)
-
-
 def check_arguments(tool_name: str, params: list[Param], arguments: Any) -> dict:
     """Validate a call like a strict JSON-schema API; return the kwargs or raise ``ToolCallError``."""
     if isinstance(arguments, str):
@@ -113,42 +117,38 @@ def check_arguments(tool_name: str, params: list[Param], arguments: Any) -> dict
             arguments = json.loads(arguments) if arguments.strip() else {}
         except (ValueError, RecursionError) as exc:  # bad JSON, too deep, or a number of over 4,300 digits
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc).split(";")[0]
-            raise ToolCallError(ErrorKind.MALFORMED_ARGUMENTS, f"arguments for '{tool_name}' are not valid JSON: {reason}") from None
+            raise ToolCallError(
+                ErrorKind.MALFORMED_ARGUMENTS, f"arguments for '{tool_name}' are not valid JSON: {reason}"
+            ) from None
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
         raise ToolCallError(
             ErrorKind.MALFORMED_ARGUMENTS,
-            f"arguments for '{tool_name}' must be a JSON object of parameter names to values, got {_type_name(arguments)}",
+            f"arguments for '{tool_name}' must be a JSON object of "
+            f"parameter names to values, got {_type_name(arguments)}",
         )
     by_name = {p.name: p for p in params}
     unknown = [str(k) for k in arguments if k not in by_name]
     missing = [p for p in params if p.required and p.name not in arguments]
     if unknown or missing:
-        problems = [f"unexpected parameter '{name}'" for name in unknown]
-        problems += [f"missing required parameter '{p.name}' ({_describe(p)})" for p in missing]
-        accepted = _format_choices(p.name for p in params) or "none"
         kind = ErrorKind.UNKNOWN_PARAMETER if unknown else ErrorKind.MISSING_PARAMETER
-        raise ToolCallError(kind, f"{tool_name}: " + "; ".join(problems) + f". Accepted parameters: {accepted}.")
+        missing_specs = [(p.name, parameter_spec(p.type, p.enum)) for p in missing]
+        raise ToolCallError(kind, signature_error(tool_name, unknown, missing_specs, [p.name for p in params]))
     for name, value in arguments.items():
         param = by_name[name]
         if not _has_type(value, param.type):
-            raise ToolCallError(
-                ErrorKind.WRONG_TYPE,
-                f"{tool_name}: parameter '{name}' must be {param.type}, got {_type_name(value)} {json.dumps(value, default=str)[:40]}",
-            )
+            sent = json.dumps(value, default=str)[:40]
+            message = WRONG_TYPE.format(tool=tool_name, name=name, type=param.type, got=_type_name(value), value=sent)
+            raise ToolCallError(ErrorKind.WRONG_TYPE, message)
         if param.type == "array" and param.items and not all(_has_type(v, param.items) for v in value):
-            raise ToolCallError(ErrorKind.WRONG_TYPE, f"{tool_name}: parameter '{name}' must be an array of {param.items}")
-        if param.enum is not None and _fold(value) not in {_fold(v) for v in param.enum}:
             raise ToolCallError(
-                ErrorKind.INVALID_VALUE,
-                f"{tool_name}: parameter '{name}' must be one of: {_format_choices(param.enum)}; got {value!r}",
+                ErrorKind.WRONG_TYPE, f"{tool_name}: parameter '{name}' must be an array of {param.items}"
             )
+        if param.enum is not None and _fold(value) not in {_fold(v) for v in param.enum}:
+            message = NOT_ONE_OF.format(tool=tool_name, name=name, choices=join_list(param.enum), value=value)
+            raise ToolCallError(ErrorKind.INVALID_VALUE, message)
     return dict(arguments)
-
-
-def _describe(param: Param) -> str:
-    return f"{param.type}, one of: {_format_choices(param.enum)}" if param.enum is not None else param.type
 
 
 def _fold(value: Any) -> Any:
@@ -167,7 +167,9 @@ class LiveTool:
     refusal: ToolCallError | None = None  # set on endpoints that answer every call with one error
 
     def call(self, arguments: Any) -> Any:
-        if self.refusal:  # a disabled or removed endpoint refuses before it looks at the arguments, like a real 403 or 410
+        if (
+            self.refusal
+        ):  # a disabled or removed endpoint refuses before it looks at the arguments, like a real 403 or 410
             raise ToolCallError(self.refusal.kind, self.refusal.message)
         return self.run(check_arguments(self.name, self.params, arguments))
 

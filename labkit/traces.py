@@ -11,7 +11,8 @@ Every trace the lab writes is a row in the trajectory format of ``labkit.data.tr
 The viewer reads only inside the lab's ``data/`` and ``runs/`` folders and the paths it was given
 (``TraceAccessError`` otherwise). Opening a run keeps a small summary per episode and the byte offset of its
 line; a full row is parsed again only when it is shown. Corrupt lines are skipped and counted. Every string
-that came from a trace is HTML-escaped before it is rendered.
+that came from a trace is HTML-escaped before it is rendered. A row's turns, and how each is coloured, are
+read by ``labkit.episode``.
 """
 
 from __future__ import annotations
@@ -31,23 +32,32 @@ from urllib.parse import urlencode
 
 import orjson  # gradio's own JSON library: parses trace lines about twice as fast as json
 
+from labkit.episode import Turn, TurnKind, episode_turns
 from labkit.evaluate import FAILURES, classify_failure
 from labkit.plots import PHASE_COLOURS
 
-TURN_KINDS = ("trial", "execution", "error", "correction", "answer")
 TURN_COLOURS = {**PHASE_COLOURS, "correction": "#d97706"}
 TURN_MEANINGS = {
-    "trial": "a call that tests what a tool accepts or returns (a rejected probe is how it learns)",
-    "execution": "a call that solves the task",
-    "error": "a call to solve the task, or a turn, that the environment rejected",
-    "correction": "the first call that works after an error",
-    "answer": "the final answer",
+    TurnKind.TRIAL: "a call that tests what a tool accepts or returns (a rejected probe is how it learns)",
+    TurnKind.EXECUTION: "a call that solves the task",
+    TurnKind.ERROR: "a call to solve the task, or a turn, that the environment rejected",
+    TurnKind.CORRECTION: "the first call that works after an error",
+    TurnKind.ANSWER: "the final answer",
 }
 PAGE_SIZE = 50
 LONG_TEXT = 600  # characters of an observation shown before it is collapsed
 MAX_TEXT = 20_000  # characters of any one text rendered at all; the rest is counted, not shown
 SKIPPED_EXAMPLES = 5  # corrupt lines named in a run's summary
-NUMBER_FIELDS = ("level", "seed", "n_trials", "n_calls", "n_errors", "n_recoveries", "step", "group")  # whole numbers in a row
+NUMBER_FIELDS = (
+    "level",
+    "seed",
+    "n_trials",
+    "n_calls",
+    "n_errors",
+    "n_recoveries",
+    "step",
+    "group",
+)  # whole numbers in a row
 
 
 class TraceAccessError(ValueError):
@@ -66,7 +76,9 @@ class RunRef:
     """A run the viewer can open: its id (what links carry), its kind and the files that hold its rows."""
 
     id: str
-    kind: str  # dataset (data.parquet) | eval (episodes.jsonl) | rollouts (rollouts/step-*.jsonl) | traces (other JSONL)
+    kind: (
+        str  # dataset (data.parquet) | eval (episodes.jsonl) | rollouts (rollouts/step-*.jsonl) | traces (other JSONL)
+    )
     files: tuple[Path, ...]
 
     @property
@@ -84,7 +96,9 @@ def _ref_at(path: Path, run_id: str) -> RunRef | None:
         if path.suffix == ".parquet":
             return RunRef(run_id, "dataset", (path,))
         if path.suffix == ".jsonl":
-            kind = "eval" if path.name == "episodes.jsonl" else "rollouts" if path.name.startswith("step-") else "traces"
+            kind = (
+                "eval" if path.name == "episodes.jsonl" else "rollouts" if path.name.startswith("step-") else "traces"
+            )
             return RunRef(run_id, kind, (path,))
         return None
     if not path.is_dir():
@@ -155,14 +169,18 @@ class TraceLibrary:
         if not run_id or not str(run_id).strip():
             raise TraceAccessError("no run chosen: pick one from the list of runs")
         given = Path(str(run_id).strip()).expanduser()
-        path = (given if given.is_absolute() else self.root / given).resolve()  # resolve: no way out through .. or links
+        path = (
+            given if given.is_absolute() else self.root / given
+        ).resolve()  # resolve: no way out through .. or links
         if not self.allows(path):
             raise self._outside(run_id)
         if not path.exists():
             raise TraceAccessError(f"{run_id} does not exist (any more?); pick a run from the list")
         ref = _ref_at(path, self.run_id(path))
         if ref is None:
-            raise TraceFormatError(f"no traces at {run_id}: expected episodes.jsonl, data.parquet or rollouts/step-*.jsonl there")
+            raise TraceFormatError(
+                f"no traces at {run_id}: expected episodes.jsonl, data.parquet or rollouts/step-*.jsonl there"
+            )
         if not all(self.allows(f) for f in ref.files):  # a trace file inside that links out
             raise self._outside(run_id)
         return ref
@@ -203,7 +221,11 @@ def _parse_row(line: bytes) -> dict | None:
             row = json.loads(line)  # NaN and Infinity: json.dumps writes them, orjson refuses them
         except ValueError:
             return None
-    if not isinstance(row, dict) or not isinstance(row.get("messages"), list) or not all(isinstance(m, dict) for m in row["messages"]):
+    if (
+        not isinstance(row, dict)
+        or not isinstance(row.get("messages"), list)
+        or not all(isinstance(m, dict) for m in row["messages"])
+    ):
         return None
     if any(isinstance(row.get(name), float) and not math.isfinite(row[name]) for name in NUMBER_FIELDS):
         return None  # json.dumps writes Infinity and NaN; a level or count cannot be one
@@ -240,7 +262,9 @@ class _JsonlRows:
             f.seek(offset)
             row = _parse_row(f.read(length))
         if row is None:
-            raise TraceFormatError(f"{self.files[file_index]} changed while it was open; choose the run again to reindex it")
+            raise TraceFormatError(
+                f"{self.files[file_index]} changed while it was open; choose the run again to reindex it"
+            )
         return row
 
 
@@ -259,7 +283,9 @@ class _ParquetRows:
         try:
             self.file = pq.ParquetFile(path)
         except self._errors as exc:
-            raise TraceFormatError(f"{path} is not a readable parquet file ({exc}); regenerate it (labkit teach / labkit eval)") from exc
+            raise TraceFormatError(
+                f"{path} is not a readable parquet file ({exc}); regenerate it (labkit teach / labkit eval)"
+            ) from exc
         self.names = self.file.schema_arrow.names
         if "messages" not in self.names:
             raise TraceFormatError(f"{path} has no messages column, so it holds no traces")
@@ -378,7 +404,9 @@ class Run:
 
     def row(self, index: int) -> dict:
         if not 0 <= index < len(self.episodes):
-            raise TraceAccessError(f"{self.ref.id} has episodes 0 to {len(self.episodes) - 1}; there is no episode {index}")
+            raise TraceAccessError(
+                f"{self.ref.id} has episodes 0 to {len(self.episodes) - 1}; there is no episode {index}"
+            )
         return self.rows.row(index)
 
     @property
@@ -387,9 +415,14 @@ class Run:
 
     def describe(self) -> str:
         """One line of Markdown: size, opening time, and the corrupt lines left out."""
-        text = f"**{markdown_text(self.ref.id)}** ({self.ref.kind}): {len(self.episodes):,} episodes, opened in {self.seconds:.2f} s."
+        text = (
+            f"**{markdown_text(self.ref.id)}** ({self.ref.kind}): "
+            f"{len(self.episodes):,} episodes, opened in {self.seconds:.2f} s."
+        )
         if self.skipped:
-            shown = markdown_text(", ".join(self.skipped[:SKIPPED_EXAMPLES])) + (", ..." if len(self.skipped) > SKIPPED_EXAMPLES else "")
+            shown = markdown_text(", ".join(self.skipped[:SKIPPED_EXAMPLES])) + (
+                ", ..." if len(self.skipped) > SKIPPED_EXAMPLES else ""
+            )
             text += f" Skipped {len(self.skipped):,} corrupt line{'s' if len(self.skipped) > 1 else ''} ({shown})."
         return text
 
@@ -503,67 +536,6 @@ def episode_link(run_id: str, index: int) -> str:
     return "?" + urlencode({"run": run_id, "episode": index})
 
 
-# ----------------------------------------------------------------------------- turns and phases
-
-
-@dataclass
-class Turn:
-    """One assistant turn: what the agent wrote, the call it made, and what came back."""
-
-    number: int
-    phase: str  # the phase the agent stated: trial, execution, answer, invalid
-    kind: str  # how the viewer colours it: one of TURN_KINDS
-    text: str
-    tool: str = ""
-    arguments: Any = None
-    observation: str | None = None
-    error: str = ""
-
-
-def turn_kind(phase: str, error: str, previous: str | None) -> str:
-    """trial/execution as the agent stated, except: a rejected call to solve the task (or an unreadable turn) is
-    an error, and the next one that works a correction. A trial stays a trial: a rejected probe is how it learns."""
-    if phase in ("answer", "trial"):
-        return phase
-    if error or phase == "invalid":
-        return "error"
-    if previous == "error":
-        return "correction"
-    return "execution"
-
-
-def _error_kind(observation: str | None) -> str:
-    """The error type inside an observation like {"error": {"type": ...}}, for rows without an errors column."""
-    if not observation or not observation.lstrip().startswith('{"error"'):
-        return ""
-    try:
-        return str(json.loads(observation)["error"]["type"])
-    except (ValueError, KeyError, TypeError):
-        return "error"
-
-
-def episode_turns(row: dict) -> list[Turn]:
-    phases, errors = list(row.get("phases") or []), list(row.get("errors") or [])
-    turns: list[Turn] = []
-    for message in row["messages"]:
-        role, content = message.get("role"), str(message.get("content") or "")
-        if role == "assistant":
-            n = len(turns)
-            calls = message.get("tool_calls")
-            call = calls[0] if isinstance(calls, list) and calls and isinstance(calls[0], dict) else {}
-            function = call.get("function") if isinstance(call.get("function"), dict) else {}
-            phase = phases[n] if n < len(phases) else "answer" if "<answer>" in content else "execution"
-            turns.append(Turn(n + 1, str(phase), "", content, str(function.get("name") or ""), function.get("arguments"), error=str(errors[n]) if n < len(errors) else ""))
-        elif role in ("tool", "user") and turns and turns[-1].observation is None:
-            turns[-1].observation = content  # a tool result, or the environment's word on an unreadable turn
-    previous = None
-    for n, turn in enumerate(turns):
-        if n >= len(errors):
-            turn.error = _error_kind(turn.observation)
-        turn.kind = previous = turn_kind(turn.phase, turn.error, previous)
-    return turns
-
-
 # ----------------------------------------------------------------------------- HTML (every trace string escaped)
 
 
@@ -604,7 +576,7 @@ def phase_legend_html() -> str:
         f'style="display:inline-block;margin:0 10px 4px 0"><span style="display:inline-block;width:11px;height:11px;'
         f'border-radius:3px;background:{TURN_COLOURS[kind]};vertical-align:middle;margin-right:4px"></span>'
         f"<b>{kind}</b>: {html.escape(TURN_MEANINGS[kind])}</span>"
-        for kind in TURN_KINDS
+        for kind in TurnKind
     )
     return f'<div class="tv-legend" style="font-size:13px">{chips}</div>'
 
@@ -619,7 +591,8 @@ def _observation_html(turn: Turn) -> str:
         return f'<div class="tv-obs">{label}<pre style="{style};display:inline">{_esc(turn.observation)}</pre></div>'
     head = _esc(turn.observation[:160])
     return (
-        f'<details class="tv-obs tv-long"><summary style="cursor:pointer;font-size:12px;overflow-wrap:anywhere">{label}{head} ... '
+        '<details class="tv-obs tv-long">'
+        f'<summary style="cursor:pointer;font-size:12px;overflow-wrap:anywhere">{label}{head} ... '
         f"<i>({len(turn.observation):,} characters: show all)</i></summary>"
         f'<pre style="{style}">{_esc(turn.observation)}</pre></details>'
     )
@@ -630,7 +603,8 @@ def _turn_html(turn: Turn) -> str:
     stated = f"wrote {turn.phase}" if turn.phase != turn.kind else ""
     notes = " · ".join(n for n in (f"turn {turn.number}", stated, f"error: {turn.error}" if turn.error else "") if n)
     call = (
-        f'<div class="tv-call"><span style="opacity:.6;font-size:11px">call</span> <code>{_esc(call_text(turn.tool, turn.arguments))}</code></div>'
+        '<div class="tv-call"><span style="opacity:.6;font-size:11px">call</span> '
+        f"<code>{_esc(call_text(turn.tool, turn.arguments))}</code></div>"
         if turn.tool
         else ""
     )
@@ -638,8 +612,10 @@ def _turn_html(turn: Turn) -> str:
         f'<div class="tv-turn" data-kind="{turn.kind}" style="border-left:5px solid {colour};'
         f'background:{colour}12;border-radius:4px;padding:6px 10px;margin:6px 0">'
         f'<div class="tv-head" style="font-size:12px"><span class="tv-kind" style="background:{colour};color:#fff;'
-        f'border-radius:3px;padding:1px 6px;font-weight:600">{turn.kind}</span> <span style="opacity:.75">{_esc(notes)}</span></div>'
-        f'<div class="tv-text" style="white-space:pre-wrap;overflow-wrap:anywhere;margin-top:3px">{_esc(turn.text.strip())}</div>'
+        f'border-radius:3px;padding:1px 6px;font-weight:600">{turn.kind}</span> '
+        f'<span style="opacity:.75">{_esc(notes)}</span></div>'
+        '<div class="tv-text" style="white-space:pre-wrap;overflow-wrap:anywhere;margin-top:3px">'
+        f"{_esc(turn.text.strip())}</div>"
         f"{call}{_observation_html(turn)}</div>"
     )
 
@@ -650,7 +626,10 @@ def timeline_html(row: dict) -> str:
         ("task", row.get("task_id", "")),
         ("split", row.get("split", "")),
         ("level", row.get("level", "")),
-        ("families", ", ".join(map(str, families)) if isinstance(families := row.get("families") or [], list) else families),
+        (
+            "families",
+            ", ".join(map(str, families)) if isinstance(families := row.get("families") or [], list) else families,
+        ),
         ("policy", row.get("policy", "")),
     ]
     if row.get("seed") is not None:
@@ -675,33 +654,54 @@ def reward_weights(ref: RunRef) -> dict[str, float] | None:
 
     # Read as logged, not through today's RewardConfig: a run from before a component was renamed keeps its own weights.
     settings = {f.name for f in fields(RewardConfig)} - set(COMPONENTS)
-    return {name: float(value) for name, value in json.loads(card.read_text())["config"]["rewards"].items() if name not in settings}
+    return {
+        name: float(value)
+        for name, value in json.loads(card.read_text())["config"]["rewards"].items()
+        if name not in settings
+    }
 
 
 def outcome_html(row: dict, weights: dict[str, float] | None = None) -> str:
-    """The final answer against the gold answer, the verdict, and any reward components (weighted, with ``weights``, so they add up)."""
+    """The final answer against the gold answer, the verdict, and any
+    reward components (weighted, with ``weights``, so they add up)."""
     success = bool(row.get("success"))
     verdict_colour = TURN_COLOURS["execution"] if success else TURN_COLOURS["error"]
     verdict = "solved" if success else f"failed: {failure_of(row)}"
     gold = _json(row.get("gold_answer", ""))
     lines = [
-        f'<div class="tv-outcome" data-success="{str(success).lower()}" style="border:1px solid {verdict_colour};border-radius:6px;padding:8px 10px">',
+        f'<div class="tv-outcome" data-success="{str(success).lower()}" '
+        f'style="border:1px solid {verdict_colour};border-radius:6px;padding:8px 10px">',
         f'<div style="font-weight:700;color:{verdict_colour}">{_esc(verdict)}</div>',
         f'<div>answer: <code class="tv-answer">{_esc(row.get("answer", ""))}</code></div>',
-        f'<div>gold: <code class="tv-gold">{_esc(json.dumps(gold, ensure_ascii=False) if not isinstance(gold, str) else gold)}</code>'
+        '<div>gold: <code class="tv-gold">'
+        f"{_esc(json.dumps(gold, ensure_ascii=False) if not isinstance(gold, str) else gold)}</code>"
         f' <span style="opacity:.7">(check: {_esc(row.get("check", "?"))})</span></div>',
-        f'<div style="font-size:12px;opacity:.75">ended: {_esc(row.get("end_reason", ""))} · trials {_esc(row.get("n_trials", ""))}'
-        f' · calls {_esc(row.get("n_calls", ""))} · errors {_esc(row.get("n_errors", ""))} · recoveries {_esc(row.get("n_recoveries", ""))}</div>',
+        '<div style="font-size:12px;opacity:.75">ended: '
+        f"{_esc(row.get('end_reason', ''))} · trials {_esc(row.get('n_trials', ''))}"
+        f" · calls {_esc(row.get('n_calls', ''))} · errors {_esc(row.get('n_errors', ''))} "
+        f"· recoveries {_esc(row.get('n_recoveries', ''))}</div>",
     ]
     rewards = row.get("rewards")
     if isinstance(rewards, dict) or row.get("reward") is not None:
         cell = "padding:1px 10px;border:none"
-        shown = {(f"{k} × {weights[k]:g}" if weights and k in weights else k): _weighted(v, k, weights) for k, v in (rewards or {}).items()}
-        cells = "".join(f"<tr><td style='{cell}'>{_esc(k)}</td><td style='{cell};text-align:right'>{_number(v)}</td></tr>" for k, v in shown.items())
+        shown = {
+            (f"{k} × {weights[k]:g}" if weights and k in weights else k): _weighted(v, k, weights)
+            for k, v in (rewards or {}).items()
+        }
+        cells = "".join(
+            f"<tr><td style='{cell}'>{_esc(k)}</td><td style='{cell};text-align:right'>{_number(v)}</td></tr>"
+            for k, v in shown.items()
+        )
         for name in ("reward", "advantage"):
             if row.get(name) is not None:
-                cells += f"<tr><td style='{cell}'><b>{name}</b></td><td style='{cell};text-align:right'><b>{_number(row[name])}</b></td></tr>"
-        lines.append(f'<table class="tv-rewards" style="margin:6px 0 0;font-size:13px;width:auto"><tr><th style="{cell}">reward component</th><th style="{cell}">value</th></tr>{cells}</table>')
+                cells += (
+                    f"<tr><td style='{cell}'><b>{name}</b></td>"
+                    f"<td style='{cell};text-align:right'><b>{_number(row[name])}</b></td></tr>"
+                )
+        lines.append(
+            '<table class="tv-rewards" style="margin:6px 0 0;font-size:13px;width:auto">'
+            f'<tr><th style="{cell}">reward component</th><th style="{cell}">value</th></tr>{cells}</table>'
+        )
     lines.append("</div>")
     return "".join(lines)
 
@@ -735,22 +735,43 @@ def _signature_html(function: dict | None, other: dict | None) -> str:
     parts = []
     for name, spec in params.items():
         text = f"{_esc(name)}{'' if name in required else '?'}: {_esc(_type_text(spec))}"
-        parts.append(f'<mark title="the other side has no {_esc(name)}">{text}</mark>' if other is not None and name not in theirs else text)
+        parts.append(
+            f'<mark title="the other side has no {_esc(name)}">{text}</mark>'
+            if other is not None and name not in theirs
+            else text
+        )
     notes = "".join(
         f"<li><code>{_esc(name)}</code>: {_esc((spec or {}).get('description', ''))}</li>"
         for name, spec in params.items()
-        if other is not None and name in theirs and (spec or {}).get("description") != (theirs[name] or {}).get("description")
+        if other is not None
+        and name in theirs
+        and (spec or {}).get("description") != (theirs[name] or {}).get("description")
     )
-    return f"<code style='white-space:normal;overflow-wrap:anywhere'>{_esc(function.get('name', ''))}({', '.join(parts)})</code>" + (f'<ul style="margin:2px 0;font-size:12px">{notes}</ul>' if notes else "")
+    return (
+        "<code style='white-space:normal;overflow-wrap:anywhere'>"
+        f"{_esc(function.get('name', ''))}({', '.join(parts)})</code>"
+        + (f'<ul style="margin:2px 0;font-size:12px">{notes}</ul>' if notes else "")
+    )
 
 
 def tool_docs_html(row: dict) -> str:
     """For evolved tools: the documentation the agent saw beside the tool's real signature, and what changed."""
     changes = _json(row.get("changes") or "[]")
     if not changes:
-        return '<div class="tv-docs" style="font-size:13px;opacity:.8">Tools as documented: nothing was changed (level 0).</div>'
-    docs = {d["function"]["name"]: d["function"] for d in _json(row.get("tools") or "[]") if isinstance(d, dict) and "function" in d}
-    real = {d["function"]["name"]: d["function"] for d in _json(row.get("real_tools") or "[]") if isinstance(d, dict) and "function" in d}
+        return (
+            '<div class="tv-docs" style="font-size:13px;opacity:.8">'
+            "Tools as documented: nothing was changed (level 0).</div>"
+        )
+    docs = {
+        d["function"]["name"]: d["function"]
+        for d in _json(row.get("tools") or "[]")
+        if isinstance(d, dict) and "function" in d
+    }
+    real = {
+        d["function"]["name"]: d["function"]
+        for d in _json(row.get("real_tools") or "[]")
+        if isinstance(d, dict) and "function" in d
+    }
     changed = {str(c.get("tool")) for c in changes if isinstance(c, dict)}
     names = sorted((changed | (set(real) - set(docs))) & (set(docs) | set(real)))
     rows = "".join(
@@ -759,12 +780,16 @@ def tool_docs_html(row: dict) -> str:
         for n in names
     )
     what = "".join(
-        f"<li><b>{_esc(c.get('operator', ''))}</b> on <code>{_esc(c.get('tool', ''))}</code>: {_esc(c.get('detail', ''))}</li>" for c in changes if isinstance(c, dict)
+        f"<li><b>{_esc(c.get('operator', ''))}</b> on "
+        f"<code>{_esc(c.get('tool', ''))}</code>: {_esc(c.get('detail', ''))}</li>"
+        for c in changes
+        if isinstance(c, dict)
     )
     return (
         '<div class="tv-docs" style="font-size:13px"><table style="width:100%;table-layout:fixed">'
         "<tr><th>documentation the agent saw</th><th>the tool as it really is</th></tr>"
-        f'{rows}</table><div style="margin-top:4px"><b>What changed</b> (hidden from the agent):<ul style="margin:2px 0">{what}</ul></div></div>'
+        f'{rows}</table><div style="margin-top:4px"><b>What changed</b> (hidden '
+        f'from the agent):<ul style="margin:2px 0">{what}</ul></div></div>'
     )
 
 
@@ -789,9 +814,12 @@ def loss_spans_html(row: dict) -> str:
         parts.append(f'<span class="tv-span" data-loss="{str(loss).lower()}" style="{style}">{_esc(text)}</span>')
     share = f"{carried / total:.0%}" if total else "0%"
     return (
-        f'<div class="tv-loss"><p style="font-size:13px"><span style="background:#16a34a33;border-bottom:2px solid #16a34a">highlighted</span> '
-        f"text carried loss (sampled by the model); the rest (tool results, template) did not: {share} of {total:,} characters.</p>"
-        f'<pre style="white-space:pre-wrap;word-break:break-word;font-size:12px;line-height:1.5">{"".join(parts)}</pre></div>'
+        '<div class="tv-loss"><p style="font-size:13px">'
+        '<span style="background:#16a34a33;border-bottom:2px solid #16a34a">highlighted</span> '
+        "text carried loss (sampled by the model); the rest (tool "
+        f"results, template) did not: {share} of {total:,} characters.</p>"
+        '<pre style="white-space:pre-wrap;word-break:break-word;font-size:12px;line-height:1.5">'
+        f"{''.join(parts)}</pre></div>"
     )
 
 
@@ -833,12 +861,23 @@ def rollout_groups(run: Run) -> dict[tuple[int, int], list[EpisodeSummary]]:
 
 
 def group_rows(members: list[EpisodeSummary], weights: dict[str, float] | None = None) -> tuple[list[str], list[list]]:
-    """A table of one prompt's rollouts: reward, advantage, each reward component (times its weight, with ``weights``), outcome."""
+    """A table of one prompt's rollouts: reward, advantage, each
+    reward component (times its weight, with ``weights``), outcome."""
     components = list(dict.fromkeys(k for e in members for k in (e.rewards or {})))
     named = [f"{c} × {weights[c]:g}" if weights and c in weights else c for c in components]
     header = ["rollout", "episode", "reward", "advantage", *named, "result", "trials", "calls"]
     rows = [
-        [i, e.index, *[_round(v) for v in (e.reward, e.advantage, *[_weighted((e.rewards or {}).get(c), c, weights) for c in components])], "solved" if e.success else f"failed: {e.failure}", e.n_trials, e.n_calls]
+        [
+            i,
+            e.index,
+            *[
+                _round(v)
+                for v in (e.reward, e.advantage, *[_weighted((e.rewards or {}).get(c), c, weights) for c in components])
+            ],
+            "solved" if e.success else f"failed: {e.failure}",
+            e.n_trials,
+            e.n_calls,
+        ]
         for i, e in enumerate(members)
     ]
     return header, rows
@@ -853,7 +892,13 @@ def success_by_split_level(episodes: list[EpisodeSummary]) -> list[dict]:
     for e in episodes:
         cells[(e.split or "?", e.level)].append(e.success)
     return [
-        {"split · level": f"{split} · L{level} (n={len(v)})", "split": split, "level": level, "success": sum(v) / len(v), "episodes": len(v)}
+        {
+            "split · level": f"{split} · L{level} (n={len(v)})",
+            "split": split,
+            "level": level,
+            "success": sum(v) / len(v),
+            "episodes": len(v),
+        }
         for (split, level), v in sorted(cells.items())
     ]
 
@@ -872,6 +917,10 @@ def failure_counts(episodes: list[EpisodeSummary]) -> list[dict]:
 def default_comparison(refs: list[RunRef]) -> tuple[str, str] | None:
     """A golden-vs-trial pair of runs on the same tasks (evolved first), for the Compare view to open with."""
     ids = {r.id for r in refs}
-    pairs = [(r.id, r.id.replace("golden", "trial")) for r in refs if "golden" in r.id and r.id.replace("golden", "trial") in ids]
+    pairs = [
+        (r.id, r.id.replace("golden", "trial"))
+        for r in refs
+        if "golden" in r.id and r.id.replace("golden", "trial") in ids
+    ]
     pairs.sort(key=lambda pair: "evolved" not in pair[0])
     return pairs[0] if pairs else None

@@ -22,11 +22,12 @@ def _(mo):
 def _():
     import marimo as mo
 
+    from labkit.course import open_lesson
     from labkit.doctor import format_report, machine_report
     from labkit.lessons import COURSE, ablation_success, best_trained, first_table, grade_prediction, report_parts
-    from labkit.profiles import resolve_profile
 
-    return COURSE, ablation_success, best_trained, first_table, format_report, grade_prediction, machine_report, mo, report_parts, resolve_profile
+    profile = open_lesson(mo).profile
+    return COURSE, ablation_success, best_trained, first_table, format_report, grade_prediction, machine_report, mo, profile, report_parts
 
 
 @app.cell(hide_code=True)
@@ -73,9 +74,8 @@ def _(mo):
 
 
 @app.cell
-def _(format_report, machine_report, mo, resolve_profile):
+def _(format_report, machine_report, mo, profile):
     report = machine_report()
-    profile = resolve_profile(mo.cli_args().get("profile"), argv=[])
     print(format_report(report))
     mo.vstack(
         [

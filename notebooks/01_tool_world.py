@@ -26,12 +26,13 @@ def _():
     import marimo as mo
 
     from labkit import lessons, plots
+    from labkit.course import open_lesson
     from labkit.env import call_once
-    from labkit.profiles import resolve_profile
     from labkit.tasks import SPLITS, example_arguments, generate_tasks
     from labkit.tools import load_catalog
     from labkit.toolset import base_toolset
 
+    profile = open_lesson(mo).profile
     catalog = load_catalog()
     return (
         SPLITS,
@@ -44,15 +45,8 @@ def _():
         lessons,
         mo,
         plots,
-        resolve_profile,
+        profile,
     )
-
-
-@app.cell
-def _(mo, resolve_profile):
-    profile = resolve_profile(mo.cli_args().get("profile"), argv=[])
-    print(f"profile: {profile.name}")
-    return (profile,)
 
 
 @app.cell(hide_code=True)

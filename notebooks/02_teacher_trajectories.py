@@ -27,18 +27,17 @@ def _():
     import marimo as mo
 
     from labkit import lessons, plots
+    from labkit.course import open_lesson
     from labkit.data import load_dataset_dir
     from labkit.models import ModelNotAvailableError, load_tokenizer
-    from labkit.profiles import resolve_profile
     from labkit.tasks import generate_tasks
     from labkit.teach import TeachConfig, teach
     from labkit.teachers.scripted import DEFAULT_SLIPS, SLIPS
     from labkit.tools import load_catalog
 
+    _lesson = open_lesson(mo)
+    profile, data_dir = _lesson.profile, _lesson.data_dir
     catalog = load_catalog()
-    data_dir = mo.notebook_dir().parent / "data"
-    lessons.quiet_progress_bars()
-
     return (
         DEFAULT_SLIPS,
         ModelNotAvailableError,
@@ -54,16 +53,9 @@ def _():
         load_tokenizer,
         mo,
         plots,
-        resolve_profile,
+        profile,
         teach,
     )
-
-
-@app.cell
-def _(mo, resolve_profile):
-    profile = resolve_profile(mo.cli_args().get("profile"), argv=[])
-    print(f"profile: {profile.name}")
-    return (profile,)
 
 
 @app.cell(hide_code=True)

@@ -28,22 +28,13 @@ def _():
     from labkit import costs, lessons, plots
     from labkit.data import load_dataset_dir
     from labkit.evaluate import format_metric
+    from labkit.course import open_lesson
     from labkit.models import load_tokenizer
-    from labkit.profiles import resolve_profile
     from labkit.sft import read_run_card, train_sft
 
-    data_dir = mo.notebook_dir().parent / "data"
-    lessons.quiet_progress_bars()
-
-    return costs, data_dir, format_metric, lessons, load_dataset_dir, load_tokenizer, mo, plots, read_run_card, resolve_profile, train_sft
-
-
-@app.cell
-def _(mo, resolve_profile):
-    profile = resolve_profile(mo.cli_args().get("profile"), argv=[])
-    run_all = "run" in mo.cli_args()  # `python notebooks/03_sft.py --run` presses every button (headless runs, tests)
-    print(f"profile: {profile.name} (model: {profile.model})")
-    return profile, run_all
+    _lesson = open_lesson(mo)  # `python notebooks/03_sft.py --run` presses every button (headless runs, tests)
+    profile, run_all, data_dir = _lesson.profile, _lesson.run_all, _lesson.data_dir
+    return costs, data_dir, format_metric, lessons, load_dataset_dir, load_tokenizer, mo, plots, profile, read_run_card, run_all, train_sft
 
 
 @app.cell(hide_code=True)
@@ -245,7 +236,9 @@ def _(data_dir, lessons, mo):
                 "## 4. The full ablation\n\n"
                 "The slice above is a few tasks. `labkit ablation --profile cpu` trains SFT-golden, SFT-recover (the trial "
                 "teacher without its trials) and SFT-trial at a matched token budget, evaluates them on seen, evolved and "
-                "unseen tools with the same tasks and seeds, and writes a report like the shipped one, `reports/ablation.md`:\n\n"
+                "unseen tools with the same tasks and seeds, and writes a report like the shipped one, `reports/ablation.md`. "
+                "Its learning curve (`reports/ablation-curve.md`) trains each arm again at more budgets, up to every training task: "
+                "there golden imitation has stopped improving while the two arms that learned to fix their calls still climb.\n\n"
                 + (text or "*(no report yet: run `labkit ablation`)*")
             )
         ]

@@ -26,25 +26,16 @@ def _():
     import marimo as mo
 
     from labkit import costs, lessons, plots
+    from labkit.course import open_lesson
     from labkit.models import load_model
-    from labkit.profiles import resolve_profile
     from labkit.rewards import COMPONENTS, RewardConfig
     from labkit.rl import train_rl
     from labkit.tasks import load_tasks
     from labkit.tools import load_catalog
 
-    data_dir = mo.notebook_dir().parent / "data"
-    lessons.quiet_progress_bars()
-
-    return COMPONENTS, RewardConfig, costs, data_dir, lessons, load_catalog, load_model, load_tasks, mo, plots, resolve_profile, train_rl
-
-
-@app.cell
-def _(mo, resolve_profile):
-    profile = resolve_profile(mo.cli_args().get("profile"), argv=[])
-    run_all = "run" in mo.cli_args()  # `python notebooks/04_rl_grpo.py --run` presses every button (headless runs, tests)
-    print(f"profile: {profile.name} (model: {profile.model})")
-    return profile, run_all
+    _lesson = open_lesson(mo)  # `python notebooks/04_rl_grpo.py --run` presses every button (headless runs, tests)
+    profile, run_all, data_dir = _lesson.profile, _lesson.run_all, _lesson.data_dir
+    return COMPONENTS, RewardConfig, costs, data_dir, lessons, load_catalog, load_model, load_tasks, mo, plots, profile, run_all, train_rl
 
 
 @app.cell(hide_code=True)
@@ -60,6 +51,37 @@ def _(lessons, mo):
         "The reward is a weighted sum of named components (`labkit/rewards.py`):\n\n"
         "| component | what it pays for |\n|:--|:--|\n"
         + "\n".join(f"| `{name}` | {meaning} |" for name, meaning in lessons.REWARD_MEANINGS.items())
+    )
+    return
+
+
+@app.function
+def grpo_advantages(rewards: list[float]) -> list[float]:
+    """GRPO's advantage of each episode in one group (one task played several times), from the episodes' rewards.
+
+    An advantage is how far an episode's reward lies above its group's mean, measured in the group's spread: the
+    sample standard deviation, as TRL computes it (``scale_rewards="group"``). The 1e-4 keeps a group whose rewards
+    are all equal from dividing by zero; there every advantage is 0, and GRPO learns nothing from that group.
+    A group of one episode has nothing to be compared with: its advantage is 0.
+    The trainer uses ``labkit.rewards.group_advantages``, and a test checks that the two agree.
+    """
+    mean = sum(rewards) / len(rewards)
+    if len(rewards) == 1:
+        return [0.0]
+    spread = (sum((r - mean) ** 2 for r in rewards) / (len(rewards) - 1)) ** 0.5
+    return [(r - mean) / (spread + 1e-4) for r in rewards]
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    _groups = [[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.5, 0.9, -0.3, 0.4]]
+    mo.md(
+        "The advantage in code is the function `grpo_advantages` above. On four groups of four episodes:\n\n"
+        "| rewards | advantages |\n|:--|:--|\n"
+        + "\n".join(f"| {g} | {[round(a, 2) for a in grpo_advantages(g)]} |" for g in _groups)
+        + "\n\nThe one solved episode of the first group gets a large push; in the second, half the group is pushed "
+        "up and half down; the third group, all failures, teaches nothing; in the last, with rewards of several "
+        "components, each episode is pushed by where it stands in its group."
     )
     return
 

@@ -25,20 +25,12 @@ def _():
     import marimo as mo
 
     from labkit import costs, lessons, plots
+    from labkit.course import open_lesson
     from labkit.evaluate import FAILURES, METRICS, format_metric, sample_failures
-    from labkit.profiles import resolve_profile
 
-    lessons.quiet_progress_bars()
-
-    return FAILURES, METRICS, costs, format_metric, lessons, mo, plots, resolve_profile, sample_failures
-
-
-@app.cell
-def _(mo, resolve_profile):
-    profile = resolve_profile(mo.cli_args().get("profile"), argv=[])
-    run_all = "run" in mo.cli_args()  # `python notebooks/05_evaluation.py --run` presses every button (headless runs, tests)
-    print(f"profile: {profile.name} (model: {profile.model})")
-    return profile, run_all
+    _lesson = open_lesson(mo)  # `python notebooks/05_evaluation.py --run` presses every button (headless runs, tests)
+    profile, run_all = _lesson.profile, _lesson.run_all
+    return FAILURES, METRICS, costs, format_metric, lessons, mo, plots, profile, run_all, sample_failures
 
 
 @app.cell(hide_code=True)
@@ -234,6 +226,8 @@ def _(lessons, mo, plots, profile, trained, trained_guess, trained_splits):
                     "At 135M parameters and minutes of CPU training, imitating golden calls can beat learning to try first. "
                     "The lab's full ablation (`reports/ablation.md`, 100 tasks x 3 seeds a split) shows where: trying first wins on "
                     "changed tools (evolved, +0.10 over SFT-golden, interval above zero) and loses on tools never trained on (unseen, -0.30). "
+                    "Trained on every training task (`reports/ablation-curve.md`), the lead on changed tools grows to +0.25, "
+                    "and SFT-recover, which fixes its calls after failing without probing first, beats SFT-golden pooled. "
                     "Intervals show how much of any gap a few dozen episodes can resolve: gaps inside them count as *about the same*.",
                 )
             ),

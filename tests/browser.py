@@ -1,4 +1,5 @@
-"""Headless Debian Chromium through Playwright, for the browser tests (DESIGN §7: Playwright cannot download its own)."""
+"""Headless Debian Chromium through Playwright, for the browser
+tests (Playwright cannot download its own browser there)."""
 
 import os
 from pathlib import Path
@@ -6,7 +7,13 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def sync_playwright_or_skip(chromium: Path = CHROMIUM):

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from labkit.ablation import ARMS, SPLITS, AblationConfig, rl_config, run_ablation, success_gap, target_checks
+from labkit.ablation import ARMS, HARD, SPLITS, AblationConfig, rl_config, run_ablation, success_gap, target_checks
+from labkit.evaluate import EvalConfig, evaluate
 
 
 def test_success_gap_has_a_bootstrap_interval():
@@ -28,7 +29,10 @@ def test_a_gap_over_the_same_episodes_is_paired_and_tighter():
 
 def test_targets_are_met_only_by_a_large_enough_gap_whose_interval_clears_zero():
     gaps = {
-        ("sft-trial", "sft-golden"): {"gap": 0.2, "ci95": [-0.01, 0.4]},  # big enough, but the interval reaches below zero
+        ("sft-trial", "sft-golden"): {
+            "gap": 0.2,
+            "ci95": [-0.01, 0.4],
+        },  # big enough, but the interval reaches below zero
         ("sft-trial-grpo", "sft-trial"): {"gap": 0.06, "ci95": [0.01, 0.11]},
     }
     pooled = {"sft-trial": {"error_recovery_rate": float("nan"), "error_recovery_rate_ci95": [None, None]}}
@@ -39,13 +43,24 @@ def test_targets_are_met_only_by_a_large_enough_gap_whose_interval_clears_zero()
 
 
 def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
-    config = AblationConfig(profile="tiny", out=str(tmp_path / "runs"), report=str(tmp_path / "reports" / "ablation.md"), ship=str(tmp_path / "adapters"))
+    config = AblationConfig(
+        profile="tiny",
+        out=str(tmp_path / "runs"),
+        report=str(tmp_path / "reports" / "ablation.md"),
+        ship=str(tmp_path / "adapters"),
+    )
     result = run_ablation(config, progress=False)
     assert set(result["metrics"]) == {(arm, split) for arm in ARMS for split in SPLITS}
     golden, trial = (result["runs"][arm]["data"]["tokens"] for arm in ("sft-golden", "sft-trial"))
     assert abs(golden - trial) < 512 and max(golden, trial) <= min(result["budgets"].values())
     report = (tmp_path / "reports" / "ablation.md").read_text()
-    for gap in ("sft-trial minus sft-golden", "sft-recover minus sft-golden", "sft-trial minus sft-recover", "sft-trial-grpo minus sft-trial", "grpo-only minus base"):
+    for gap in (
+        "sft-trial minus sft-golden",
+        "sft-recover minus sft-golden",
+        "sft-trial minus sft-recover",
+        "sft-trial-grpo minus sft-trial",
+        "grpo-only minus base",
+    ):
         assert gap in report
     assert "labkit ablation --profile tiny" in report and "zero-advantage groups" in report
     assert set(result["rl_runs"]) == {"sft-trial-grpo", "grpo-only"}
@@ -55,17 +70,25 @@ def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
     for arm in ("sft-golden", "sft-recover", "sft-trial", "sft-trial-grpo", "grpo-only"):
         assert (tmp_path / "adapters" / arm / "adapter_model.safetensors").is_file()
     shipped = json.loads((tmp_path / "adapters" / "sft-trial-grpo" / "adapter_config.json").read_text())
-    assert shipped["base_model_name_or_path"] == "../sft-trial"  # loads from the shipped SFT adapter, wherever they move
+    assert (
+        shipped["base_model_name_or_path"] == "../sft-trial"
+    )  # loads from the shipped SFT adapter, wherever they move
     assert len(list((tmp_path / "adapters" / "sft-trial-grpo" / "rollouts").glob("step-*.jsonl"))) == 1
     summary = json.loads((tmp_path / "reports" / "ablation.json").read_text())
     assert summary["success"]["sft-trial/unseen"]["n"] == config.n * config.seeds
     assert summary["success"]["sft-trial/evolved+unseen"]["n"] == 2 * config.n * config.seeds
-    assert summary["command"] == config.command() and set(summary["gaps"]["sft-trial minus sft-golden"]) == {"evolved", "unseen", "evolved+unseen"}
+    assert summary["command"] == config.command() and set(summary["gaps"]["sft-trial minus sft-golden"]) == {
+        "evolved",
+        "unseen",
+        "evolved+unseen",
+    }
     assert "| sft-trial minus sft-golden | " in report  # a difference on each split and pooled
     # A second run reads everything back: same numbers, nothing retrained.
     again = run_ablation(config, progress=False)
     assert again["runs"] == result["runs"] and again["rl_runs"] == result["rl_runs"]
-    assert {k: m["success"] for k, m in again["metrics"].items()} == {k: m["success"] for k, m in result["metrics"].items()}
+    assert {k: m["success"] for k, m in again["metrics"].items()} == {
+        k: m["success"] for k, m in result["metrics"].items()
+    }
 
 
 def test_arms_can_be_chosen_and_unknown_ones_are_refused():
@@ -84,23 +107,41 @@ def test_a_report_of_some_arms_trains_only_what_they_need_keeps_its_own_figures_
     full = reports / "figures" / "ablation_success.png"
     full.parent.mkdir(parents=True)
     full.write_bytes(b"the full report's figure")
-    config = AblationConfig(profile="tiny", out=str(tmp_path / "runs"), report=str(reports / "ablation-some.md"), arms=("sft-recover",), curve=(1000, 4000))
+    config = AblationConfig(
+        profile="tiny",
+        out=str(tmp_path / "runs"),
+        report=str(reports / "ablation-some.md"),
+        arms=("sft-recover",),
+        curve=(1000, 4000),
+    )
     assert config.sft_arms == ("sft-recover",)
     assert AblationConfig(profile="tiny", arms=("sft-trial-grpo",)).sft_arms == ("sft-trial",)
     result = run_ablation(config, progress=False)
-    assert set(result["runs"]) == {"sft-recover"} and result["rl_runs"] == {} and result["budgets"] == {"sft-recover": 4000}
+    assert (
+        set(result["runs"]) == {"sft-recover"}
+        and result["rl_runs"] == {}
+        and result["budgets"] == {"sft-recover": 4000}
+    )
     assert not (tmp_path / "runs" / "sft-trial").exists() and not (tmp_path / "runs" / "sft-golden").exists()
     # The curve trains the 1000-token run and reads the ablation's own 4000-token run back.
     assert sorted(p.name for p in (tmp_path / "runs" / "curve").iterdir()) == ["sft-recover-1000"]
     points = result["curves"]["sft-recover"]
-    assert [p["tokens"] <= b for p, b in zip(points, (1000, 4000))] == [True, True] and points[-1]["tokens"] == result["runs"]["sft-recover"]["data"]["tokens"]
+    assert [p["tokens"] <= b for p, b in zip(points, (1000, 4000))] == [True, True] and points[-1]["tokens"] == result[
+        "runs"
+    ]["sft-recover"]["data"]["tokens"]
     assert all(0 <= p["success_ci95"][0] <= p["success"] <= p["success_ci95"][1] <= 1 for p in points)
+    assert [p["whole"] for p in points] == [False, False]  # both budgets fit inside the dataset
     assert full.read_bytes() == b"the full report's figure"  # left alone
     for figure in ("success", "robustness", "failures", "loss", "curve"):
         assert (reports / "figures" / f"ablation-some_{figure}.png").is_file()
     assert not (reports / "figures" / "ablation-some_grpo.png").exists()
     report = (reports / "ablation-some.md").read_text()
-    assert "--arms sft-recover" in report and "--curve 1000,4000" in report and "| sft-recover |" in report and "minus" not in report
+    assert (
+        "--arms sft-recover" in report
+        and "--curve 1000,4000" in report
+        and "| sft-recover |" in report
+        and "minus" not in report
+    )
     assert "## Learning curve" in report and "figures/ablation-some_curve.png" in report
 
 
@@ -110,9 +151,34 @@ def test_a_matched_task_budget_trains_every_arm_on_its_whole_dataset(tokenizer):
     tasks = AblationConfig(profile="tiny", budget="tasks")
     assert "--budget tasks" in tasks.command()
     whole = dataset_tokens(tasks, tokenizer)
-    assert arm_budgets(tasks, whole) == whole and len(set(whole.values())) == 3 and min(whole.values()) > 4000, "each its own"
+    assert arm_budgets(tasks, whole) == whole and len(set(whole.values())) == 3 and min(whole.values()) > 4000, (
+        "each its own"
+    )
     tokens = AblationConfig(profile="tiny")
     matched = arm_budgets(tokens, dataset_tokens(tokens, tokenizer))
     assert set(matched.values()) == {4000}, "the tiny profile's budget, the same for every arm"
     with pytest.raises(ValueError, match="budget must be"):
         AblationConfig(profile="tiny", budget="epochs")
+
+
+def test_matched_task_gaps_pair_the_arms_trained_on_their_whole_datasets(tmp_path):
+    from labkit.ablation import curve_out, matched_task_gaps
+
+    config = AblationConfig(profile="tiny", out=str(tmp_path), arms=("sft-golden", "sft-trial"), curve=(10**9,))
+    totals, budgets = {"sft-golden": 5000, "sft-trial": 6000}, {"sft-golden": 4000, "sft-trial": 4000}
+    # Scripted teachers stand in for the two whole-dataset adapters: real episodes, in the folders the curve writes.
+    success = {}
+    for arm, teacher in (("sft-golden", "teacher:golden"), ("sft-trial", "teacher:trial")):
+        for split in HARD:
+            out = f"{curve_out(config, arm, totals[arm])}/eval-{split}"
+            success[arm, split] = evaluate(
+                EvalConfig(policy=teacher, split=split, n=config.n, seeds=config.seeds, profile="tiny", out=out),
+                progress=False,
+            )["success"]
+    gaps = matched_task_gaps(config, totals, budgets)
+    assert set(gaps) == {"sft-trial minus sft-golden"}
+    by_split = gaps["sft-trial minus sft-golden"]
+    assert set(by_split) == {*HARD, "+".join(HARD)} and all(gap["paired"] for gap in by_split.values())
+    for split in HARD:
+        assert by_split[split]["gap"] == pytest.approx(success["sft-trial", split] - success["sft-golden", split])
+    assert matched_task_gaps(AblationConfig(profile="tiny", out=str(tmp_path), curve=(1000,)), totals, budgets) == {}

@@ -64,7 +64,8 @@ def _as_turn(name: str, arguments: dict) -> str:
 
 @pytest.mark.parametrize("category", bfcl.CATEGORIES)
 def test_official_checker_accepts_possible_answers_written_as_our_tool_calls(items, category):
-    """Every BFCL possible answer, rendered as our <tool_call> turn and read back by parse_turn, passes BFCL's checker."""
+    """Every BFCL possible answer, rendered as our <tool_call>
+    turn and read back by parse_turn, passes BFCL's checker."""
     chosen = items[category]
     outputs = [_as_turn(*_answer_call(item)) for item in chosen]
     assert "<tool_call>" in outputs[0] and outputs[0].rstrip().endswith(protocol.END_OF_TURN)
@@ -75,7 +76,8 @@ def test_official_checker_accepts_possible_answers_written_as_our_tool_calls(ite
 
 
 def _corrupt(item: bfcl.BFCLItem) -> tuple[str, dict, str] | None:
-    """The answer call with one required scalar argument changed to a value of the same type that BFCL does not accept."""
+    """The answer call with one required scalar argument changed
+    to a value of the same type that BFCL does not accept."""
     name, arguments = _answer_call(item)
     function = next(f for f in item.functions if f["name"] == name)
     for param in function["parameters"].get("required", []):
@@ -101,7 +103,9 @@ def test_official_checker_rejects_a_corrupted_argument(items, category):
     corrupted = [(item, _corrupt(item)) for item in chosen]
     corrupted = [(item, change) for item, change in corrupted if change is not None]
     assert len(corrupted) >= 25
-    result = bfcl.score_bfcl([i for i, _ in corrupted], [_as_turn(name, args) for _, (name, args, _) in corrupted], category)
+    result = bfcl.score_bfcl(
+        [i for i, _ in corrupted], [_as_turn(name, args) for _, (name, args, _) in corrupted], category
+    )
     assert result.correct == 0, [d for d in result.details if d["valid"]][:3]
     assert all(t.startswith(("value_error", "type_error")) for t in result.error_types), result.error_types
     param = corrupted[0][1][2]
@@ -114,7 +118,7 @@ def test_checker_verdicts_on_malformed_turns(items):
     call = json.dumps({"name": name, "arguments": arguments})
     outputs = {
         "two calls": f"<tool_call>\n{call}\n</tool_call><tool_call>\n{call}\n</tool_call>",
-        "bad json": "<tool_call>\n{\"name\": \"calculate_triangle_area\", \"arguments\": {\"base\": }\n</tool_call>",
+        "bad json": '<tool_call>\n{"name": "calculate_triangle_area", "arguments": {"base": }\n</tool_call>',
         "string arguments": "<tool_call>\n" + json.dumps({"name": name, "arguments": "base=10"}) + "\n</tool_call>",
         "wrong function": _as_turn("triangle_area", arguments),
         "missing argument": _as_turn(name, {k: v for k, v in arguments.items() if k != "base"}),
@@ -145,7 +149,9 @@ def test_outputs_without_a_tool_call_score_zero(items):
 
 def test_load_bfcl_and_seeded_subsets(items):
     first = items["simple_python"][0]
-    assert first.id == "simple_python_0" and first.question == [{"role": "user", "content": first.question[0]["content"]}]
+    assert first.id == "simple_python_0" and first.question == [
+        {"role": "user", "content": first.question[0]["content"]}
+    ]
     assert first.possible_answer[0]["calculate_triangle_area"]["base"] == [10]
     assert all(2 <= len(item.functions) <= 4 for item in items["multiple"])
     subset = bfcl.load_bfcl("multiple", limit=20, seed=3)
@@ -178,7 +184,9 @@ def test_function_docs_become_json_schemas_that_our_template_renders():
     assert params["properties"]["meta"] == {"type": "object", "properties": {"tag": {}}}
     assert doc["parameters"]["type"] == "dict"  # BFCL's doc itself is untouched: the checker reads it
     text = protocol.render([{"role": "user", "content": "q"}], tools=[tool])
-    assert "geo.distance(a: array, unit?: km|mi, meta?: object): Distance between two points.\n  a: First point.\n" in text
+    assert (
+        "geo.distance(a: array, unit?: km|mi, meta?: object): Distance between two points.\n  a: First point.\n" in text
+    )
 
 
 # ----------------------------------------------------------------------------- isolation
@@ -211,7 +219,9 @@ def test_checker_import_loads_no_vendor_sdk_and_leaves_the_lab_stack_alone(bfcl_
         "print(sorted(m for m in sdks if m in sys.modules))\n"
         "print(sys.modules['bfcl_eval'].__path__[0])\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=dict(os.environ), timeout=120
+    )
     assert done.returncode == 0, done.stderr
     imported, sdks, location = done.stdout.strip().splitlines()
     module, language, numpy_version = imported.split()
@@ -222,7 +232,8 @@ def test_checker_import_loads_no_vendor_sdk_and_leaves_the_lab_stack_alone(bfcl_
 
 
 def test_no_pypi_and_nothing_cached_is_a_clear_error(tmp_path, monkeypatch):
-    """A real pip run that can reach no package source (not a mock): the error says what to run, nothing is left behind."""
+    """A real pip run that can reach no package source (not a
+    mock): the error says what to run, nothing is left behind."""
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels-here"))

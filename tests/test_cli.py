@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import FIXTURES
 
 from labkit.cli import main
@@ -13,7 +12,11 @@ from labkit.cli import main
 def run_cli(*args, env=None):
     """The installed console script, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "labkit.cli", *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+        [sys.executable, "-m", "labkit.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -25,7 +28,23 @@ def test_doctor_prints_the_machine_and_a_profile():
 
 def test_tasks_generate_is_byte_identical_per_seed(tmp_path):
     for name in ("a", "b"):
-        assert main(["tasks", "generate", "--split", "evolved", "--n", "30", "--seed", "7", "--out", str(tmp_path / f"{name}.jsonl")]) == 0
+        assert (
+            main(
+                [
+                    "tasks",
+                    "generate",
+                    "--split",
+                    "evolved",
+                    "--n",
+                    "30",
+                    "--seed",
+                    "7",
+                    "--out",
+                    str(tmp_path / f"{name}.jsonl"),
+                ]
+            )
+            == 0
+        )
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
     rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
     assert len(rows) == 30 and all(1 <= r["level"] <= 4 for r in rows)
@@ -80,12 +99,24 @@ def test_a_grpo_runs_recorded_command_rebuilds_the_same_run():
     from labkit.rewards import RewardConfig
     from labkit.rl import RLRunConfig
 
-    run = RLRunConfig(init="runs/sft", profile="tiny", out="runs/rl", tasks="my/tasks.jsonl", engine="vllm", micro_batch=2, beta=0.1,
-                      seed=3, rewards=RewardConfig(format=0.0, max_trials=2))
+    run = RLRunConfig(
+        init="runs/sft",
+        profile="tiny",
+        out="runs/rl",
+        tasks="my/tasks.jsonl",
+        engine="vllm",
+        micro_batch=2,
+        beta=0.1,
+        seed=3,
+        rewards=RewardConfig(format=0.0, max_trials=2),
+    )
     command = run.command()
     assert "--tasks my/tasks.jsonl" in command and "--engine vllm" in command and "--reward max_trials=2" in command
     assert rl_config(build_parser().parse_args(shlex.split(command)[1:])) == run
-    assert RLRunConfig(init="runs/sft", profile="tiny", out="o").command() == "labkit rl --init runs/sft --profile tiny --steps 2 --out o"
+    assert (
+        RLRunConfig(init="runs/sft", profile="tiny", out="o").command()
+        == "labkit rl --init runs/sft --profile tiny --steps 2 --out o"
+    )
 
 
 def _subcommands(parser, prefix=()):

@@ -1,14 +1,31 @@
 """labkit.costs: rates measured on this machine, and the estimates notebooks show beside their buttons."""
 
-import pytest
-
 import json
 import time
 from dataclasses import asdict, replace
 
-from labkit.costs import Estimate, Speed, episodes_estimate, format_duration, grpo_estimate, measure_speed, measured_speed, sft_estimate
+import pytest
 
-SPEED = Speed(model="m", batch=8, train_tokens_per_s=100.0, prefill_s=2.0, decode_step_s=0.1, measured_in_s=1.0, measured_at=time.time())
+from labkit.costs import (
+    Estimate,
+    Speed,
+    episodes_estimate,
+    format_duration,
+    grpo_estimate,
+    measure_speed,
+    measured_speed,
+    sft_estimate,
+)
+
+SPEED = Speed(
+    model="m",
+    batch=8,
+    train_tokens_per_s=100.0,
+    prefill_s=2.0,
+    decode_step_s=0.1,
+    measured_in_s=1.0,
+    measured_at=time.time(),
+)
 
 
 def test_measuring_the_tiny_model_gives_positive_rates_once_per_process():
@@ -47,12 +64,25 @@ def test_episode_estimates_count_batches_and_turns():
 
 
 def test_grpo_estimate_never_expects_more_than_its_bound():
-    estimate = grpo_estimate(steps=2, episodes_per_step=4, max_turns=3, max_new_tokens=16, speed=SPEED, typical_turns=4.5)
+    estimate = grpo_estimate(
+        steps=2, episodes_per_step=4, max_turns=3, max_new_tokens=16, speed=SPEED, typical_turns=4.5
+    )
     assert 0 < estimate.typical_s <= estimate.at_most_s
     assert grpo_estimate(4, 4, 3, 16, SPEED).at_most_s == pytest.approx(2 * estimate.at_most_s)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0.2, "1 s"), (40, "40 s"), (89, "89 s"), (91, "2 min"), (3540, "59 min"), (3600, "1 h 00 min"), (3700, "1 h 02 min")])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.2, "1 s"),
+        (40, "40 s"),
+        (89, "89 s"),
+        (91, "2 min"),
+        (3540, "59 min"),
+        (3600, "1 h 00 min"),
+        (3700, "1 h 02 min"),
+    ],
+)
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 

@@ -26,7 +26,7 @@ def test_demo_runs_the_course_headless_and_resumes(tmp_path, capsys):
     for figure in ("success", "robustness", "failures", "loss", "grpo"):
         assert (report.parent / "figures" / f"ablation_{figure}.png").is_file()
     # It ends beside the shipped full ablation's figures (run from the lab's folder, where they are).
-    relation = text[text.index("## How this demo relates to the full ablation"):]
+    relation = text[text.index("## How this demo relates to the full ablation") :]
     full = json.loads((LAB / FULL[0]).read_text())
     golden = full["success"][f"sft-golden/{POOLED}"]["success"]
     rows = arm_rows(DemoConfig(profile="tiny", out=str(out), report=str(report)).ablation(), "sft-golden", HARD)
@@ -54,7 +54,10 @@ def test_demo_data_at_the_cpu_size_is_the_shipped_data_compared_only_where_that_
 
 
 def test_an_ordering_shows_ties_as_ties():
-    assert ordering({"base": 0.0, "sft-trial": 0.1, "sft-golden": 0.25, "sft-trial-grpo": 0.1}) == "sft-golden > sft-trial = sft-trial-grpo > base"
+    assert (
+        ordering({"base": 0.0, "sft-trial": 0.1, "sft-golden": 0.25, "sft-trial-grpo": 0.1})
+        == "sft-golden > sft-trial = sft-trial-grpo > base"
+    )
 
 
 def test_without_a_full_ablation_the_demo_says_how_to_make_one():

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from localhost import free_port
 
 from labkit.env import EnvConfig
 from labkit.models import load_model, tiny_model
@@ -28,7 +29,6 @@ from labkit.rl import RLRunConfig, build_trainer, read_rollout_log
 from labkit.rollout import GenerationConfig, ServedModel, rollout_batch
 from labkit.sft import read_run_card
 from labkit.tasks import Task, generate_tasks
-from localhost import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = 2
@@ -39,11 +39,20 @@ def launch(tmp_path: Path, *labkit_args: str) -> list[dict]:
     digests = tmp_path / "digests"
     shutil.rmtree(digests, ignore_errors=True)  # an earlier launch's records must not pass for this one's
     command = [
-        str(Path(sys.executable).parent / "accelerate"), "launch",
-        "--config_file", str(ROOT / "configs/accelerate/ddp.yaml"),
-        "--num_processes", str(PROCESSES),
-        "--main_process_port", str(free_port()),
-        str(ROOT / "tests/distributed_probe.py"), *labkit_args, "--profile", "tiny", "--report-to", "none",
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--config_file",
+        str(ROOT / "configs/accelerate/ddp.yaml"),
+        "--num_processes",
+        str(PROCESSES),
+        "--main_process_port",
+        str(free_port()),
+        str(ROOT / "tests/distributed_probe.py"),
+        *labkit_args,
+        "--profile",
+        "tiny",
+        "--report-to",
+        "none",
     ]
     env = {**os.environ, "LABKIT_PROBE_DIGESTS": str(digests), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -109,8 +118,14 @@ class LocalServer:
             stop = generation_kwargs["stop_token_ids"]
             with torch.no_grad():
                 out = self.model.generate(
-                    torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), max_new_tokens=max_tokens,
-                    do_sample=False, eos_token_id=stop, pad_token_id=stop[0], return_dict_in_generate=True, output_logits=True,
+                    torch.tensor([ids]),
+                    attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                    max_new_tokens=max_tokens,
+                    do_sample=False,
+                    eos_token_id=stop,
+                    pad_token_id=stop[0],
+                    return_dict_in_generate=True,
+                    output_logits=True,
                 )
             new = out.sequences[0, len(ids) :]
             chosen = torch.log_softmax(torch.stack(out.logits, dim=1)[0].float(), dim=-1).gather(-1, new[:, None])
@@ -131,7 +146,9 @@ def test_rollouts_from_a_served_model_equal_the_models_own(tokenizer, catalog):
     gen, env_config = GenerationConfig(max_new_tokens=16, batch_size=4, logprobs=True), EnvConfig(max_turns=3)
     server = LocalServer(model)
     local = rollout_batch(model, tokenizer, tasks, catalog, env_config, gen, progress=False)
-    served = rollout_batch(ServedModel(server, tokenizer.eos_token_id), tokenizer, tasks, catalog, env_config, gen, progress=False)
+    served = rollout_batch(
+        ServedModel(server, tokenizer.eos_token_id), tokenizer, tasks, catalog, env_config, gen, progress=False
+    )
     for a, b in zip(local, served):
         assert a.token_ids == b.token_ids and a.owner == b.owner and a.problems == b.problems
         assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-4)
@@ -149,7 +166,10 @@ def test_grpo_with_a_vllm_server_plays_its_rollouts_there(tmp_path):
     trainer.batch_tasks = [Task.from_row(json.loads(r["task"])) for r in rows]
     output = trainer.rollout_func([r["prompt"] for r in rows], trainer)
     assert server.prompts >= len(rows) and len(output["completion_ids"]) == len(rows)
-    assert all(len(lp) == len(c) == len(m) for lp, c, m in zip(output["logprobs"], output["completion_ids"], output["env_mask"]))
+    assert all(
+        len(lp) == len(c) == len(m)
+        for lp, c, m in zip(output["logprobs"], output["completion_ids"], output["env_mask"])
+    )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")

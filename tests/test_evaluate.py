@@ -4,7 +4,15 @@ import pytest
 
 from labkit.data import trajectory_row
 from labkit.env import Answer, EnvConfig, Invalid, ToolCall, ToolEnv, build_toolset, run_episode
-from labkit.evaluate import FAILURES, METRICS, EvalConfig, bootstrap_metrics, classify_failure, evaluation_rows, summarize
+from labkit.evaluate import (
+    FAILURES,
+    METRICS,
+    EvalConfig,
+    bootstrap_metrics,
+    classify_failure,
+    evaluation_rows,
+    summarize,
+)
 from labkit.tasks import Task, generate_tasks
 from labkit.teachers import GoldenTeacher, TrialTeacher
 
@@ -56,8 +64,16 @@ def test_each_failure_cause_is_recognised(catalog, renamed):
         "wrong_tool": (capital_task(), [ToolCall("get_population", {"country": "Japan"}), Answer("125")], None),
         "repeated_failing_call": (renamed, [ok, ok, Answer("Osaka")], None),
         "ignored_error": (renamed, [ok, Answer("Kyoto")], None),
-        "wrong_value_or_format": (capital_task(), [ToolCall("get_capital", {"country": "Atlantis"}), ok, Answer("Kyoto")], None),
-        "tried_but_not_used": (capital_task(), [ToolCall("get_capital", {"country": "France"}, "trial"), Answer("Kyoto")], None),
+        "wrong_value_or_format": (
+            capital_task(),
+            [ToolCall("get_capital", {"country": "Atlantis"}), ok, Answer("Kyoto")],
+            None,
+        ),
+        "tried_but_not_used": (
+            capital_task(),
+            [ToolCall("get_capital", {"country": "France"}, "trial"), Answer("Kyoto")],
+            None,
+        ),
         "never_tried": (changed_by(catalog, 2, "change_output_shape"), [ok, Answer("ok")], None),
         "wrong_answer": (capital_task(), [ok, Answer("Kyoto")], None),
     }
@@ -91,7 +107,9 @@ def test_metrics_have_intervals_and_separate_the_teachers(catalog):
     assert golden["success_ci95"][1] < trial["success_ci95"][0], "the intervals don't even overlap"
     assert trial["trials_per_episode"] >= 1 and golden["trials_per_episode"] == 0
     assert trial["error_recovery_rate"] == 1.0 and trial["trial_then_use_rate"] == 1.0
-    assert bootstrap_metrics(rows_for(catalog, TrialTeacher(), tasks[:10])) == bootstrap_metrics(rows_for(catalog, TrialTeacher(), tasks[:10]))
+    assert bootstrap_metrics(rows_for(catalog, TrialTeacher(), tasks[:10])) == bootstrap_metrics(
+        rows_for(catalog, TrialTeacher(), tasks[:10])
+    )
 
 
 def test_summary_has_levels_seeds_and_failures(catalog):
@@ -113,23 +131,54 @@ def test_labkit_eval_writes_metrics_report_and_traces(tmp_path, capsys):
     from labkit.data import load_dataset_dir
 
     out = tmp_path / "eval"
-    assert main(["eval", "--policy", "teacher:trial", "--split", "evolved", "--n", "12", "--seeds", "2", "--profile", "cpu", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--policy",
+                "teacher:trial",
+                "--split",
+                "evolved",
+                "--n",
+                "12",
+                "--seeds",
+                "2",
+                "--profile",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     for name in ("success", "valid_call_rate", "trials_per_episode", "error_recovery_rate"):
         assert 0 <= metrics[name] and len(metrics[f"{name}_ci95"]) == 2
     assert metrics["n"] == 24 and metrics["success"] == 1.0 and set(metrics["success_by_seed"]) == {"0", "1"}
     report = (out / "report.md").read_text()
-    assert "robustness.png" in report and (out / "robustness.png").stat().st_size > 1000 and (out / "failures.png").exists()
+    assert (
+        "robustness.png" in report
+        and (out / "robustness.png").stat().st_size > 1000
+        and (out / "failures.png").exists()
+    )
     traces = load_dataset_dir(out / "traces")
     assert len(traces) == 24 and {"seed", "failure", "messages", "phases"} <= set(traces.column_names)
-    # Another policy into the same folder is refused, not mixed in; fewer tasks of the same evaluation are its first ones.
-    assert main(["eval", "--policy", "random", "--split", "evolved", "--n", "12", "--seeds", "2", "--out", str(out)]) == 2
+    # Another policy into the same folder is refused, not mixed
+    # in; fewer tasks of the same evaluation are its first ones.
+    assert (
+        main(["eval", "--policy", "random", "--split", "evolved", "--n", "12", "--seeds", "2", "--out", str(out)]) == 2
+    )
     assert "holds another run (policy: 'teacher:trial' there, 'random' now)" in capsys.readouterr().err
-    assert main(["eval", "--policy", "teacher:trial", "--split", "evolved", "--n", "5", "--seeds", "1", "--out", str(out)]) == 0
+    assert (
+        main(["eval", "--policy", "teacher:trial", "--split", "evolved", "--n", "5", "--seeds", "1", "--out", str(out)])
+        == 0
+    )
     assert json.loads((out / "metrics.json").read_text())["n"] == 5 and len(load_dataset_dir(out / "traces")) == 5
     # What reports pool across splits is the same episodes, not the whole log (which still holds the larger run).
     smaller = EvalConfig(policy="teacher:trial", split="evolved", n=5, seeds=1, profile="cpu", out=str(out))
-    assert [(r["seed"], r["task_id"]) for r in evaluation_rows(smaller)] == [(0, f"evolved-0-{i:05d}") for i in range(5)]
+    assert [(r["seed"], r["task_id"]) for r in evaluation_rows(smaller)] == [
+        (0, f"evolved-0-{i:05d}") for i in range(5)
+    ]
 
 
 def test_a_killed_evaluation_resumes_without_redoing_episodes(tmp_path):
@@ -140,7 +189,22 @@ def test_a_killed_evaluation_resumes_without_redoing_episodes(tmp_path):
     from labkit.data import read_rows
 
     out = tmp_path / "eval"
-    command = [sys.executable, "-m", "labkit.cli", "eval", "--policy", "teacher:trial", "--split", "train", "--n", "3000", "--seeds", "1", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "labkit.cli",
+        "eval",
+        "--policy",
+        "teacher:trial",
+        "--split",
+        "train",
+        "--n",
+        "3000",
+        "--seeds",
+        "1",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / "episodes.jsonl"
     deadline = time.monotonic() + 60

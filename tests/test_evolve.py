@@ -2,6 +2,7 @@ import json
 import random
 
 import pytest
+from conftest import FIXTURES
 
 from labkit.env import call_once
 from labkit.evolve import (
@@ -22,8 +23,6 @@ from labkit.evolve import (
 )
 from labkit.tools import load_catalog
 from labkit.toolset import ErrorKind, base_toolset
-
-from conftest import FIXTURES
 
 ARGS = {"port": "Brest", "date": "2025-03-14"}
 ORIGINAL = {"port": "Brest", "date": "2025-03-14", "high": 6.1, "low": 0.9}

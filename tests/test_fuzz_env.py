@@ -1,4 +1,5 @@
-"""Throw at least 10,000 random and malformed actions at the environment: none may crash it, and every episode can be saved."""
+"""Throw at least 10,000 random and malformed actions at the
+environment: none may crash it, and every episode can be saved."""
 
 import json
 
@@ -54,8 +55,13 @@ actions = st.one_of(
 def test_ten_thousand_random_actions_never_crash_the_environment():
     sent = 0
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None)
-    @given(task_index=st.integers(0, len(TASKS) - 1), batch=st.lists(actions, min_size=ACTIONS_PER_EXAMPLE, max_size=ACTIONS_PER_EXAMPLE))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(
+        task_index=st.integers(0, len(TASKS) - 1),
+        batch=st.lists(actions, min_size=ACTIONS_PER_EXAMPLE, max_size=ACTIONS_PER_EXAMPLE),
+    )
     def episode(task_index, batch):
         nonlocal sent
         ENV.reset(TASKS[task_index])

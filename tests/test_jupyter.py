@@ -52,7 +52,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def _get(server: Server, path: str, token: bool = True, timeout: float = 60) -> tuple[int, dict, str]:
     """(status, headers, body) of a GET on the server; redirects are returned, not followed."""
-    request = urllib.request.Request(server.url + path, headers={"Authorization": f"token {server.token}"} if token else {})
+    request = urllib.request.Request(
+        server.url + path, headers={"Authorization": f"token {server.token}"} if token else {}
+    )
     opener = urllib.request.build_opener(_NoRedirect)
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -103,13 +105,28 @@ def jupyter(tmp_path_factory):
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     }
-    command = ["sh", str(START), f"--port={port}", "--ServerApp.port_retries=0", "--no-browser", f"--IdentityProvider.token={token}"]
+    command = [
+        "sh",
+        str(START),
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--no-browser",
+        f"--IdentityProvider.token={token}",
+    ]
     command.append(f"--FileCheckpoints.checkpoint_dir={home / 'checkpoints'}")  # not notebooks/.ipynb_checkpoints
     if os.geteuid() == 0:  # CI runs as root
         command.append("--allow-root")
     log = home / "server.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=home,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     server = Server(f"http://127.0.0.1:{port}", token, process, log)
     try:
         deadline = time.monotonic() + STARTUP_S
@@ -135,7 +152,11 @@ def _marimo_processes(server: Server) -> list[psutil.Process]:
 
 
 def test_serves_the_repository_on_localhost_and_opens_the_notebooks(jupyter):
-    listening = [c.laddr for c in psutil.Process(jupyter.process.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    listening = [
+        c.laddr
+        for c in psutil.Process(jupyter.process.pid).net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    ]
     assert listening and all(address.ip == "127.0.0.1" for address in listening), listening
     status, headers, _ = _get(jupyter, "/")
     assert status == 302 and urlsplit(headers["Location"]).path == "/lab/tree/notebooks"
@@ -150,7 +171,9 @@ def test_marimo_extension_runs_without_a_sandbox(jupyter):
 
 def test_jupyterlab_fetches_no_news_and_checks_for_no_update(jupyter):
     status, _, page = _get(jupyter, "/lab")
-    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    config = json.loads(
+        re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S).group(1)
+    )
     assert status == 200 and config["news"] == {"disabled": True}
     status, _, body = _get(jupyter, "/lab/api/update")
     assert status == 200 and json.loads(body)["notification"] is None
@@ -167,7 +190,11 @@ def test_the_proxy_serves_the_labs_notebook_from_the_labs_marimo(jupyter):
     status, headers, page = _get(jupyter, f"/marimo/?file={NOTEBOOK}")  # starts marimo on first use
     assert status == 200, page[:2000] + jupyter.log_tail()
     assert headers["Server"] == "uvicorn" and "<marimo-filename" in page
-    assert f'"filename": "{NOTEBOOK}"' in page and '"mode": "edit"' in page and f'"version": "{marimo.__version__}"' in page
+    assert (
+        f'"filename": "{NOTEBOOK}"' in page
+        and '"mode": "edit"' in page
+        and f'"version": "{marimo.__version__}"' in page
+    )
 
     (process,) = _marimo_processes(jupyter)
     args = process.cmdline()
@@ -218,5 +245,11 @@ def test_browser_opens_a_lab_notebook_with_marimo_from_jupyterlab(jupyter):
 
 
 def test_a_wrong_lab_python_is_an_error_not_another_python():
-    done = subprocess.run(["sh", str(START)], env={**os.environ, "LAB_PYTHON": "/no/such/python"}, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        ["sh", str(START)],
+        env={**os.environ, "LAB_PYTHON": "/no/such/python"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 2 and "LAB_PYTHON=/no/such/python is not an executable Python" in done.stderr

@@ -14,7 +14,9 @@ def test_evolution_demo_shows_old_docs_truth_and_the_documented_call(catalog):
     demo = lessons.evolution_demo(catalog, "get_capital", level=0, seed=0)
     assert demo.observation.ok and demo.changes == [] and demo.docs == catalog["get_capital"].schema
     broken = next(
-        d for d in (lessons.evolution_demo(catalog, "get_capital", 1, seed) for seed in range(30)) if not d.observation.ok
+        d
+        for d in (lessons.evolution_demo(catalog, "get_capital", 1, seed) for seed in range(30))
+        if not d.observation.ok
     )
     assert broken.docs["function"]["name"] == "get_capital" and broken.changes
     assert broken.observation.error in {ErrorKind.UNKNOWN_PARAMETER, ErrorKind.DEPRECATED, ErrorKind.INVALID_VALUE}
@@ -57,7 +59,12 @@ def test_task_summary_and_rows(catalog):
     summary = lessons.task_summary(tasks)
     assert sum(summary["hops"].values()) == 50
     rows = lessons.task_rows(tasks)
-    assert len(rows) == 50 and list(rows[0])[:4] == ["id", "hops", "level", "check"]  # short columns first: none cut off
+    assert len(rows) == 50 and list(rows[0])[:4] == [
+        "id",
+        "hops",
+        "level",
+        "check",
+    ]  # short columns first: none cut off
     assert isinstance(plots.task_summary(summary), Figure)
 
 
@@ -106,7 +113,9 @@ def test_label_mask_html_colours_exactly_the_assistant_tokens(tokenizer):
     page = lessons.label_mask_html(row, tokenizer)
     learned = "".join(part.split("</span>")[0] for part in page.split('color:#14532d">')[1:])
     assert "&lt;tool_call&gt;" in learned and "&lt;answer&gt;" in learned and "&lt;|im_end|&gt;" in learned
-    assert "&quot;error&quot;" not in learned and row["query"][:20] not in learned  # tool replies and the task are context
+    assert (
+        "&quot;error&quot;" not in learned and row["query"][:20] not in learned
+    )  # tool replies and the task are context
     assert "<script" not in page
 
 
@@ -137,24 +146,37 @@ def test_lesson_evaluations_use_the_reports_turn_budget_and_one_cache_folder_per
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "adapters" / "sft-trial").mkdir(parents=True)
     config = lessons.lesson_eval_config("data/adapters/sft-trial", "evolved", "cpu")
-    assert config.max_turns == SIZES["cpu"].max_turns == 8 and (config.n, config.seeds) == (lessons.LESSON_EVAL_TASKS["cpu"], 1)
+    assert config.max_turns == SIZES["cpu"].max_turns == 8 and (config.n, config.seeds) == (
+        lessons.LESSON_EVAL_TASKS["cpu"],
+        1,
+    )
     assert config.out == "runs/eval-cache/cpu/data-adapters-sft-trial/evolved"
     # the same folder, named from anywhere, shares its cache
-    assert lessons.lesson_eval_config(str(tmp_path / "data" / "adapters" / "sft-trial"), "evolved", "cpu").out == config.out
+    assert (
+        lessons.lesson_eval_config(str(tmp_path / "data" / "adapters" / "sft-trial"), "evolved", "cpu").out
+        == config.out
+    )
     assert lessons.lesson_eval_config("smollm2-135m", "seen", "cpu").out == "runs/eval-cache/cpu/smollm2-135m/seen"
 
 
 def test_compare_policies_caches_each_pair_and_counts_what_is_left(tmp_path, capsys):
     root = str(tmp_path)
-    assert lessons.pending_model_episodes(["tiny", "random"], ["seen", "evolved"], "tiny", root) == 2 * lessons.LESSON_EVAL_TASKS["tiny"]
+    assert (
+        lessons.pending_model_episodes(["tiny", "random"], ["seen", "evolved"], "tiny", root)
+        == 2 * lessons.LESSON_EVAL_TASKS["tiny"]
+    )
     assert lessons.cached_results(["random"], ["seen"], "tiny", root) == {}
     played = []
-    results = lessons.compare_policies(["teacher:golden", "random"], ["seen", "evolved"], "tiny", root, on_episode=played.append)
+    results = lessons.compare_policies(
+        ["teacher:golden", "random"], ["seen", "evolved"], "tiny", root, on_episode=played.append
+    )
     assert len(played) == 4 * lessons.LESSON_EVAL_TASKS["tiny"], "one call per episode, as it finishes"
     assert results[("teacher:golden", "seen")]["success"] == 1.0
     assert "teacher:golden on seen: success 1.000" in capsys.readouterr().out  # script mode shows no progress bar
     cached = lessons.cached_results(["teacher:golden", "random"], ["seen", "evolved"], "tiny", root)
-    assert {k: (m["success"], m["n"]) for k, m in cached.items()} == {k: (m["success"], m["n"]) for k, m in results.items()}
+    assert {k: (m["success"], m["n"]) for k, m in cached.items()} == {
+        k: (m["success"], m["n"]) for k, m in results.items()
+    }
     played.clear()
     lessons.compare_policies(["random"], ["seen"], "tiny", root, on_episode=played.append)
     assert played == [], "a cached pair is read back, not played again"
@@ -174,18 +196,24 @@ def test_paired_transcripts_pick_a_task_where_outcomes_differ(tmp_path):
 
 
 def test_recovery_note_explains_near_zero_recovery_from_the_numbers():
-    low = {("sft-trial", "evolved"): {"n": 8, "error_recovery_rate": 0.0, "failures": {"repeated_failing_call": 5, "wrong_answer": 1}},
-           ("sft-trial", "unseen"): {"n": 8, "error_recovery_rate": 0.1, "failures": {"repeated_failing_call": 2}}}  # fmt: skip
+    low = {("sft-trial", "evolved"): {"n": 8, "error_recovery_rate": 0.0,
+                                      "failures": {"repeated_failing_call": 5, "wrong_answer": 1}},
+           ("sft-trial", "unseen"): {"n": 8, "error_recovery_rate": 0.1,
+                                     "failures": {"repeated_failing_call": 2}}}  # fmt: skip
     note = lessons.recovery_note(low)
     assert "sft-trial 0.05" in note and "`repeated_failing_call`" in note and "rarely fix a call" in note
     high = {("a", "seen"): {"n": 4, "error_recovery_rate": 0.5, "failures": {}}}
     assert "read the error and changed its call" in lessons.recovery_note(high)
-    assert "n/a (no failed calls)" in lessons.recovery_note({("b", "seen"): {"n": 4, "error_recovery_rate": float("nan"), "failures": {}}})
+    assert "n/a (no failed calls)" in lessons.recovery_note(
+        {("b", "seen"): {"n": 4, "error_recovery_rate": float("nan"), "failures": {}}}
+    )
 
 
 def test_trained_predictions_are_graded_against_the_shipped_report():
     shipped = lessons.ablation_success("reports/ablation.md")
-    assert set(shipped) >= {"base", "sft-golden", "sft-trial", "sft-trial-grpo"} and all(0 <= v <= 1 for v in shipped.values())
+    assert set(shipped) >= {"base", "sft-golden", "sft-trial", "sft-trial-grpo"} and all(
+        0 <= v <= 1 for v in shipped.values()
+    )
     assert lessons.best_trained({"sft-golden": 0.3, "sft-trial": 0.1}) == "SFT-golden"
     assert lessons.best_trained({"sft-golden": 0.12, "sft-trial": 0.1, "base": 0.9}) == "about the same"
     assert lessons.best_trained({}) == "none of them"
@@ -202,7 +230,11 @@ def test_golden_teacher_on_evolved_tasks_says_it_makes_level_0_data():
 
 
 def test_pooled_success_weights_by_episodes():
-    results = {("a", "evolved"): {"success": 1.0, "n": 1}, ("a", "unseen"): {"success": 0.0, "n": 3}, ("a", "seen"): {"success": 1.0, "n": 9}}
+    results = {
+        ("a", "evolved"): {"success": 1.0, "n": 1},
+        ("a", "unseen"): {"success": 0.0, "n": 3},
+        ("a", "seen"): {"success": 1.0, "n": 9},
+    }
     assert lessons.pooled_success(results, ["evolved", "unseen"]) == {"a": 0.25}
 
 
@@ -215,7 +247,9 @@ def test_trained_policies_finds_yours_or_the_shipped_ones(tmp_path, monkeypatch)
     folder = tmp_path / "runs" / "notebook-sft" / "tiny" / "sft-trial"
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text("{}")
-    assert lessons.trained_policies("tiny", lessons.TRAINED_SOURCES[0]) == {"sft-trial": "runs/notebook-sft/tiny/sft-trial"}
+    assert lessons.trained_policies("tiny", lessons.TRAINED_SOURCES[0]) == {
+        "sft-trial": "runs/notebook-sft/tiny/sft-trial"
+    }
 
 
 def test_first_table_is_the_headline_of_the_shipped_report():

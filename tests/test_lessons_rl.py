@@ -58,7 +58,9 @@ def test_score_group_splits_rewards_into_weighted_components_and_advantages(cata
     assert sum(r["advantage"] for r in table) == pytest.approx(0, abs=0.01)
     best = max(table, key=lambda r: r["reward"])
     assert best["advantage"] == max(r["advantage"] for r in table) > 0
-    assert "trial" in table[0]["turns"] and table[2]["turns"] == "answer"  # the trial teacher tries, the guesser answers
+    assert (
+        "trial" in table[0]["turns"] and table[2]["turns"] == "answer"
+    )  # the trial teacher tries, the guesser answers
     assert table[2]["guards fired"] == "no_call ×1"
     assert isinstance(lessons.group_chart(table), Figure)
 
@@ -112,7 +114,9 @@ def test_live_rl_keeps_one_entry_per_step_and_shows_it():
     on_log({"step": 1, "max_steps": 2, "train_runtime": 3.0})  # the trainer's closing log: no reward
     on_log({"step": 2, "max_steps": 2, "reward": 0.7})
     assert [e["step"] for e in history] == [1, 2] and shown == [(1, 1), (2, 2)] and "max_steps" not in history[0]
-    line = lessons.progress_line({"step": 1, "max_steps": 2, "reward": 0.5, "episode/success": 0.25, "frac_reward_zero_std": 0.5})
+    line = lessons.progress_line(
+        {"step": 1, "max_steps": 2, "reward": 0.5, "episode/success": 0.25, "frac_reward_zero_std": 0.5}
+    )
     assert line == "step 1/2: reward 0.500, success 0.25, trials/episode 0.00, groups with one reward 50%"
     assert lessons.zero_spread_share(history) == 0.5 and lessons.zero_spread_share([]) == 0.0
 
@@ -122,20 +126,42 @@ def test_run_history_and_logged_group_read_a_run_folder(tmp_path):
 
     assert lessons.run_history(tmp_path) is None and lessons.run_history(None) is None
     assert lessons.logged_group(tmp_path) == [] and lessons.logged_group(None) == []
-    history = [{"step": 1, "reward": 0.25, "rewards/outcome/mean": 0.5, "episode/success": 0.5, "guards/no_call": 0.0, "kl": 0.0}]
+    history = [
+        {
+            "step": 1,
+            "reward": 0.25,
+            "rewards/outcome/mean": 0.5,
+            "episode/success": 0.5,
+            "guards/no_call": 0.0,
+            "kl": 0.0,
+        }
+    ]
     (tmp_path / "run_card.json").write_text(json.dumps({"config": {"rewards": {"format": 0.5}}}))
     assert lessons.run_history(tmp_path) is None  # a card without a history
     (tmp_path / "run_card.json").write_text(json.dumps({"config": {"rewards": {"format": 0.5}}, "history": history}))
     assert lessons.run_history(tmp_path) == history
     table = lessons.history_table(history)
-    assert table[0]["step"] == 1 and table[0]["outcome"] == 0.5 and table[0]["format"] is None and table[0]["guard no_call"] == 0.0
+    assert (
+        table[0]["step"] == 1
+        and table[0]["outcome"] == 0.5
+        and table[0]["format"] is None
+        and table[0]["guard no_call"] == 0.0
+    )
 
     def row(reward, success):
         components = dict.fromkeys(COMPONENTS, 0.0) | {"outcome": float(success), "format": 1.0}
-        return {"phases": ["execution", "answer"], "errors": ["", ""], "success": success, "reward": reward, "rewards": components}
+        return {
+            "phases": ["execution", "answer"],
+            "errors": ["", ""],
+            "success": success,
+            "reward": reward,
+            "rewards": components,
+        }
 
     write_rollout_log(tmp_path, 1, [row(0.0, False)] * 4, [0.0] * 4, 2)
-    write_rollout_log(tmp_path, 2, [row(1.5, True), row(0.5, False), row(0.0, False), row(0.0, False)], [0.7, -0.7, 0.0, 0.0], 2)
+    write_rollout_log(
+        tmp_path, 2, [row(1.5, True), row(0.5, False), row(0.0, False), row(0.0, False)], [0.7, -0.7, 0.0, 0.0], 2
+    )
     group = lessons.logged_group(tmp_path)
     assert [(r["step"], r["episode"], r["advantage"]) for r in group] == [(2, 1, 0.7), (2, 2, -0.7)]
     assert group[0]["format"] == 0.5 and group[0]["outcome"] == 1.0  # weighted by the run's own reward config
@@ -154,7 +180,9 @@ def test_notebook_run_config_and_the_shipped_run(tmp_path):
     (tmp_path / lessons.SHIPPED_RL / "adapter_config.json").write_text("{}")
     folder, note = lessons.shipped_rl_status("cpu", str(tmp_path))
     assert folder == str(tmp_path / lessons.SHIPPED_RL) and "until your own run finishes" in note
-    folder, note = lessons.shipped_rl_status("tiny", str(tmp_path))  # results to read at any profile, labelled as the cpu run
+    folder, note = lessons.shipped_rl_status(
+        "tiny", str(tmp_path)
+    )  # results to read at any profile, labelled as the cpu run
     assert folder == str(tmp_path / lessons.SHIPPED_RL) and "trained at the cpu profile" in note
 
 
@@ -170,7 +198,9 @@ def test_the_notebook_short_run_feeds_live_curves_and_reads_back(tmp_path):
     saved = lessons.run_history(config.out)
     assert [e["step"] for e in saved] == [1, 2] and saved[0]["reward"] == pytest.approx(history[0]["reward"])
     assert isinstance(plots.rl_curves({"this run": saved}), Figure)
-    assert len(lessons.history_table(saved)) == 2 and lessons.zero_spread_share(saved) == 1.0  # tiny writes noise: one reward per group
+    assert (
+        len(lessons.history_table(saved)) == 2 and lessons.zero_spread_share(saved) == 1.0
+    )  # tiny writes noise: one reward per group
     assert len(lessons.logged_group(config.out)) == config.num_generations
 
 
@@ -186,7 +216,20 @@ def test_the_shipped_group_rescored_under_its_own_weights_gives_the_logged_rewar
     assert [r["reward"] for r in table] == [round(row["reward"], 3) for row in group.rows]
     names = [n for n in table[0] if n in weights.weights()]
     assert all(abs(sum(r[n] for n in names) - r["reward"]) < 0.01 for r in table), "the weighted components add up"
-    doubled = lessons.score_group(group, lessons.reward_config({"outcome": 1.0, "format": 1.0, "exec_errors": 0.2, "budget": 0.2, "trial_info": 0.2, "recovery": 0.3, "guards": 1.0}))
+    doubled = lessons.score_group(
+        group,
+        lessons.reward_config(
+            {
+                "outcome": 1.0,
+                "format": 1.0,
+                "exec_errors": 0.2,
+                "budget": 0.2,
+                "trial_info": 0.2,
+                "recovery": 0.3,
+                "guards": 1.0,
+            }
+        ),
+    )
     # Each share is rounded to 3 decimals, so twice a rounded share may differ from the rounded double by 0.001.
     assert [r["format"] for r in doubled] == pytest.approx([2 * r["format"] for r in table], abs=1.01e-3)
     assert lessons.logged_playground_group(None, []) is None

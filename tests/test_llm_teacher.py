@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from localhost import free_port
 
 from labkit.data import append_rows, load_dataset_dir, read_rows, trajectory_row
 from labkit.env import Answer, EnvConfig, Invalid, ToolCall, ToolEnv, run_episode
@@ -42,7 +43,6 @@ from labkit.teachers.llm import (
     write_serving_folder,
 )
 from labkit.tools import load_catalog
-from localhost import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
 USER_TOOLS = FIXTURES / "user_tools.py"
@@ -75,16 +75,29 @@ def server(tmp_path_factory):
     port = free_port()
     log_path = root / "server.log"
     command = [
-        sys.executable, "-c", "from transformers.cli.transformers import app; app()",
-        "serve", str(folder), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+        sys.executable,
+        "-c",
+        "from transformers.cli.transformers import app; app()",
+        "serve",
+        str(folder),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
     ]
     with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=_offline_env(), start_new_session=True)
+        proc = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env=_offline_env(), start_new_session=True
+        )
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"transformers serve exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"transformers serve exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
                     if reply.status == 200:
@@ -92,7 +105,10 @@ def server(tmp_path_factory):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"transformers serve not ready after {SERVER_START_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"transformers serve not ready after {SERVER_START_TIMEOUT_S} s:\n"
+                    f"{log_path.read_text(errors='replace')[-3000:]}"
+                )
             time.sleep(0.2)
         yield f"http://127.0.0.1:{port}/v1", str(folder)
     finally:
@@ -175,7 +191,9 @@ def test_unreachable_server_is_a_typed_error_and_nothing_is_marked(tmp_path, tid
     caplog.set_level(logging.DEBUG)
     started = time.monotonic()
     with pytest.raises(LLMServerError, match="2 tasks in a row") as raised:
-        generate_llm_trajectories(tasks, tmp_path, config, progress=False, catalog=tide_catalog, max_consecutive_errors=2)
+        generate_llm_trajectories(
+            tasks, tmp_path, config, progress=False, catalog=tide_catalog, max_consecutive_errors=2
+        )
     assert time.monotonic() - started < 30
     assert "rerun the same command to resume" in str(raised.value)
     assert attempted_ids(tmp_path) == set()  # a rerun retries every one of them
@@ -188,9 +206,16 @@ def test_the_llm_logs_refuse_another_model(tmp_path):
     from labkit.runs import RunFolderError
     from labkit.teach import TeachConfig, teach
 
-    config = TeachConfig(teacher="llm", tools_modules=[str(USER_TOOLS)], tasks_file=str(FIXTURES / "user_tasks.jsonl"), out=str(tmp_path / "llm"))
+    config = TeachConfig(
+        teacher="llm",
+        tools_modules=[str(USER_TOOLS)],
+        tasks_file=str(FIXTURES / "user_tasks.jsonl"),
+        out=str(tmp_path / "llm"),
+    )
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    teach(config, progress=False, llm=LLMTeacherConfig(dead, "m", FAKE_KEY, max_retries=0, timeout_s=2))  # two tasks, none reached
+    teach(
+        config, progress=False, llm=LLMTeacherConfig(dead, "m", FAKE_KEY, max_retries=0, timeout_s=2)
+    )  # two tasks, none reached
     with pytest.raises(RunFolderError, match="model: 'm' there, 'other' now"):
         teach(config, progress=False, llm=LLMTeacherConfig(dead, "other", FAKE_KEY, max_retries=0, timeout_s=2))
 
@@ -215,7 +240,9 @@ def test_resume_completes_a_row_whose_attempted_line_was_lost(tmp_path, tide_cat
     append_rows(tmp_path / ROWS_FILE, [trajectory_row(trajectory, policy="teacher:llm:m")])
     (tmp_path / ATTEMPTED_FILE).write_text('{"task_id": "kept", "succ')  # torn by a kill mid-write
     dead = LLMTeacherConfig(f"http://127.0.0.1:{free_port()}/v1", "m", max_retries=0, timeout_s=2)
-    generate_llm_trajectories([task, task], tmp_path, dead, progress=False, catalog=tide_catalog)  # no request is needed
+    generate_llm_trajectories(
+        [task, task], tmp_path, dead, progress=False, catalog=tide_catalog
+    )  # no request is needed
     attempted = list(read_rows(tmp_path / ATTEMPTED_FILE))
     assert [r["task_id"] for r in attempted] == ["kept"] and attempted[0]["success"] is True
     assert [r["task_id"] for r in read_rows(tmp_path / ROWS_FILE)] == ["kept"]
@@ -227,8 +254,13 @@ def _reply(content=None, tool_calls=None, usage=True):
     message = {"role": "assistant", "content": content}
     if tool_calls is not None:
         message["tool_calls"] = [{"id": f"id{i}", "type": "function", "function": f} for i, f in enumerate(tool_calls)]
-    body = {"id": "r", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": message}]}
+    body = {
+        "id": "r",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+    }
     if usage:
         body["usage"] = {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}
     return ChatCompletion.model_validate(body)
@@ -239,15 +271,24 @@ def test_odd_replies_become_actions_never_exceptions():
     teacher = LLMTeacher(LLMTeacherConfig("http://127.0.0.1:9/v1", "m"))
     teacher.reset(_copy_task("t", "4"), [])
     cases = [
-        (_reply("<trial>what does it take?</trial>", [{"name": "high_tide", "arguments": '{"port": "Brest"}'}]), ToolCall),
+        (
+            _reply("<trial>what does it take?</trial>", [{"name": "high_tide", "arguments": '{"port": "Brest"}'}]),
+            ToolCall,
+        ),
         (_reply(None, [{"name": "high_tide", "arguments": "{not json"}]), ToolCall),  # the env reports the arguments
-        (_reply("<execute>x</execute>\n<tool_call>\n{\"name\": \"high_tide\", \"arguments\": {}}\n</tool_call>"), ToolCall),
+        (_reply('<execute>x</execute>\n<tool_call>\n{"name": "high_tide", "arguments": {}}\n</tool_call>'), ToolCall),
         (_reply("<answer> 4 </answer>", usage=False), Answer),
         (_reply("The answer is 4."), Invalid),
         (_reply(None), Invalid),
         (_reply("<tool_call>{broken</tool_call>"), Invalid),
         (_reply("", [{"name": "", "arguments": "{}"}]), Invalid),
-        (_reply("<execute>x</execute><tool_call>{broken</tool_call>", [{"name": "a", "arguments": "{}"}, {"name": "b", "arguments": "{}"}]), ToolCall),
+        (
+            _reply(
+                "<execute>x</execute><tool_call>{broken</tool_call>",
+                [{"name": "a", "arguments": "{}"}, {"name": "b", "arguments": "{}"}],
+            ),
+            ToolCall,
+        ),
     ]
     for response, kind in cases:
         action, assistant, call_id = teacher._read(response)
@@ -258,7 +299,12 @@ def test_odd_replies_become_actions_never_exceptions():
             json.loads(assistant["tool_calls"][0]["function"]["arguments"])  # always valid JSON going back
     assert teacher.problems[-1] == ["several_calls"]  # format slips are counted per turn
     first = teacher._read(cases[0][0])[0]
-    assert (first.phase, first.thought, first.arguments, first.n_tokens) == ("trial", "what does it take?", {"port": "Brest"}, 5)
+    assert (first.phase, first.thought, first.arguments, first.n_tokens) == (
+        "trial",
+        "what does it take?",
+        {"port": "Brest"},
+        5,
+    )
     assert teacher._read(cases[3][0])[0].text == "4"
     started = time.perf_counter()  # a 2 MB reply was still being parsed after 300 s
     runaway = teacher._read(_reply("<trial>a</trial>" * 131_072, [{"name": "high_tide", "arguments": "{}"}]))[0]
@@ -292,7 +338,9 @@ def test_a_broken_body_from_the_server_is_a_typed_error(body, says):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        teacher = LLMTeacher(LLMTeacherConfig(f"http://127.0.0.1:{server.server_port}/v1", "m", FAKE_KEY, max_retries=0, timeout_s=5))
+        teacher = LLMTeacher(
+            LLMTeacherConfig(f"http://127.0.0.1:{server.server_port}/v1", "m", FAKE_KEY, max_retries=0, timeout_s=5)
+        )
         teacher.reset(_copy_task("a", "x"), [])
         with pytest.raises(LLMServerError, match=says):
             teacher.act(None)
@@ -405,14 +453,40 @@ def test_api_key_never_reaches_rows_files_logs_or_output(server, tide_catalog, t
 @pytest.mark.slow
 def test_killed_run_resumes_without_duplicates_or_losses(server, tmp_path):
     base_url, model = server
-    tasks = [_copy_task(f"resume-{i}", word) for i, word in enumerate(["4", "Paris", "7", "blue", "Oslo", "12", "tea", "9"])]
+    tasks = [
+        _copy_task(f"resume-{i}", word) for i, word in enumerate(["4", "Paris", "7", "blue", "Oslo", "12", "tea", "9"])
+    ]
     tasks_file = save_tasks(tasks, tmp_path / "tasks.jsonl")
     dataset = tmp_path / "out"
     out = llm_log_dir(dataset)
     command = [
-        sys.executable, "-m", "labkit.cli", "teach", "--teacher", "llm", "--tasks", str(tasks_file), "--out", str(dataset),
-        "--tools-module", str(USER_TOOLS), "--base-url", base_url, "--model", model,
-        "--temperature", "0", "--seed", "0", "--max-tokens", "24", "--max-turns", "2", "--max-retries", "1", "--verbose",
+        sys.executable,
+        "-m",
+        "labkit.cli",
+        "teach",
+        "--teacher",
+        "llm",
+        "--tasks",
+        str(tasks_file),
+        "--out",
+        str(dataset),
+        "--tools-module",
+        str(USER_TOOLS),
+        "--base-url",
+        base_url,
+        "--model",
+        model,
+        "--temperature",
+        "0",
+        "--seed",
+        "0",
+        "--max-tokens",
+        "24",
+        "--max-turns",
+        "2",
+        "--max-retries",
+        "1",
+        "--verbose",
     ]
     env = _offline_env(OPENAI_API_KEY=FAKE_KEY)
     outputs = []

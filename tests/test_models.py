@@ -185,9 +185,10 @@ def test_tokenizer_carries_the_lab_templates(tokenizer):
     # The GGUF says eos = pad = <|im_end|> (id 2); transformers' GGUF reader loses that, the cache restores it.
     assert tokenizer.eos_token == tokenizer.pad_token == protocol.END_OF_TURN
     assert tokenizer.eos_token_id == tokenizer.pad_token_id == 2
-    assert tokenizer("hello", add_special_tokens=True)["input_ids"] == tokenizer("hello", add_special_tokens=False)[
-        "input_ids"
-    ]  # no BOS is added: the template's <|im_start|> opens the text
+    assert (
+        tokenizer("hello", add_special_tokens=True)["input_ids"]
+        == tokenizer("hello", add_special_tokens=False)["input_ids"]
+    )  # no BOS is added: the template's <|im_start|> opens the text
 
 
 @pytest.mark.parametrize("name", ["tiny", "local folder"])
@@ -254,17 +255,18 @@ def test_tool_results_append_as_a_token_suffix(tokenizer):
     assert tokenizer.decode(after[cut:]).startswith("\n<|im_start|>tool\nerror: unknown country")
 
 
-@pytest.mark.parametrize("action", [
-    ToolCall("get_capital", {"country": "Japan"}, "trial", "Checking what it accepts."),
-    ToolCall("convert", {"amount": 2.5, "units": ["m", "cm"], "exact": True}, "execution", "The real call."),
-    Answer("Tokyo"),
-])
+@pytest.mark.parametrize(
+    "action",
+    [
+        ToolCall("get_capital", {"country": "Japan"}, "trial", "Checking what it accepts."),
+        ToolCall("convert", {"amount": 2.5, "units": ["m", "cm"], "exact": True}, "execution", "The real call."),
+        Answer("Tokyo"),
+    ],
+)
 def test_parse_response_round_trip(tokenizer, action):
     messages = conversation()[:2]
     prompt = tokenizer.apply_chat_template(messages, tools=TOOLS, tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(
-        messages + [protocol.assistant_message(action)], tools=TOOLS, tokenize=False
-    )
+    full = tokenizer.apply_chat_template(messages + [protocol.assistant_message(action)], tools=TOOLS, tokenize=False)
     generated = full[len(prompt) :].removesuffix("\n")  # generation stops at <|im_end|>
     assert generated.endswith(protocol.END_OF_TURN)
 
@@ -386,7 +388,11 @@ def test_tiny_adapter_round_trip(tokenizer, tmp_path):
 
     loaded = load_model(tmp_path / "adapter")
     # merged into the base for generation: a plain model with the adapter's weights folded in
-    assert type(loaded.model).__name__ == "LlamaForCausalLM" and loaded.name == str(tmp_path / "adapter") and not loaded.model.training
+    assert (
+        type(loaded.model).__name__ == "LlamaForCausalLM"
+        and loaded.name == str(tmp_path / "adapter")
+        and not loaded.model.training
+    )
     assert torch.allclose(logits(loaded.model, tokenizer), logits(adapted, tokenizer), atol=1e-5)
     assert not torch.allclose(logits(loaded.model, tokenizer), logits(tiny_model(tokenizer), tokenizer), atol=1e-3)
     assert loaded.tokenizer.model_max_length == tokenizer.model_max_length  # no tokenizer saved: the base's
@@ -402,7 +408,10 @@ def test_tiny_adapter_round_trip(tokenizer, tmp_path):
     adapted.merge_and_unload().save_pretrained(merged)
     tokenizer.save_pretrained(merged)
     checkpoint = load_model(str(merged))
-    assert type(checkpoint.model).__name__ == "LlamaForCausalLM" and checkpoint.tokenizer.chat_template == protocol.CHAT_TEMPLATE
+    assert (
+        type(checkpoint.model).__name__ == "LlamaForCausalLM"
+        and checkpoint.tokenizer.chat_template == protocol.CHAT_TEMPLATE
+    )
     assert torch.allclose(logits(checkpoint.model, tokenizer), logits(adapted, tokenizer), atol=1e-5)
 
 
@@ -469,11 +478,43 @@ def test_an_adapter_without_whole_weights_is_a_typed_error(tokenizer, tmp_path):
     (adapter / "adapter_model.safetensors").unlink()
     with pytest.raises(ModelNotAvailableError, match="no adapter_model.safetensors: the run did not finish"):
         load_model(adapter)
-    assert main(["eval", "--policy", str(adapter), "--n", "1", "--seeds", "1", "--profile", "tiny", "--out", str(tmp_path / "eval")]) == 2
-    assert main(["sft", "--policy", str(tmp_path / "missing"), "--profile", "tiny", "--data", "data/trajectories/golden-train", "--out", str(tmp_path / "sft")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--policy",
+                str(adapter),
+                "--n",
+                "1",
+                "--seeds",
+                "1",
+                "--profile",
+                "tiny",
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "sft",
+                "--policy",
+                str(tmp_path / "missing"),
+                "--profile",
+                "tiny",
+                "--data",
+                "data/trajectories/golden-train",
+                "--out",
+                str(tmp_path / "sft"),
+            ]
+        )
+        == 2
+    )
 
 
-# ----------------------------------------------------------------------------- the gpu profile on a machine without CUDA
+# ---------------------------------------------------------------------------- the gpu profile on a machine without CUDA
 
 
 # Stands in for unsloth: installed as far as importlib can tell, so only the CUDA check keeps it out.
@@ -524,7 +565,9 @@ def test_a_fresh_process_loads_offline_and_the_gpu_profile_uses_unsloth_only_wit
         "                  'template': gpu.tokenizer.chat_template == loaded.tokenizer.chat_template}))\n"
     )
     path = os.pathsep.join(p for p in (str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
+    env = dict(
+        os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9"
+    )
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
@@ -547,7 +590,10 @@ def test_gqa_attention_matches_sdpa_on_a_padded_batch(tokenizer):
 
     model = load_embedded_model()
     assert model.config._attn_implementation == GQA_ATTENTION
-    texts = [protocol.render(conversation(), TOOLS, add_generation_prompt=True), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"]
+    texts = [
+        protocol.render(conversation(), TOOLS, add_generation_prompt=True),
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+    ]
     tokenizer = load_tokenizer()
     tokenizer.padding_side = "left"
     batch = tokenizer(texts, return_tensors="pt", padding=True)

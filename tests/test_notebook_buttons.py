@@ -36,8 +36,22 @@ def marimo(tmp_path):
         "XDG_CONFIG_HOME": str(tmp_path / "config"),  # marimo's user config: a fresh one
     }
     log = (tmp_path / "marimo.log").open("w")
-    command = [sys.executable, "-m", "marimo", "edit", str(NOTEBOOK), "--headless", "--no-token", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "marimo",
+        "edit",
+        str(NOTEBOOK),
+        "--headless",
+        "--no-token",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

@@ -35,5 +35,7 @@ def test_notebook_runs_headless(notebook, tmp_path):
 
 
 def test_marimo_check_is_clean():
-    result = subprocess.run([sys.executable, "-m", "marimo", "check", *map(str, NOTEBOOKS)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "marimo", "check", *map(str, NOTEBOOKS)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr

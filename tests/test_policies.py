@@ -78,7 +78,11 @@ def test_random_policy_makes_valid_looking_calls_deterministically(env, catalog)
     assert 0 < sum(len(t.steps) - 1 for t in trajectories) - n_ok, "and others fail"
 
     log = episode_log(env, policy, tasks)
-    assert log == episode_log(env, load_policy("random", seed=7), tasks) != episode_log(env, load_policy("random", seed=8), tasks)
+    assert (
+        log
+        == episode_log(env, load_policy("random", seed=7), tasks)
+        != episode_log(env, load_policy("random", seed=8), tasks)
+    )
 
 
 def test_random_arguments_follow_the_documented_types():
@@ -104,7 +108,11 @@ def test_random_arguments_follow_the_documented_types():
         arguments = random_arguments(function, random.Random(seed))
         assert "optional" not in arguments and arguments["country"] == "Japan"
         assert isinstance(arguments["word"], str) and arguments["word"] and arguments["unit"] in ("m", "km")
-        assert type(arguments["count"]) is int and isinstance(arguments["amount"], float) and type(arguments["exact"]) is bool
+        assert (
+            type(arguments["count"]) is int
+            and isinstance(arguments["amount"], float)
+            and type(arguments["exact"]) is bool
+        )
         assert arguments["names"] and all(isinstance(name, str) for name in arguments["names"])
     assert random_arguments({"name": "g"}, random.Random(0)) == {}
 
@@ -133,7 +141,9 @@ def test_openai_spec_builds_an_llm_teacher_with_the_key_from_the_environment(mon
         policy.close()
 
 
-@pytest.mark.parametrize("spec", ["openai", "openai:", "openai:gpt-4o-mini", "openai:@http://127.0.0.1:8000/v1", "openai:gpt-4o-mini@"])
+@pytest.mark.parametrize(
+    "spec", ["openai", "openai:", "openai:gpt-4o-mini", "openai:@http://127.0.0.1:8000/v1", "openai:gpt-4o-mini@"]
+)
 def test_openai_spec_without_model_or_url_explains_the_form(spec):
     with pytest.raises(PolicySpecError) as info:
         load_policy(spec)
@@ -192,5 +202,14 @@ def test_bad_specs_list_the_accepted_forms(spec, says):
 
 def test_describe_policy_specs_names_every_form():
     text = describe_policy_specs()
-    for form in ("teacher:trial", "teacher:golden", "random", "openai:MODEL@BASE_URL", "tiny", "smollm2-135m", "HUB_ID", "FOLDER"):
+    for form in (
+        "teacher:trial",
+        "teacher:golden",
+        "random",
+        "openai:MODEL@BASE_URL",
+        "tiny",
+        "smollm2-135m",
+        "HUB_ID",
+        "FOLDER",
+    ):
         assert form in text

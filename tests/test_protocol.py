@@ -44,7 +44,9 @@ def test_render_then_parse_gives_back_every_action(catalog):
 
 
 def test_rendered_tools_are_compact_signatures(catalog):
-    text = render([{"role": "user", "content": "hi"}], catalog.schemas(["get_current_weather"]), add_generation_prompt=True)
+    text = render(
+        [{"role": "user", "content": "hi"}], catalog.schemas(["get_current_weather"]), add_generation_prompt=True
+    )
     assert "get_current_weather(city: string, unit?: celsius|fahrenheit): Get the current weather in a city." in text
     assert "  city: City name, e.g. Paris" in text and text.endswith(ASSISTANT)
 
@@ -61,8 +63,15 @@ def test_parse_typed_errors_and_format_slips():
     rambling = parse_turn("I think the answer might be Paris")
     assert isinstance(rambling.action, Invalid) and "no <tool_call> and no <answer>" in rambling.action.error
     no_phase = parse_turn('<tool_call>{"name": "f", "arguments": {}}</tool_call>')
-    assert isinstance(no_phase.action, ToolCall) and no_phase.action.phase == "execution" and no_phase.problems == ["no_phase"]
-    two = parse_turn('<trial>a</trial><tool_call>{"name": "f", "arguments": {}}</tool_call><tool_call>{"name": "g", "arguments": {}}</tool_call>')
+    assert (
+        isinstance(no_phase.action, ToolCall)
+        and no_phase.action.phase == "execution"
+        and no_phase.problems == ["no_phase"]
+    )
+    two = parse_turn(
+        '<trial>a</trial><tool_call>{"name": "f", "arguments": {}}</tool_call>'
+        '<tool_call>{"name": "g", "arguments": {}}</tool_call>'
+    )
     assert two.action.name == "f" and "several_calls" in two.problems
     nameless = parse_turn('<trial>a</trial><tool_call>{"arguments": {}}</tool_call>')
     assert isinstance(nameless.action, Invalid)
@@ -71,13 +80,34 @@ def test_parse_typed_errors_and_format_slips():
 
 
 def test_openai_style_messages_with_string_arguments():
-    message = {"trial": "check", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]}
+    message = {
+        "trial": "check",
+        "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}],
+    }
     assert message_action(message).action == ToolCall("f", {"a": 1}, "trial", "check")
     broken = message_action({"execute": "", "tool_calls": [{"function": {"name": "f", "arguments": "{not json"}}]})
     assert broken.action.arguments == "{not json", "malformed arguments reach the environment, which reports them"
 
 
-tags = st.sampled_from(["<trial>", "</trial>", "<execute>", "</execute>", "<tool_call>", "</tool_call>", "<answer>", "</answer>", "<|im_end|>", "{", "}", '"name"', '"arguments"', ":", ","])
+tags = st.sampled_from(
+    [
+        "<trial>",
+        "</trial>",
+        "<execute>",
+        "</execute>",
+        "<tool_call>",
+        "</tool_call>",
+        "<answer>",
+        "</answer>",
+        "<|im_end|>",
+        "{",
+        "}",
+        '"name"',
+        '"arguments"',
+        ":",
+        ",",
+    ]
+)
 hostile_arguments = st.sampled_from(["[" * 3000 + "]" * 3000, "9" * 4301, '"\\ud83d"', "1e999"])
 fragments = st.one_of(
     tags,
@@ -90,7 +120,9 @@ fragments = st.one_of(
 def test_parser_never_raises_on_ten_thousand_inputs():
     seen = 0
 
-    @settings(max_examples=10_000, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=10_000, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(st.one_of(st.lists(fragments, max_size=14).map("".join), st.text(max_size=200), st.binary(max_size=60)))
     def check(text):
         nonlocal seen
@@ -110,7 +142,9 @@ def test_parsing_time_is_bounded_and_deep_or_huge_arguments_are_typed():
     parsed = parse_turn("<trial>a</trial>" * 16_000)  # 256 KB of tags took 6.6 s
     assert parsed.problems == ["too_long"] and time.perf_counter() - start < 0.5
     for arguments in ("[" * 3000 + "]" * 3000, "9" * 4301):
-        call = parse_turn(f"<execute>x</execute><tool_call>{json.dumps({'name': 'get_capital', 'arguments': arguments})}</tool_call>").action
+        call = parse_turn(
+            f"<execute>x</execute><tool_call>{json.dumps({'name': 'get_capital', 'arguments': arguments})}</tool_call>"
+        ).action
         assert isinstance(call, ToolCall) and call.arguments == arguments, "left for the environment to refuse"
 
 
@@ -135,15 +169,23 @@ def test_a_teachers_slip_is_read_as_context_but_never_trained_on(catalog, tokeni
     from labkit.protocol import CHAT_TEMPLATE
 
     env = ToolEnv(catalog, TEACHER_ENV)
-    rows = [trajectory_row(run_episode(env, TrialTeacher(seed=0, mistake_rate=1.0), t), "x") for t in generate_tasks("train", 6, seed=0, catalog=catalog)]
+    rows = [
+        trajectory_row(run_episode(env, TrialTeacher(seed=0, mistake_rate=1.0), t), "x")
+        for t in generate_tasks("train", 6, seed=0, catalog=catalog)
+    ]
     row = next(r for r in rows if any(m.get("train") is False for m in r["messages"]))
     rendered = tokenizer.apply_chat_template(
-        row["messages"], tools=json.loads(row["tools"]), chat_template=CHAT_TEMPLATE, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        row["messages"],
+        tools=json.loads(row["tools"]),
+        chat_template=CHAT_TEMPLATE,
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
     )
     trained = tokenizer.decode([i for i, m in zip(rendered["input_ids"], rendered["assistant_masks"]) if m])
     whole = tokenizer.decode(rendered["input_ids"])
     for message in (m for m in row["messages"] if m["role"] == "assistant"):
         call = (message.get("tool_calls") or [{}])[0].get("function", {}).get("arguments", "")
-        turn = message["content"].lstrip() + (f'<tool_call>\n{{"name": "' if call else "")
+        turn = message["content"].lstrip() + ('<tool_call>\n{"name": "' if call else "")
         assert turn in whole, "every turn is rendered for the learner to read"
         assert (turn in trained) == (message.get("train") is not False), message["content"]

@@ -39,36 +39,73 @@ def row(phases, errors, called, success=False, end_reason="answered", arguments=
         messages.append({"role": "assistant", "content": phase, "tool_calls": call})
     n_errors = sum(bool(e) and p != "trial" for p, e in zip(phases, errors))
     changes = json.dumps([{"operator": "rename_parameter", "tool": name, "detail": ""} for name in changed])
-    return {"phases": phases, "errors": errors, "tools_called": called, "success": success, "end_reason": end_reason, "messages": messages,
-            "changes": changes, "n_errors": n_errors, "n_recoveries": recovered}
+    return {
+        "phases": phases,
+        "errors": errors,
+        "tools_called": called,
+        "success": success,
+        "end_reason": end_reason,
+        "messages": messages,
+        "changes": changes,
+        "n_errors": n_errors,
+        "n_recoveries": recovered,
+    }
 
 
 def test_components_of_a_clean_trial_then_use_episode():
     r = row(["trial", "execution", "answer"], ["", "", ""], ["f", "f", ""], success=True)
     score = score_episode(r, RewardConfig(), max_turns=6)
-    assert score.components == {"outcome": 1.0, "format": 1.0, "exec_errors": 0.0, "budget": -0.5, "trial_info": 1.0, "recovery": 0.0, "guards": 0.0}
+    assert score.components == {
+        "outcome": 1.0,
+        "format": 1.0,
+        "exec_errors": 0.0,
+        "budget": -0.5,
+        "trial_info": 1.0,
+        "recovery": 0.0,
+        "guards": 0.0,
+    }
     assert score.total == pytest.approx(1.0 + 0.5 + 0.0 - 0.1 + 0.2)
 
 
 def test_a_trial_pays_only_where_it_could_learn_something_and_recovery_only_repairs():
     clean = dict(phases=["trial", "execution", "answer"], errors=["", "", ""], called=["f", "f", ""], success=True)
-    assert score_episode(row(**clean, changed=())).components["trial_info"] == 0.0, "a trial of an unchanged tool only confirms the docs"
+    assert score_episode(row(**clean, changed=())).components["trial_info"] == 0.0, (
+        "a trial of an unchanged tool only confirms the docs"
+    )
     assert score_episode(row(**clean, changed=("f",))).components["trial_info"] == 1.0
-    assert score_episode(row(**{**clean, "called": ["f_beta", "f", ""]}, changed=("f",))).components["trial_info"] == 1.0, "a look-alike of a changed tool"
-    slip = dict(phases=["execution", "execution", "answer"], errors=["unknown_parameter", "", ""], called=["f", "f", ""], success=True)
-    fixed, left = score_episode(row(**slip, recovered=1)), score_episode(row(**{**slip, "errors": ["unknown_parameter", "unknown_parameter", ""]}))
+    assert (
+        score_episode(row(**{**clean, "called": ["f_beta", "f", ""]}, changed=("f",))).components["trial_info"] == 1.0
+    ), "a look-alike of a changed tool"
+    slip = dict(
+        phases=["execution", "execution", "answer"],
+        errors=["unknown_parameter", "", ""],
+        called=["f", "f", ""],
+        success=True,
+    )
+    fixed, left = (
+        score_episode(row(**slip, recovered=1)),
+        score_episode(row(**{**slip, "errors": ["unknown_parameter", "unknown_parameter", ""]})),
+    )
     assert fixed.components["recovery"] == 0.0 and left.components["recovery"] == -1.0
     no_slip = score_episode(row(phases=["execution", "answer"], errors=["", ""], called=["f", ""], success=True))
     assert no_slip.total > fixed.total, "making a mistake and fixing it never beats making none"
 
 
 def test_execution_errors_count_and_trial_errors_do_not():
-    r = row(["trial", "execution", "execution", "answer"], ["wrong_type", "unknown_parameter", "", ""], ["f", "f", "f", ""])
+    r = row(
+        ["trial", "execution", "execution", "answer"], ["wrong_type", "unknown_parameter", "", ""], ["f", "f", "f", ""]
+    )
     assert score_episode(r, max_turns=8).components["exec_errors"] == -0.5
 
 
 def test_running_out_of_budget_costs_the_most():
-    r = row(["execution"] * 3, ["", "", ""], ["f", "g", "h"], end_reason="budget_turns", arguments=['{"a": 1}', '{"a": 2}', '{"a": 3}'])
+    r = row(
+        ["execution"] * 3,
+        ["", "", ""],
+        ["f", "g", "h"],
+        end_reason="budget_turns",
+        arguments=['{"a": 1}', '{"a": 2}', '{"a": 3}'],
+    )
     assert score_episode(r, max_turns=3).components["budget"] == -1.0
 
 
@@ -117,7 +154,9 @@ def test_the_no_call_guard_stops_guessing_from_beating_an_honest_agent(catalog, 
     unguarded, guarded = RewardConfig(guards=0), RewardConfig()
     honest = mean_reward(GoldenTeacher(), evolved_tasks, catalog, unguarded)
     assert mean_reward(Guesser(), evolved_tasks, catalog, unguarded) > honest
-    assert mean_reward(Guesser(), evolved_tasks, catalog, guarded) < mean_reward(GoldenTeacher(), evolved_tasks, catalog, guarded)
+    assert mean_reward(Guesser(), evolved_tasks, catalog, guarded) < mean_reward(
+        GoldenTeacher(), evolved_tasks, catalog, guarded
+    )
 
 
 @pytest.mark.parametrize("hacker", [Guesser, TrialFarmer, Repeater])
@@ -125,4 +164,6 @@ def test_reward_hacking_policies_score_below_the_trial_teacher(catalog, evolved_
     config = RewardConfig()
     teacher = mean_reward(TrialTeacher(), evolved_tasks, catalog, config)
     assert mean_reward(hacker(), evolved_tasks, catalog, config) < teacher - 1.0
-    assert mean_reward(hacker(), evolved_tasks, catalog, config) < mean_reward(GoldenTeacher(), evolved_tasks, catalog, config)
+    assert mean_reward(hacker(), evolved_tasks, catalog, config) < mean_reward(
+        GoldenTeacher(), evolved_tasks, catalog, config
+    )

@@ -14,6 +14,7 @@ from labkit.rewards import COMPONENTS, GUARDS
 from labkit.rl import RLRunConfig, build_trainer, episode_tokens, read_rollout_log, train_rl
 from labkit.sft import read_run_card, ship_adapter
 from labkit.tasks import Task
+from labkit.trl_compat import per_token_logps
 
 ADAPTER = "data/adapters/sft-trial"
 
@@ -28,13 +29,15 @@ def rollout_batch_of(trainer, n_tasks: int = 2) -> tuple[list[Task], dict]:
 def trainer_logprobs(trainer, prompt_ids: list[int], completion_ids: list[int]) -> torch.Tensor:
     ids = torch.tensor([prompt_ids + completion_ids])
     with torch.no_grad():
-        logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, torch.ones_like(ids), len(completion_ids))
+        logps = per_token_logps(trainer, trainer.model, ids, torch.ones_like(ids), len(completion_ids))
     return logps[0]
 
 
 def assert_step0_logprobs_match(trainer, output: dict, atol: float) -> int:
     checked = 0
-    for prompt, completion, mask, sampled in zip(output["prompt_ids"], output["completion_ids"], output["env_mask"], output["logprobs"]):
+    for prompt, completion, mask, sampled in zip(
+        output["prompt_ids"], output["completion_ids"], output["env_mask"], output["logprobs"]
+    ):
         recomputed = trainer_logprobs(trainer, prompt, completion)
         model_tokens = torch.tensor(mask, dtype=torch.bool)
         assert torch.allclose(recomputed[model_tokens], torch.tensor(sampled)[model_tokens], atol=atol), (
@@ -75,15 +78,27 @@ def test_real_tool_results_carry_no_loss_and_logprobs_match(tmp_path, fp32):
     # In-process: the comparison is at fp32, and a vLLM engine (where installed) would sample in bf16.
     # Two tasks of up to three turns are enough: their episodes get 8 tool results back, 3 of them successes
     # (four tasks of four turns got 22 and 4, in twice the time).
-    config = RLRunConfig(profile="cpu", init=ADAPTER, out=str(tmp_path), num_generations=2, max_turns=3, report_to="none", engine="transformers")
+    config = RLRunConfig(
+        profile="cpu",
+        init=ADAPTER,
+        out=str(tmp_path),
+        num_generations=2,
+        max_turns=3,
+        report_to="none",
+        engine="transformers",
+    )
     loaded = load_model(ADAPTER)
     trainer = build_trainer(config, loaded, progress=False)
     tasks, output = rollout_batch_of(trainer, n_tasks=2)
     results = 0
-    for rollout, completion, mask in zip(trainer.rollout_func.last_rollouts, output["completion_ids"], output["env_mask"]):
+    for rollout, completion, mask in zip(
+        trainer.rollout_func.last_rollouts, output["completion_ids"], output["env_mask"]
+    ):
         trainable = loaded.tokenizer.decode([t for t, m in zip(completion, mask) if m])
         masked = loaded.tokenizer.decode([t for t, m in zip(completion, mask) if not m])
-        for step in rollout.trajectory.steps[:-1]:  # the last reply comes after the model's last token: trimmed, see episode_tokens
+        for step in rollout.trajectory.steps[
+            :-1
+        ]:  # the last reply comes after the model's last token: trimmed, see episode_tokens
             if step.observation is not None and len(step.observation.content) > 20:
                 assert step.observation.content in masked
                 assert step.observation.content not in trainable
@@ -97,13 +112,24 @@ def test_tiny_run_logs_rewards_guards_and_groups_becomes_a_policy_and_replays_a_
     logs = []
     card = train_rl(RLRunConfig(profile="tiny", out=str(out), report_to="none"), progress=False, on_log=logs.append)
     assert card["steps"] == 2 and read_run_card(out) == card
-    for key in ["reward", "kl", "frac_reward_zero_std", *(f"rewards/{c}/mean" for c in COMPONENTS), *(f"guards/{g}" for g in GUARDS),
-                "episode/tool_call_rate", "episode/trials", "time/rollout_s", "time/environment_s"]:
+    for key in [
+        "reward",
+        "kl",
+        "frac_reward_zero_std",
+        *(f"rewards/{c}/mean" for c in COMPONENTS),
+        *(f"guards/{g}" for g in GUARDS),
+        "episode/tool_call_rate",
+        "episode/trials",
+        "time/rollout_s",
+        "time/environment_s",
+    ]:
         assert key in logs[0], key
     rows = read_rollout_log(out)
     assert len(rows) == card["steps"] * card["episodes_per_step"]
     first = rows[0]
-    assert {"step", "group", "reward", "rewards", "advantage", "loss_spans", "guards", "messages", "phases"} <= set(first)
+    assert {"step", "group", "reward", "rewards", "advantage", "loss_spans", "guards", "messages", "phases"} <= set(
+        first
+    )
     assert [r["group"] for r in rows[:4]] == [0, 0, 1, 1]  # tiny: 2 tasks x 2 episodes
     assert any(carried for _, carried in first["loss_spans"]) and any(not carried for _, carried in first["loss_spans"])
     assert (out / "curves.png").is_file() and "GRPO run" in (out / "README.md").read_text()
@@ -129,9 +155,22 @@ def test_rl_on_top_of_an_sft_adapter_loads_as_sft_plus_rl(tmp_path):
     from labkit.sft import SFTRunConfig, train_sft
 
     sft = tmp_path / "sft"
-    train_sft(SFTRunConfig(data="data/trajectories/golden-train", profile="tiny", out=str(sft), token_budget=2000, learning_rate=0.05, report_to="none"), progress=False)
+    train_sft(
+        SFTRunConfig(
+            data="data/trajectories/golden-train",
+            profile="tiny",
+            out=str(sft),
+            token_budget=2000,
+            learning_rate=0.05,
+            report_to="none",
+        ),
+        progress=False,
+    )
     rl = tmp_path / "rl"
-    train_rl(RLRunConfig(profile="tiny", init=str(sft), out=str(rl), steps=1, learning_rate=0.05, report_to="none"), progress=False)  # one step stacks as well as two
+    train_rl(
+        RLRunConfig(profile="tiny", init=str(sft), out=str(rl), steps=1, learning_rate=0.05, report_to="none"),
+        progress=False,
+    )  # one step stacks as well as two
     assert json.loads((rl / "adapter_config.json").read_text())["base_model_name_or_path"] == "../sft"
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
@@ -143,12 +182,44 @@ def test_rl_on_top_of_an_sft_adapter_loads_as_sft_plus_rl(tmp_path):
 def test_rl_cli_trains_tiny_and_refuses_bad_reward_settings(tmp_path):
     from labkit.cli import main
 
-    assert main(["rl", "--profile", "tiny", "--steps", "1", "--reward", "format=0", "--report-to", "none", "--out", str(tmp_path / "run")]) == 0
+    assert (
+        main(
+            [
+                "rl",
+                "--profile",
+                "tiny",
+                "--steps",
+                "1",
+                "--reward",
+                "format=0",
+                "--report-to",
+                "none",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     card = read_run_card(tmp_path / "run")
     assert card["config"]["rewards"]["format"] == 0 and "rewards/format/mean" not in card["history"][0]
     done = subprocess.run(
-        [sys.executable, "-m", "labkit.cli", "rl", "--profile", "tiny", "--reward", "outcom=1", "--out", str(tmp_path / "bad")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "labkit.cli",
+            "rl",
+            "--profile",
+            "tiny",
+            "--reward",
+            "outcom=1",
+            "--out",
+            str(tmp_path / "bad"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert done.returncode != 0 and "unknown reward settings ['outcom']" in done.stderr and "Traceback" not in done.stderr
+    assert (
+        done.returncode != 0 and "unknown reward settings ['outcom']" in done.stderr and "Traceback" not in done.stderr
+    )
     assert not Path(tmp_path / "bad").exists()

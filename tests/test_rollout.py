@@ -93,7 +93,10 @@ class ScriptedTurns(LogitsProcessor):
     def __init__(self, tokenizer, scripts: dict[tuple[int, ...], list[str]]):
         self.eos = tokenizer.eos_token_id
         self.turn_start = tokenizer.encode(GENERATION_PROMPT, add_special_tokens=False)
-        self.scripts = {p: [tokenizer.encode(t, add_special_tokens=False) + [self.eos] for t in turns] for p, turns in scripts.items()}
+        self.scripts = {
+            p: [tokenizer.encode(t, add_special_tokens=False) + [self.eos] for t in turns]
+            for p, turns in scripts.items()
+        }
 
     def __call__(self, input_ids, scores):
         forced = torch.full_like(scores, float("-inf"))
@@ -125,7 +128,8 @@ class StopEarly(LogitsProcessor):
 
 
 def scripted_actions(task, i: int) -> list:
-    """Four shapes of episode: answer at once; trial then answer; execute, slip, answer; three trials (cut by max_turns=3)."""
+    """Four shapes of episode: answer at once; trial then answer;
+    execute, slip, answer; three trials (cut by max_turns=3)."""
     call, answer = task.calls[0], Answer(str(task.answer))
     trial = ToolCall(call.name, call.arguments, "trial", "What does it return?")
     return [
@@ -137,10 +141,14 @@ def scripted_actions(task, i: int) -> list:
 
 
 def scripted_run(tiny, tokenizer, catalog, tasks, gen: GenerationConfig):
-    scripts = {prompt_ids(tokenizer, catalog, t): [turn_text(a) for a in scripted_actions(t, i)] for i, t in enumerate(tasks)}
+    scripts = {
+        prompt_ids(tokenizer, catalog, t): [turn_text(a) for a in scripted_actions(t, i)] for i, t in enumerate(tasks)
+    }
     assert len(scripts) == len(tasks)  # every row can find its episode
     model = Recorder(tiny, ScriptedTurns(tokenizer, scripts))
-    return rollout_batch(model, tokenizer, tasks, catalog, EnvConfig(max_turns=3), gen, progress=False), model.batch_sizes
+    return rollout_batch(
+        model, tokenizer, tasks, catalog, EnvConfig(max_turns=3), gen, progress=False
+    ), model.batch_sizes
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +159,10 @@ def scripted(tiny, tokenizer, catalog, tasks):
 def template(tokenizer, rollout) -> tuple[list[int], list[int]]:
     """The chat template's ids and assistant mask for the rollout's trajectory."""
     encoded = tokenizer.apply_chat_template(
-        trajectory_messages(rollout.trajectory), tools=rollout.trajectory.toolset.docs, return_assistant_tokens_mask=True, return_dict=True
+        trajectory_messages(rollout.trajectory),
+        tools=rollout.trajectory.toolset.docs,
+        return_assistant_tokens_mask=True,
+        return_dict=True,
     )
     return encoded["input_ids"], encoded["assistant_masks"]
 
@@ -228,7 +239,8 @@ def test_free_running_turns_are_capped_and_kept_as_written(tiny, tokenizer, cata
 
 
 def test_batched_and_sequential_greedy_rollouts_are_identical(sharp, tokenizer, catalog, tasks):
-    """Batched: left padding, holes where rows stopped early, the KV cache kept between turns. Sequential: none of it."""
+    """Batched: left padding, holes where rows stopped early,
+    the KV cache kept between turns. Sequential: none of it."""
     model = Recorder(sharp, StopEarly(tokenizer))
     gen, env_config = GenerationConfig(max_new_tokens=16, batch_size=6), EnvConfig(max_turns=3)
     batched = rollout_batch(model, tokenizer, tasks[:6], catalog, env_config, gen, progress=False)
@@ -252,7 +264,9 @@ def test_max_length_ends_episodes_without_outgrowing_it(tiny, tokenizer, catalog
     cut = [i for i, r in enumerate(rollouts) if r.trajectory.end_reason == BUDGET_LENGTH]
     assert cut and all(len(rollouts[i].trajectory.steps) < len(scripted_actions(tasks[i], i)) for i in cut)
 
-    free = rollout_batch(tiny, tokenizer, tasks[:3], catalog, None, GenerationConfig(max_new_tokens=32, max_length=400), progress=False)
+    free = rollout_batch(
+        tiny, tokenizer, tasks[:3], catalog, None, GenerationConfig(max_new_tokens=32, max_length=400), progress=False
+    )
     assert all(r.trajectory.end_reason == BUDGET_LENGTH and len(r.token_ids) <= 400 for r in free)
 
     no_room = rollout_batch(tiny, tokenizer, tasks[:2], catalog, None, GenerationConfig(max_length=100), progress=False)
@@ -262,7 +276,10 @@ def test_max_length_ends_episodes_without_outgrowing_it(tiny, tokenizer, catalog
 def test_seeded_sampling_is_reproducible(tiny, tokenizer, catalog, tasks):
     def sample(seed: int) -> list[list[int]]:
         gen = GenerationConfig(max_new_tokens=12, temperature=1.0, seed=seed)
-        return [r.token_ids for r in rollout_batch(tiny, tokenizer, tasks[:4], catalog, EnvConfig(max_turns=2), gen, progress=False)]
+        return [
+            r.token_ids
+            for r in rollout_batch(tiny, tokenizer, tasks[:4], catalog, EnvConfig(max_turns=2), gen, progress=False)
+        ]
 
     assert sample(3) == sample(3)
     assert sample(3) != sample(4)
@@ -276,7 +293,9 @@ def test_embedded_model_runs_real_episodes(tokenizer, catalog, tasks):
     from labkit.models import load_embedded_model
 
     gen = GenerationConfig(max_new_tokens=32)  # sized to stay well under 40 s on 2 cores
-    rollouts = rollout_batch(load_embedded_model(), tokenizer, tasks[:2], catalog, EnvConfig(max_turns=2), gen, progress=False)
+    rollouts = rollout_batch(
+        load_embedded_model(), tokenizer, tasks[:2], catalog, EnvConfig(max_turns=2), gen, progress=False
+    )
     for r in rollouts:
         assert r.trajectory.done and 1 <= len(r.trajectory.steps) <= 2
         assert r.generated_tokens > 0 and len(r.problems) == len(r.trajectory.steps)

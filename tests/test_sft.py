@@ -8,11 +8,18 @@ import sys
 
 import pytest
 
-from labkit.data import DatasetFileError, load_dataset_dir, write_dataset
+from labkit.data import DatasetFileError, load_dataset_dir, token_lengths, write_dataset
 from labkit.models import load_model
-from labkit.data import token_lengths
 from labkit.runs import RunFolderError
-from labkit.sft import SFTDataError, SFTRunConfig, build_trainer, last_checkpoint, read_run_card, train_sft, training_data
+from labkit.sft import (
+    SFTDataError,
+    SFTRunConfig,
+    build_trainer,
+    last_checkpoint,
+    read_run_card,
+    train_sft,
+    training_data,
+)
 
 TRIAL = "data/trajectories/trial-train"
 GOLDEN = "data/trajectories/golden-train"
@@ -42,7 +49,8 @@ def test_only_assistant_tokens_carry_labels(tiny, tmp_path):
     row = next(i for i, r in enumerate(data.dataset) if any(m.get("train") is False for m in r["messages"]))
     messages = data.dataset[row]["messages"]
     learned, context = labelled_text(trainer, row)
-    # Everything the assistant wrote but its slips, in order, and nothing else: its reasons, calls, answer and end-of-turn tokens.
+    # Everything the assistant wrote but its slips, in order, and
+    # nothing else: its reasons, calls, answer and end-of-turn tokens.
     turns = [m for m in messages if m["role"] == "assistant" and m.get("train") is not False]
     slips = [m for m in messages if m.get("train") is False]
     assert slips and all(slip["content"].strip() in context for slip in slips)
@@ -50,7 +58,13 @@ def test_only_assistant_tokens_carry_labels(tiny, tmp_path):
     for turn in turns:
         expected += turn["content"].lstrip()
         for call in turn["tool_calls"] or []:
-            expected += '<tool_call>\n{"name": "' + call["function"]["name"] + '", "arguments": ' + call["function"]["arguments"] + "}\n</tool_call>"
+            expected += (
+                '<tool_call>\n{"name": "'
+                + call["function"]["name"]
+                + '", "arguments": '
+                + call["function"]["arguments"]
+                + "}\n</tool_call>"
+            )
         expected += "<|im_end|>"
     assert learned == expected
     for message in messages:
@@ -68,7 +82,9 @@ def test_training_data_fits_the_budget_and_max_length(tiny):
     assert data.dataset.column_names == ["messages", "tools"]
     again = training_data(config, tiny.tokenizer)
     assert again.dataset["messages"] == data.dataset["messages"], "same seed, same rows"
-    other = training_data(SFTRunConfig(data=TRIAL, profile="tiny", token_budget=5000, max_length=700, seed=1), tiny.tokenizer)
+    other = training_data(
+        SFTRunConfig(data=TRIAL, profile="tiny", token_budget=5000, max_length=700, seed=1), tiny.tokenizer
+    )
     assert other.dataset["messages"] != data.dataset["messages"]
 
 
@@ -98,11 +114,19 @@ def test_tiny_run_writes_a_card_and_becomes_a_policy(tmp_path, capfd):
 
     out = tmp_path / "run"
     logs = []
-    card = train_sft(SFTRunConfig(data=GOLDEN, profile="tiny", out=str(out), token_budget=3000, report_to="none"), progress=False, on_log=logs.append)
+    card = train_sft(
+        SFTRunConfig(data=GOLDEN, profile="tiny", out=str(out), token_budget=3000, report_to="none"),
+        progress=False,
+        on_log=logs.append,
+    )
     printed = capfd.readouterr()
-    assert "{'loss'" not in printed.out and "Tokenizing" not in printed.err, "quiet runs (notebooks) print no raw logs nor dataset bars"
+    assert "{'loss'" not in printed.out and "Tokenizing" not in printed.err, (
+        "quiet runs (notebooks) print no raw logs nor dataset bars"
+    )
     assert card["steps"] >= 3 and card["final_loss"] > 0 and card["data"]["tokens"] <= 3000
-    assert [entry["step"] for entry in logs if "loss" in entry] == list(range(1, card["steps"] + 1)), "one log per step, for live plots"
+    assert [entry["step"] for entry in logs if "loss" in entry] == list(range(1, card["steps"] + 1)), (
+        "one log per step, for live plots"
+    )
     assert json.loads((out / "run_card.json").read_text()) == card
     for name in ("adapter_model.safetensors", "adapter_config.json", "README.md", "loss.png"):
         assert (out / name).is_file(), name
@@ -112,9 +136,17 @@ def test_tiny_run_writes_a_card_and_becomes_a_policy(tmp_path, capfd):
     assert train_sft(SFTRunConfig(data=GOLDEN, profile="tiny", out=str(out), token_budget=3000), progress=False) == card
     # Killed between saving the adapter and writing the card: the rerun finishes from the last checkpoint.
     (out / "run_card.json").unlink()
-    again = train_sft(SFTRunConfig(data=GOLDEN, profile="tiny", out=str(out), token_budget=3000, report_to="none"), progress=False)
+    again = train_sft(
+        SFTRunConfig(data=GOLDEN, profile="tiny", out=str(out), token_budget=3000, report_to="none"), progress=False
+    )
     assert again["steps"] == card["steps"] and again["resumed_from"]
-    with pytest.raises(RunFolderError, match=r"holds another run \(data: .*To resume that run, rerun its command: labkit sft --data data/trajectories/golden-train"):
+    with pytest.raises(
+        RunFolderError,
+        match=(
+            r"holds another run \(data: .*To resume that run, rerun its "
+            r"command: labkit sft --data data/trajectories/golden-train"
+        ),
+    ):
         train_sft(SFTRunConfig(data=TRIAL, profile="tiny", out=str(out), token_budget=3000), progress=False)
     foreign = tmp_path / "someone-elses-model"
     foreign.mkdir()
@@ -136,12 +168,20 @@ train_sft(SFTRunConfig(**json.loads(sys.argv[1])), progress=False, on_log=kill_a
 
 
 def test_a_killed_run_resumes_to_the_same_loss(tmp_path):
-    # 5000 tokens make about 7 steps: killed at step 5, checkpoints 2 and 4 are on disk, and the rerun must take the newer.
-    config = dict(data=GOLDEN, profile="tiny", out=str(tmp_path / "killed"), token_budget=5000, save_steps=2, report_to="none")
-    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, json.dumps(config)], capture_output=True, text=True, timeout=300)
+    # 5000 tokens make about 7 steps: killed at step 5, checkpoints
+    # 2 and 4 are on disk, and the rerun must take the newer.
+    config = dict(
+        data=GOLDEN, profile="tiny", out=str(tmp_path / "killed"), token_budget=5000, save_steps=2, report_to="none"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, json.dumps(config)], capture_output=True, text=True, timeout=300
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert read_run_card(tmp_path / "killed") is None
-    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-4",
+    ]
 
     # Only the kill needs a process of its own; the rerun and the straight run train here, sparing two process starts.
     resumed = train_sft(SFTRunConfig(**config), progress=False)
@@ -150,7 +190,9 @@ def test_a_killed_run_resumes_to_the_same_loss(tmp_path):
     assert resumed["resumed_from"].endswith("checkpoint-4") and straight["resumed_from"] is None
     assert resumed["steps"] == straight["steps"]
     assert resumed["final_loss"] == pytest.approx(straight["final_loss"], abs=1e-4)
-    assert dict(resumed["loss_curve"])[resumed["steps"]] == pytest.approx(dict(straight["loss_curve"])[straight["steps"]], abs=1e-4)
+    assert dict(resumed["loss_curve"])[resumed["steps"]] == pytest.approx(
+        dict(straight["loss_curve"])[straight["steps"]], abs=1e-4
+    )
 
 
 def test_a_checkpoint_cut_short_by_a_kill_is_passed_over(tmp_path):
@@ -166,8 +208,22 @@ def test_a_checkpoint_cut_short_by_a_kill_is_passed_over(tmp_path):
 
 def test_sft_cli_reports_bad_data_without_a_traceback(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "labkit.cli", "sft", "--profile", "tiny", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [
+            sys.executable,
+            "-m",
+            "labkit.cli",
+            "sft",
+            "--profile",
+            "tiny",
+            "--data",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert done.returncode == 2 and "labkit teach" in done.stderr and "Traceback" not in done.stderr
 
@@ -180,12 +236,33 @@ def test_sft_cli_trains_the_tiny_profile_and_its_run_ships_as_a_bf16_adapter_tha
 
     run = tmp_path / "run"
     # A high learning rate, so the adapter moves the model well clear of the bf16 rounding checked below.
-    assert main(["sft", "--profile", "tiny", "--data", GOLDEN, "--token-budget", "2000", "--learning-rate", "0.05", "--report-to", "none", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "sft",
+                "--profile",
+                "tiny",
+                "--data",
+                GOLDEN,
+                "--token-budget",
+                "2000",
+                "--learning-rate",
+                "0.05",
+                "--report-to",
+                "none",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     assert (read_run_card(run)["config"]["token_budget"], read_run_card(run)["config"]["learning_rate"]) == (2000, 0.05)
     assert load_dataset_dir(GOLDEN).num_rows == 400
 
     shipped = ship_adapter(run, tmp_path / "shipped")
-    assert (shipped / "adapter_model.safetensors").stat().st_size < 0.6 * (run / "adapter_model.safetensors").stat().st_size
+    assert (shipped / "adapter_model.safetensors").stat().st_size < 0.6 * (
+        run / "adapter_model.safetensors"
+    ).stat().st_size
     assert read_run_card(shipped) == read_run_card(run)
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     with torch.no_grad():
@@ -196,7 +273,8 @@ def test_sft_cli_trains_the_tiny_profile_and_its_run_ships_as_a_bf16_adapter_tha
 
 
 def test_shipped_adapters_changed_how_the_embedded_model_acts(catalog):
-    """The shipped SFT adapters (data/adapters) make the embedded model write the lab's turns; the base model does not."""
+    """The shipped SFT adapters (data/adapters) make the embedded
+    model write the lab's turns; the base model does not."""
     from labkit.env import EnvConfig, ToolCall
     from labkit.rollout import GenerationConfig, rollout_batch
     from labkit.tasks import generate_tasks
@@ -206,10 +284,14 @@ def test_shipped_adapters_changed_how_the_embedded_model_acts(catalog):
 
     def first_actions(policy):
         loaded = load_model(policy)
-        rollouts = rollout_batch(loaded.model, loaded.tokenizer, tasks, catalog, EnvConfig(max_turns=1), gen, progress=False)
+        rollouts = rollout_batch(
+            loaded.model, loaded.tokenizer, tasks, catalog, EnvConfig(max_turns=1), gen, progress=False
+        )
         return [r.trajectory.steps[0].action for r in rollouts]
 
-    trial, golden, base = (first_actions(p) for p in ("data/adapters/sft-trial", "data/adapters/sft-golden", "smollm2-135m"))
+    trial, golden, base = (
+        first_actions(p) for p in ("data/adapters/sft-trial", "data/adapters/sft-golden", "smollm2-135m")
+    )
     assert not any(isinstance(a, ToolCall) for a in base)
     trial_calls, golden_calls = ([a for a in actions if isinstance(a, ToolCall)] for actions in (trial, golden))
     assert len(trial_calls) >= 3 and len(golden_calls) >= 2

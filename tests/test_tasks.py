@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from conftest import FIXTURES
 
 from labkit.env import Answer, ToolCall, ToolEnv
 from labkit.tasks import (
@@ -14,8 +15,6 @@ from labkit.tasks import (
     save_tasks,
 )
 from labkit.tools import SEEN_FAMILIES, UNSEEN_FAMILIES, load_catalog, read_path
-
-from conftest import FIXTURES
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -88,11 +87,23 @@ def test_documented_calls_on_evolved_tools_fail_without_leaking_the_answer(catal
         ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "level": 9}', "from 0 to 4"),
         ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "calls": [{"nom": 1}]}', "unexpected keyword"),
         ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "split": 5}', "'split' must be one of"),
-        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "evolve_seed": [1, 2]}', "'evolve_seed' must be an integer"),
-        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": 1, "check": "number", "tolerance": "5%"}', "'tolerance' must be a number"),
-        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "families": "weather"}', "'families' must be a list"),
+        (
+            '{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "evolve_seed": [1, 2]}',
+            "'evolve_seed' must be an integer",
+        ),
+        (
+            '{"id": "x", "query": "q", "tools": ["echo"], "answer": 1, "check": "number", "tolerance": "5%"}',
+            "'tolerance' must be a number",
+        ),
+        (
+            '{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "families": "weather"}',
+            "'families' must be a list",
+        ),
         ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "calls": 5}', "'calls' a list of objects"),
-        ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "calls": [{"name": "echo", "arguments": 3}]}', "each of 'calls' must be"),
+        (
+            '{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "calls": [{"name": "echo", "arguments": 3}]}',
+            "each of 'calls' must be",
+        ),
         ('{"id": "x", "query": "q", "tools": ["echo"], "answer": "a", "meta": 1}', "'meta' must be a JSON object"),
         ('{"id": "x", "query": "q", "tools": ["echo"], "answer": ' + "[" * 5000 + "]" * 5000 + "}", "recursion"),
         ('{"id": "x", "query": "q", "tools": ["echo"], "answer": ' + "9" * 4301 + "}", "4300 digits"),
@@ -181,7 +192,11 @@ def test_check_answer(check, gold, reply, ok):
 
 
 def test_every_tool_used_by_a_template_has_example_arguments(catalog):
-    used = {c.name for t in generate_tasks("train", 300, 0, catalog=catalog) + generate_tasks("unseen", 200, 0, catalog=catalog) for c in t.calls}
+    used = {
+        c.name
+        for t in generate_tasks("train", 300, 0, catalog=catalog) + generate_tasks("unseen", 200, 0, catalog=catalog)
+        for c in t.calls
+    }
     assert len(used) >= 25
     for name in used:
         assert example_arguments(catalog, name) is not None

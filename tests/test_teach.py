@@ -5,18 +5,34 @@ import sys
 import time
 
 import pytest
+from conftest import FIXTURES
 from datasets import Dataset
 
 from labkit.cli import main
 from labkit.data import DatasetFileError, append_rows, load_dataset_dir, read_rows, write_dataset
 from labkit.teach import TeachConfig, teach
 
-from conftest import FIXTURES
-
 
 def test_teach_writes_identical_bytes_for_the_same_seed(tmp_path):
     for name in ("a", "b"):
-        assert main(["teach", "--teacher", "trial", "--split", "train", "--n", "40", "--seed", "3", "--out", str(tmp_path / "out")]) == 0
+        assert (
+            main(
+                [
+                    "teach",
+                    "--teacher",
+                    "trial",
+                    "--split",
+                    "train",
+                    "--n",
+                    "40",
+                    "--seed",
+                    "3",
+                    "--out",
+                    str(tmp_path / "out"),
+                ]
+            )
+            == 0
+        )
         (tmp_path / "out").rename(tmp_path / name)
     for file in ("data.parquet", "README.md"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
@@ -24,7 +40,26 @@ def test_teach_writes_identical_bytes_for_the_same_seed(tmp_path):
 
 def test_the_slips_a_teacher_makes_are_chosen_on_the_command_line_and_named_in_its_card(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["teach", "--teacher", "recover", "--split", "train", "--n", "20", "--mistake-rate", "1", "--slips", "missing,lookalike", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "teach",
+                "--teacher",
+                "recover",
+                "--split",
+                "train",
+                "--n",
+                "20",
+                "--mistake-rate",
+                "1",
+                "--slips",
+                "missing,lookalike",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "--mistake-rate 1.0 --slips missing,lookalike" in (out / "README.md").read_text()
     assert "--slips" not in TeachConfig(teacher="trial").command()
     assert main(["teach", "--slips", "name,tpyo", "--out", str(tmp_path / "bad")]) == 2
@@ -32,10 +67,23 @@ def test_the_slips_a_teacher_makes_are_chosen_on_the_command_line_and_named_in_i
 
 
 def test_the_card_reports_what_a_learner_needs(tmp_path, tokenizer):
-    out = teach(TeachConfig(teacher="trial", split="evolved", n=30, seed=1, out=str(tmp_path / "d")), progress=False, tokenizer=tokenizer)
+    out = teach(
+        TeachConfig(teacher="trial", split="evolved", n=30, seed=1, out=str(tmp_path / "d")),
+        progress=False,
+        tokenizer=tokenizer,
+    )
     card = (out / "README.md").read_text()
-    for needle in ("| trajectories | 30 |", "could not script (no gold `calls`), left out | 0", "trials per episode", "errors outside trials, recovered", "tokens per trajectory, median / p95", "## An error and the turn after it", "labkit teach --teacher trial --split evolved",
-                   "calls it with no arguments", "trials that repeat the next real call of their tool (teach nothing) | 0 of"):
+    for needle in (
+        "| trajectories | 30 |",
+        "could not script (no gold `calls`), left out | 0",
+        "trials per episode",
+        "errors outside trials, recovered",
+        "tokens per trajectory, median / p95",
+        "## An error and the turn after it",
+        "labkit teach --teacher trial --split evolved",
+        "calls it with no arguments",
+        "trials that repeat the next real call of their tool (teach nothing) | 0 of",
+    ):
         assert needle in card, needle
 
 
@@ -52,10 +100,24 @@ def test_rows_are_what_trl_sft_expects(tmp_path, tokenizer):
 
 
 def test_user_tools_and_tasks_through_teach(tmp_path):
-    code = main(["teach", "--teacher", "trial", "--tools-module", str(FIXTURES / "user_tools.py"), "--tasks", str(FIXTURES / "user_tasks.jsonl"), "--out", str(tmp_path / "u")])
+    code = main(
+        [
+            "teach",
+            "--teacher",
+            "trial",
+            "--tools-module",
+            str(FIXTURES / "user_tools.py"),
+            "--tasks",
+            str(FIXTURES / "user_tasks.jsonl"),
+            "--out",
+            str(tmp_path / "u"),
+        ]
+    )
     assert code == 0
     data = load_dataset_dir(tmp_path / "u")
-    assert sorted(data["task_id"]) == ["tide-1"], "the task without a gold path can't be scripted and is reported, not kept"
+    assert sorted(data["task_id"]) == ["tide-1"], (
+        "the task without a gold path can't be scripted and is reported, not kept"
+    )
     assert "tide-2" in (tmp_path / "u" / "README.md").read_text()
 
 
@@ -85,7 +147,11 @@ def test_corrupt_datasets_are_typed_errors_that_name_the_file(tmp_path):
             load_dataset_dir(tmp_path / name)
     (tmp_path / "bom.jsonl").write_text('{"a": 1}\n', encoding="utf-8-sig")
     assert load_dataset_dir(tmp_path / "bom.jsonl")["a"] == [1]
-    for name, line in (("number.jsonl", b"5\n"), ("latin1.jsonl", b'{"a": "\xff"}\n'), ("deep.jsonl", b"[" * 5000 + b"]" * 5000 + b"\n")):
+    for name, line in (
+        ("number.jsonl", b"5\n"),
+        ("latin1.jsonl", b'{"a": "\xff"}\n'),
+        ("deep.jsonl", b"[" * 5000 + b"]" * 5000 + b"\n"),
+    ):
         (tmp_path / name).write_bytes(line)
         with pytest.raises(DatasetFileError, match=f"{name}:1 is not"):
             load_dataset_dir(tmp_path / name)
@@ -109,7 +175,11 @@ def test_a_killed_teach_leaves_the_previous_dataset_whole(tmp_path):
     out = tmp_path / "d"
     assert main(["teach", "--teacher", "golden", "--n", "5", "--out", str(out)]) == 0
     before = (out / "data.parquet").read_bytes()
-    proc = subprocess.Popen([sys.executable, "-m", "labkit.cli", "teach", "--teacher", "trial", "--n", "20000", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labkit.cli", "teach", "--teacher", "trial", "--n", "20000", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(6)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -1,19 +1,18 @@
 import ast
-import re
 import json
+import re
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES
 
+from labkit.data import trajectory_row
 from labkit.env import ToolEnv, run_episode
 from labkit.tasks import SPLITS, generate_tasks, load_tasks
 from labkit.teach import TEACHER_ENV, replay
-from labkit.data import trajectory_row
 from labkit.teachers import GoldenTeacher, RecoverTeacher, TrialTeacher
 from labkit.teachers.scripted import format_answer, locate
 from labkit.tools import load_catalog
-
-from conftest import FIXTURES
 
 
 def solve(env, teacher, tasks):
@@ -47,7 +46,9 @@ def test_trial_teacher_masters_a_users_own_tools_it_has_never_seen():
     base = load_tasks(FIXTURES / "user_tasks.jsonl")[0]
     for level in range(5):
         for seed in range(25):
-            task = base.__class__(**{**vars(base), "id": f"tide-{level}-{seed}", "level": level, "evolve_seed": seed, "split": "user"})
+            task = base.__class__(
+                **{**vars(base), "id": f"tide-{level}-{seed}", "level": level, "evolve_seed": seed, "split": "user"}
+            )
             assert run_episode(env, TrialTeacher(seed=seed), task).success, (level, seed)
 
 
@@ -55,29 +56,48 @@ def test_the_trial_teacher_cannot_see_the_hidden_tools():
     """It imports nothing that knows how tools changed: it learns from observation text alone."""
     source = Path(__file__).parent.parent / "labkit" / "teachers" / "scripted.py"
     imported = {
-        node.module for node in ast.walk(ast.parse(source.read_text())) if isinstance(node, ast.ImportFrom) and node.module
+        node.module
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module
     }
     assert not imported & {"labkit.evolve", "labkit.toolset"}, imported
 
 
 def test_trials_errors_and_recoveries_show_up_in_the_data(catalog):
     env = ToolEnv(catalog, TEACHER_ENV)
-    rows = [trajectory_row(t, "teacher:trial") for t in solve(env, TrialTeacher(mistake_rate=0.5), generate_tasks("train", 120, 3, catalog=catalog))]
+    rows = [
+        trajectory_row(t, "teacher:trial")
+        for t in solve(env, TrialTeacher(mistake_rate=0.5), generate_tasks("train", 120, 3, catalog=catalog))
+    ]
     assert sum(r["n_trials"] for r in rows) >= len(rows)
     assert sum(r["n_errors"] for r in rows) > 40 and all(r["n_errors"] == r["n_recoveries"] for r in rows)
     texts = [m["content"] for r in rows for m in r["messages"] if m["role"] == "assistant"]
     assert len(set(texts)) > 100, "the reasoning is varied, not one canned line"
-    no_slips = [trajectory_row(t, "x") for t in solve(env, TrialTeacher(mistake_rate=0.0), generate_tasks("seen", 60, 3, catalog=catalog))]
+    no_slips = [
+        trajectory_row(t, "x")
+        for t in solve(env, TrialTeacher(mistake_rate=0.0), generate_tasks("seen", 60, 3, catalog=catalog))
+    ]
     assert all(r["n_errors"] == 0 for r in no_slips), "at level 0 with no slips nothing fails"
 
 
-@pytest.mark.parametrize("slip, error", [("name", "unknown_parameter"), ("format", "wrong_type"), ("missing", "missing_parameter"), ("lookalike", "unavailable")])
+@pytest.mark.parametrize(
+    "slip, error",
+    [
+        ("name", "unknown_parameter"),
+        ("format", "wrong_type"),
+        ("missing", "missing_parameter"),
+        ("lookalike", "unavailable"),
+    ],
+)
 def test_each_slip_is_the_mistake_it_names_and_is_put_right(catalog, slip, error):
     env, check = ToolEnv(catalog, TEACHER_ENV), ToolEnv(catalog, TEACHER_ENV)
     for teacher in (TrialTeacher(mistake_rate=1.0, slips=(slip,)), RecoverTeacher(mistake_rate=1.0, slips=(slip,))):
         made = []
         for trajectory in solve(env, teacher, generate_tasks("train", 40, 5, catalog=catalog)):
-            assert trajectory.success and replay(trajectory.task, trajectory_row(trajectory, teacher.name)["messages"], check).success
+            assert (
+                trajectory.success
+                and replay(trajectory.task, trajectory_row(trajectory, teacher.name)["messages"], check).success
+            )
             made += [s.observation.error for s in trajectory.steps if getattr(s.action, "slip", False)]
         assert len(made) >= 8 and None not in made, "every slip is a call the tool rejects"
         if teacher.tries_first:  # on a tool it has tried, the slip is exactly the mistake it names
@@ -91,7 +111,9 @@ def test_the_teacher_is_deterministic_per_seed(catalog):
     tasks = generate_tasks("train", 40, 8, catalog=catalog)
 
     def dump(seed):
-        return json.dumps([trajectory_row(t, "teacher:trial")["messages"] for t in solve(env, TrialTeacher(seed=seed), tasks)])
+        return json.dumps(
+            [trajectory_row(t, "teacher:trial")["messages"] for t in solve(env, TrialTeacher(seed=seed), tasks)]
+        )
 
     assert dump(4) == dump(4) != dump(5)
 
@@ -158,13 +180,18 @@ def test_a_trial_is_an_empty_call_whose_finding_the_next_reason_quotes(catalog):
             assert step.action.arguments == {}, "a probe never repeats the real call"
             listed = re.search(r"Accepted parameters: (.+)\.", step.observation.content)
             if listed:
-                assert f"It accepts {listed.group(1)}" in after.action.thought, "the next reason quotes what the probe revealed"
+                assert f"It accepts {listed.group(1)}" in after.action.thought, (
+                    "the next reason quotes what the probe revealed"
+                )
                 renames += " is now " in after.action.thought
     assert renames >= 10
 
 
 def test_the_recover_teacher_never_tries_and_fixes_every_change_from_its_errors(catalog):
     env = ToolEnv(catalog, TEACHER_ENV)
-    rows = [trajectory_row(t, "teacher:recover") for t in solve(env, RecoverTeacher(seed=1), generate_tasks("evolved", 150, 4, catalog=catalog))]
+    rows = [
+        trajectory_row(t, "teacher:recover")
+        for t in solve(env, RecoverTeacher(seed=1), generate_tasks("evolved", 150, 4, catalog=catalog))
+    ]
     assert all(r["success"] for r in rows) and sum(r["n_trials"] for r in rows) == 0
     assert sum(r["n_errors"] for r in rows) > 100 and all(r["n_errors"] == r["n_recoveries"] for r in rows)

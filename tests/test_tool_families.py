@@ -14,8 +14,22 @@ FAMILY_MODULES = [weather, units, currency, calendar, geography, text, stats, st
 TEMPLATES = [t for module in [*FAMILY_MODULES, chains] for t in module.TEMPLATES]
 SEEDS = range(50)
 # Parameters the evolution operators treat as identifiers (and so may require in upper case).
-IDENTIFIERS = {"city", "from_city", "to_city", "country", "base", "target", "code", "product_id", "order_id",
-               "book_id", "loan_id", "author", "title", "coupon"}
+IDENTIFIERS = {
+    "city",
+    "from_city",
+    "to_city",
+    "country",
+    "base",
+    "target",
+    "code",
+    "product_id",
+    "order_id",
+    "book_id",
+    "loan_id",
+    "author",
+    "title",
+    "coupon",
+}
 IDENTIFIER_WORDS = re.compile(r"\b(name|code|ID)\b")
 
 
@@ -94,7 +108,7 @@ def test_template_gold_path_replays_to_the_answer(template, catalog):
         assert reads[-1] == draft.answer, (template.name, seed)
         # Each earlier hop's value is what a later hop is called with.
         for hop, value in enumerate(reads[:-1]):
-            later = [arg for call in draft.calls[hop + 1:] for arg in call.arguments.values()]
+            later = [arg for call in draft.calls[hop + 1 :] for arg in call.arguments.values()]
             assert value in later, (template.name, seed, hop)
         json.dumps({"answer": draft.answer, "calls": [c.arguments for c in draft.calls]})
         _assert_answer_fits_check(draft)
@@ -112,9 +126,16 @@ def test_chained_families_share_their_data():
     assert set(calendar.HOLIDAYS) <= set(geography.COUNTRIES)
 
 
-@pytest.mark.parametrize("quantity, tool", [("length", units.convert_length), ("weight", units.convert_weight),
-                                            ("volume", units.convert_volume), ("speed", units.convert_speed),
-                                            ("temperature", units.convert_temperature)])
+@pytest.mark.parametrize(
+    "quantity, tool",
+    [
+        ("length", units.convert_length),
+        ("weight", units.convert_weight),
+        ("volume", units.convert_volume),
+        ("speed", units.convert_speed),
+        ("temperature", units.convert_temperature),
+    ],
+)
 def test_documented_units_are_the_listed_ones(catalog, quantity, tool):
     assert catalog[tool.__name__].parameters["properties"]["from_unit"]["enum"] == units.list_units(quantity)
 

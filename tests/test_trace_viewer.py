@@ -60,11 +60,18 @@ def test_binds_localhost_only(viewer):
 
 def test_lists_the_runs(client):
     runs = {r["id"]: r["kind"] for r in client.predict(api_name="/list_runs")}
-    assert runs == {"data/trajectories/trial-mini": "dataset", "runs/eval/golden-evolved": "eval", "runs/eval/trial-evolved": "eval", "runs/grpo/rollouts": "rollouts"}
+    assert runs == {
+        "data/trajectories/trial-mini": "dataset",
+        "runs/eval/golden-evolved": "eval",
+        "runs/eval/trial-evolved": "eval",
+        "runs/grpo/rollouts": "rollouts",
+    }
 
 
 def test_opening_a_run_reports_its_size_and_the_lines_it_skipped(client):
-    info, split, family, level, policy, outcome, failure, search, first = client.predict("runs/eval/trial-evolved", api_name="/open_run")
+    info, split, family, level, policy, outcome, failure, search, first = client.predict(
+        "runs/eval/trial-evolved", api_name="/open_run"
+    )
     assert "8 episodes" in info and "Skipped 6 corrupt lines" in info
     # Each filter comes back reset, offering the values this run has.
     assert split == {"__type__": "update", "choices": [["any", "any"], ["evolved", "evolved"]], "value": "any"}
@@ -74,7 +81,9 @@ def test_opening_a_run_reports_its_size_and_the_lines_it_skipped(client):
 def test_filters_and_pages(client, viewer):
     episodes = TraceLibrary(root=viewer[1]).open("runs/eval/golden-evolved").episodes
     failed = [e for e in episodes if not e.success]
-    table, info, page, *plots = client.predict("runs/eval/golden-evolved", *ANY[:4], "failed", "any", "", api_name="/filter")
+    table, info, page, *plots = client.predict(
+        "runs/eval/golden-evolved", *ANY[:4], "failed", "any", "", api_name="/filter"
+    )
     assert [row[0] for row in table["data"]] == [e.index for e in failed]
     assert all(row[7].startswith("failed: ") for row in table["data"]) and f"({len(failed)} matching episodes)" in info
     assert len(plots) == 3
@@ -102,7 +111,9 @@ def test_paths_outside_the_lab_are_refused(client, run_id):
 
 
 def test_compare_two_policies_on_the_same_task(client):
-    pairs, left, right = client.predict("runs/eval/golden-evolved", "runs/eval/trial-evolved", api_name="/compare_tasks")
+    pairs, left, right = client.predict(
+        "runs/eval/golden-evolved", "runs/eval/trial-evolved", api_name="/compare_tasks"
+    )
     assert len(pairs["choices"]) == 8 and "A ✗ B ✓" in pairs["choices"][0][0]  # outcomes that differ first
     pair = pairs["value"]
     task = re.search(r"task <b>([\w-]+)</b>", left).group(1)
@@ -112,9 +123,15 @@ def test_compare_two_policies_on_the_same_task(client):
 
 
 def test_grpo_groups_show_rewards_advantages_and_loss(client):
-    prompts, table, rewards, advantages, rollouts, loss, episode = client.predict("runs/grpo/rollouts", api_name="/groups")
+    prompts, table, rewards, advantages, rollouts, loss, episode = client.predict(
+        "runs/grpo/rollouts", api_name="/groups"
+    )
     assert [c[1] for c in prompts["choices"]] == ["1,0", "1,1", "2,0", "2,1"] and prompts["value"] == "1,0"
-    assert [c[1] for c in rollouts["choices"]] == [0, 1, 2, 3] and len(table["data"]) == 4 and table["headers"][:4] == ["rollout", "episode", "reward", "advantage"]
+    assert (
+        [c[1] for c in rollouts["choices"]] == [0, 1, 2, 3]
+        and len(table["data"]) == 4
+        and table["headers"][:4] == ["rollout", "episode", "reward", "advantage"]
+    )
     assert 'data-loss="true"' in loss and "reward component" in episode
     table, *_ = client.predict("runs/grpo/rollouts", "2,1", api_name="/group")
     assert [row[1] for row in table["data"]] == [12, 13, 14, 15]
@@ -203,7 +220,13 @@ def test_browser_opens_filters_and_renders_safely(viewer):
 
         # A crafted link's text is shown as text: no outside image, no outside link.
         crafted = "![p](http://example.invalid/pixel.png) [click](http://example.invalid/)"
-        for query, shown in (({"run": crafted}, crafted), ({"run": "runs/eval/trial-evolved", "episode": "[x](http://example.invalid/e)"}, "[x](http://example.invalid/e)")):
+        for query, shown in (
+            ({"run": crafted}, crafted),
+            (
+                {"run": "runs/eval/trial-evolved", "episode": "[x](http://example.invalid/e)"},
+                "[x](http://example.invalid/e)",
+            ),
+        ):
             page.goto(f"{url}?{urlencode(query)}")
             page.get_by_text("Could not open that link").wait_for()
             assert shown in page.locator("body").inner_text()

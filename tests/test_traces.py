@@ -10,6 +10,7 @@ import pytest
 from trace_fixtures import HOSTILE, build_lab, teacher_rows
 
 from labkit.data import write_dataset
+from labkit.episode import episode_turns, turn_kind
 from labkit.evaluate import classify_failure
 from labkit.traces import (
     MAX_TEXT,
@@ -20,7 +21,6 @@ from labkit.traces import (
     TraceLibrary,
     default_comparison,
     episode_link,
-    episode_turns,
     failure_counts,
     filter_options,
     group_rows,
@@ -35,7 +35,6 @@ from labkit.traces import (
     timeline_html,
     tool_docs_html,
     trials_histogram,
-    turn_kind,
 )
 
 
@@ -60,7 +59,19 @@ def test_finds_every_kind_of_run_and_nothing_else(library):
     }
 
 
-@pytest.mark.parametrize("run_id", ["outside", "runs/escape", "runs/../outside", "../", "/etc/passwd", "runs/escape/episodes.jsonl", "runs/leak", "runs/leak/episodes.jsonl"])
+@pytest.mark.parametrize(
+    "run_id",
+    [
+        "outside",
+        "runs/escape",
+        "runs/../outside",
+        "../",
+        "/etc/passwd",
+        "runs/escape/episodes.jsonl",
+        "runs/leak",
+        "runs/leak/episodes.jsonl",
+    ],
+)
 def test_refuses_paths_outside_the_lab_folders(library, run_id):
     with pytest.raises(TraceAccessError, match="outside the folders .* labkit view"):
         library.resolve(run_id)
@@ -159,9 +170,17 @@ def test_turn_kinds_mark_errors_and_the_correction_after_them():
         "messages": [
             {"role": "system", "content": "s"},
             {"role": "user", "content": "q"},
-            {"role": "assistant", "content": "<execute>t</execute>", "tool_calls": [{"function": {"name": "f", "arguments": '{"city": "Paris"}'}}]},
+            {
+                "role": "assistant",
+                "content": "<execute>t</execute>",
+                "tool_calls": [{"function": {"name": "f", "arguments": '{"city": "Paris"}'}}],
+            },
             {"role": "tool", "content": '{"error": {"type": "unknown_parameter", "message": "use location"}}'},
-            {"role": "assistant", "content": "<execute>e</execute>", "tool_calls": [{"function": {"name": "f", "arguments": '{"location": "Paris"}'}}]},
+            {
+                "role": "assistant",
+                "content": "<execute>e</execute>",
+                "tool_calls": [{"function": {"name": "f", "arguments": '{"location": "Paris"}'}}],
+            },
             {"role": "tool", "content": '{"temp": 20}'},
             {"role": "assistant", "content": "<answer>20</answer>"},
         ],
@@ -199,7 +218,10 @@ def test_docs_the_agent_saw_beside_the_real_tools(library):
     real = json.loads(row["real_tools"])
     name = real[0]["function"]["name"]
     real.append({"type": "function", "function": {**real[0]["function"], "name": f"{name}_v2"}})
-    row.update(real_tools=json.dumps(real), changes=json.dumps([{"operator": "deprecate_with_redirect", "tool": name, "detail": "moved"}]))
+    row.update(
+        real_tools=json.dumps(real),
+        changes=json.dumps([{"operator": "deprecate_with_redirect", "tool": name, "detail": "moved"}]),
+    )
     assert "not documented" in tool_docs_html(row)  # the replacement exists only among the real tools
 
 

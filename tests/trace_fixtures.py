@@ -1,14 +1,14 @@
 """A small lab folder of traces for the trace viewer's tests: real teacher episodes, plus the hostile parts.
 
-    ROOT/data/trajectories/trial-mini/data.parquet   a teacher dataset
-    ROOT/runs/eval/golden-evolved/episodes.jsonl     the golden teacher on evolved tasks (fails some)
-    ROOT/runs/eval/trial-evolved/episodes.jsonl      the trial teacher on the same tasks, with an observation
-                                                     holding <script>, a long observation, HTML in a policy
-                                                     name, corrupt lines and rows (level Infinity, a message
-                                                     that is not an object)
-    ROOT/runs/grpo/rollouts/step-0000{1,2}.jsonl     GRPO groups of 4 rollouts with rewards and loss spans
-    ROOT/outside/episodes.jsonl                      traces the viewer must refuse, and runs/escape -> ../outside,
-                                                     runs/leak/episodes.jsonl -> ../../outside/episodes.jsonl
+ROOT/data/trajectories/trial-mini/data.parquet   a teacher dataset
+ROOT/runs/eval/golden-evolved/episodes.jsonl     the golden teacher on evolved tasks (fails some)
+ROOT/runs/eval/trial-evolved/episodes.jsonl      the trial teacher on the same tasks, with an observation
+                                                 holding <script>, a long observation, HTML in a policy
+                                                 name, corrupt lines and rows (level Infinity, a message
+                                                 that is not an object)
+ROOT/runs/grpo/rollouts/step-0000{1,2}.jsonl     GRPO groups of 4 rollouts with rewards and loss spans
+ROOT/outside/episodes.jsonl                      traces the viewer must refuse, and runs/escape -> ../outside,
+                                                 runs/leak/episodes.jsonl -> ../../outside/episodes.jsonl
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _loss_spans(row: dict) -> list[list]:
         if message["role"] == "assistant":
             spans.append([message["content"], True])
             for call in message.get("tool_calls") or []:
-                spans.append([f'<tool_call>{json.dumps(call["function"])}</tool_call>', True])
+                spans.append([f"<tool_call>{json.dumps(call['function'])}</tool_call>", True])
             spans.append(["<|im_end|>\n", False])
         else:
             spans.append([f"<|im_start|>{message['role']}\n{message['content']}<|im_end|>\n", False])
@@ -61,7 +61,12 @@ def rollout_rows(rows: list[dict], step: int) -> list[dict]:
     for group in range(2):
         members = [dict(rows[(group * 4 + i) % len(rows)]) for i in range(4)]
         for row in members:
-            row["rewards"] = {"outcome": float(row["success"]), "format": 0.1, "exec_errors": -0.1 * row["n_errors"], "trial_info": 0.2 * (row["n_trials"] > 0)}
+            row["rewards"] = {
+                "outcome": float(row["success"]),
+                "format": 0.1,
+                "exec_errors": -0.1 * row["n_errors"],
+                "trial_info": 0.2 * (row["n_trials"] > 0),
+            }
             row["reward"] = sum(row["rewards"].values())
         mean = sum(r["reward"] for r in members) / 4
         spread = (sum((r["reward"] - mean) ** 2 for r in members) / 4) ** 0.5 or 1.0
@@ -84,7 +89,10 @@ def build_lab(root: Path, catalog) -> Path:
     trial[1]["messages"][-2]["content"] = "x" * 5000  # a long observation, collapsed
     trial[2]["policy"] = 'teacher:trial<img src=x onerror="window.__pwned = 3">'  # shown in the table
     torn = b'{"messages": [{"role": "user", "content": "cut off mid-wr'
-    odd_rows = [json.dumps({**trial[3], "level": float("inf")}).encode(), json.dumps({**trial[3], "messages": ["not an object"]}).encode()]
+    odd_rows = [
+        json.dumps({**trial[3], "level": float("inf")}).encode(),
+        json.dumps({**trial[3], "messages": ["not an object"]}).encode(),
+    ]
     _jsonl(root / "runs" / "eval" / "trial-evolved" / "episodes.jsonl", trial, [*CORRUPT_LINES, *odd_rows])
     with (root / "runs" / "eval" / "trial-evolved" / "episodes.jsonl").open("ab") as f:
         f.write(torn)  # a kill mid-write leaves a torn last line

@@ -38,8 +38,10 @@ or :data:`SERVE_RESPONSE_TEMPLATE`, which returns tool calls as structured
 the lab's own :data:`labkit.protocol.RESPONSE_TEMPLATE` as the tokenizer's
 response template would make the server drop the phase and the answer.)::
 
-    python -c "from labkit.models import embedded_model_dir; from labkit.teachers.llm import write_serving_folder; write_serving_folder(embedded_model_dir(), 'runs/serve/smollm2')"
-    HF_HUB_OFFLINE=1 HF_HUB_DISABLE_UPDATE_CHECK=1 transformers serve runs/serve/smollm2 --host 127.0.0.1 --port 8000 --device cpu
+    python -c "from labkit.models import embedded_model_dir; from labkit.teachers.llm import write_serving_folder; \\
+        write_serving_folder(embedded_model_dir(), 'runs/serve/smollm2')"
+    HF_HUB_OFFLINE=1 HF_HUB_DISABLE_UPDATE_CHECK=1 \\
+        transformers serve runs/serve/smollm2 --host 127.0.0.1 --port 8000 --device cpu
     LABKIT_LLM_MODEL=runs/serve/smollm2 labkit teach --teacher llm --tasks tasks.jsonl --out runs/llm-teacher
 """
 
@@ -134,10 +136,19 @@ class LLMTeacherConfig:
     seed: int | None = None  # sent when set; servers that support it then sample reproducibly
 
     def __post_init__(self) -> None:
-        if not isinstance(self.base_url, str) or urlsplit(self.base_url).scheme not in ("http", "https") or not urlsplit(self.base_url).netloc:
-            raise LLMConfigError(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL}, got {display_url(str(self.base_url))!r}")
+        if (
+            not isinstance(self.base_url, str)
+            or urlsplit(self.base_url).scheme not in ("http", "https")
+            or not urlsplit(self.base_url).netloc
+        ):
+            raise LLMConfigError(
+                f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL}, got {display_url(str(self.base_url))!r}"
+            )
         if not isinstance(self.model, str) or not self.model.strip():
-            raise LLMConfigError("no model named: pass --model or set LABKIT_LLM_MODEL (for `transformers serve FOLDER`, the folder as given)")
+            raise LLMConfigError(
+                "no model named: pass --model or set LABKIT_LLM_MODEL "
+                "(for `transformers serve FOLDER`, the folder as given)"
+            )
         if not isinstance(self.api_key, str) or not self.api_key:
             raise LLMConfigError("api_key must be a non-empty string; local servers accept any, e.g. 'local'")
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
@@ -264,19 +275,25 @@ class LLMTeacher:
                 "Check the model name, the API key and the base URL (it usually ends in /v1)."
             ) from None
         except openai.APITimeoutError:
-            raise LLMServerError(f"{where} did not answer within {config.timeout_s:g} s, {config.max_retries} retries included") from None
+            raise LLMServerError(
+                f"{where} did not answer within {config.timeout_s:g} s, {config.max_retries} retries included"
+            ) from None
         except openai.APIConnectionError as exc:
             cause = _redact(str(exc.__cause__ or exc), config.api_key)[:200]
             raise LLMServerError(f"cannot reach {where} after {config.max_retries} retries: {cause}") from None
         except openai.APIError as exc:  # e.g. a 200 whose body is not a chat completion
-            raise LLMServerError(f"{where} sent a reply that is not a chat completion: {_redact(str(exc), config.api_key)[:200]}") from None
+            raise LLMServerError(
+                f"{where} sent a reply that is not a chat completion: {_redact(str(exc), config.api_key)[:200]}"
+            ) from None
         except (ValueError, RecursionError) as exc:  # a 200 whose body is cut short, not UTF-8 or not JSON at all
             raise LLMServerError(
                 f"{where} sent a body that is not JSON ({_redact(str(exc), config.api_key)[:200]}); "
                 "is the base URL an OpenAI-compatible API (it usually ends in /v1)?"
             ) from None
         if not isinstance(getattr(response, "choices", None), list) or not response.choices:
-            raise LLMServerError(f"{where} sent a reply with no choices: {_redact(str(response), config.api_key)[:200]}")
+            raise LLMServerError(
+                f"{where} sent a reply with no choices: {_redact(str(response), config.api_key)[:200]}"
+            )
         return response
 
     # ------------------------------------------------------------------ the reply
@@ -292,7 +309,9 @@ class LLMTeacher:
         n_tokens = n_tokens if isinstance(n_tokens, int) and n_tokens >= 0 else None
 
         structured = getattr(message, "tool_calls", None) or []
-        if len(content) > MAX_TURN_CHARS:  # a runaway reply goes to parse_turn, which refuses it unread: parsing time grows with the square of its tags
+        if len(content) > MAX_TURN_CHARS:
+            # a runaway reply goes to parse_turn, which refuses it unread:
+            # parsing time grows with the square of its tags
             structured = []
         calls = []
         for call in structured:
@@ -301,12 +320,17 @@ class LLMTeacher:
                 {
                     "id": getattr(call, "id", None),
                     "type": "function",
-                    "function": {"name": getattr(function, "name", None), "arguments": getattr(function, "arguments", None)},
+                    "function": {
+                        "name": getattr(function, "name", None),
+                        "arguments": getattr(function, "arguments", None),
+                    },
                 }
             )
         try:
             if calls:
-                raw = content + "".join(f"\n<tool_call>{json.dumps(c['function'], ensure_ascii=False)}</tool_call>" for c in calls)
+                raw = content + "".join(
+                    f"\n<tool_call>{json.dumps(c['function'], ensure_ascii=False)}</tool_call>" for c in calls
+                )
                 parsed = _read_tags(content)
                 parsed["tool_calls"] = calls
                 result = message_action(parsed, raw, n_tokens)
@@ -331,7 +355,10 @@ class LLMTeacher:
                         "id": call_id,
                         "type": "function",
                         # Always valid JSON: an unreadable argument string goes back as a JSON string.
-                        "function": {"name": action.name, "arguments": json.dumps(arguments, ensure_ascii=False, default=str)},
+                        "function": {
+                            "name": action.name,
+                            "arguments": json.dumps(arguments, ensure_ascii=False, default=str),
+                        },
                     }
                 ],
             }
@@ -386,7 +413,9 @@ def _exclusive(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise OutputBusyError(f"another LLM teacher run is writing to {folder}; wait for it to finish or pick another folder") from None
+            raise OutputBusyError(
+                f"another LLM teacher run is writing to {folder}; wait for it to finish or pick another folder"
+            ) from None
         try:
             yield
         finally:
@@ -441,7 +470,14 @@ def generate_llm_trajectories(
         attempted = set(_ids(attempted_path, repair=True))
         orphans = [task_id for task_id in dict.fromkeys(kept) if task_id not in attempted]
         if orphans:  # killed between a row and its attempted line: complete the record
-            restored = {"success": True, "end_reason": "answered", "turns": None, "calls": None, "policy": config.policy, "restored": True}
+            restored = {
+                "success": True,
+                "end_reason": "answered",
+                "turns": None,
+                "calls": None,
+                "policy": config.policy,
+                "restored": True,
+            }
             append_rows(attempted_path, [{"task_id": task_id, **restored} for task_id in orphans])
         done = attempted | set(kept)
 
@@ -453,13 +489,18 @@ def generate_llm_trajectories(
         todo = [task for task in unique if task.id not in done]
         log.info(
             "LLM teacher: %s at %s, %d task(s) to run, %d already attempted",
-            config.model, display_url(config.base_url), len(todo), len(unique) - len(todo),
+            config.model,
+            display_url(config.base_url),
+            len(todo),
+            len(unique) - len(todo),
         )
         teacher = LLMTeacher(config)
         env = ToolEnv(catalog, env_config, secrets=(config.api_key,))
         n_kept = n_errors = in_a_row = 0
         last_error: LLMServerError | None = None
-        bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc="llm teacher", unit="task", disable=not progress)
+        bar = tqdm(
+            total=len(unique), initial=len(unique) - len(todo), desc="llm teacher", unit="task", disable=not progress
+        )
         try:
             for task in todo:
                 try:
@@ -496,7 +537,8 @@ def generate_llm_trajectories(
         if n_errors:
             log.warning(
                 "%d task(s) hit server errors and were not marked attempted; rerun to retry them (last error: %s)",
-                n_errors, last_error,
+                n_errors,
+                last_error,
             )
     return out
 

@@ -3,7 +3,8 @@
 ``TrialTeacher`` knows the task's gold path *as documented* (which tools, which
 arguments, which output field), just as a careful human reading the docs would.
 It never looks at the hidden, changed tools: everything it learns about them
-comes from the text of their outputs and errors, the same text a learner gets.
+comes from the text of their outputs and errors, the same text a learner gets,
+read with the templates the environment writes it with (``labkit.messages``).
 
 Trial phase: before each tool's first real use it calls the tool with no
 arguments. That probe is short, looks the same for every tool, and its answer
@@ -37,11 +38,25 @@ from datetime import datetime
 from typing import Any
 
 from labkit.env import Action, Answer, Observation, ToolCall
+from labkit.messages import (
+    ACCEPTED_PARAMETERS,
+    DATE_FORMATS,
+    MISSING_PARAMETER,
+    NOT_ONE_OF,
+    NOT_UPPER_CASE,
+    REMOVED,
+    UNEXPECTED_PARAMETER,
+    UNIT_SCALES,
+    WRONG_DATE_FORMAT,
+    WRONG_TYPE,
+    read_parameter_spec,
+    split_list,
+)
 from labkit.tasks import Task
 from labkit.tools.base import read_path
 
-DATE_FORMATS = {"DD.MM.YYYY": "%d.%m.%Y", "YYYYMMDD": "%Y%m%d"}
-SCALES = {"milli": 1000, "centi": 100}
+SCALES = {suffix: factor for factor, suffix in UNIT_SCALES}  # "_milli" -> 1000: a rescaled output key says its unit
+UNIT_KEY = re.compile(f"(.*)({'|'.join(map(re.escape, SCALES))})")  # (base, suffix) of a rescaled output key
 LOOKALIKE_SUFFIX = r"_(beta|legacy|preview|sandbox|v\d+)"  # how staging and retired endpoints are usually named
 PLACEHOLDERS = {"string": "", "integer": 0, "number": 0, "boolean": True, "array": [], "object": {}}
 SLIPS = {  # the mistakes a teacher can make on purpose, and recover from
@@ -60,7 +75,9 @@ def check_slips(slips) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown slip(s) {unknown}; choose from {', '.join(SLIPS)}")
     if not slips:
-        raise ValueError(f"choose at least one slip, from {', '.join(SLIPS)} (for no slips at all, set the mistake rate to 0)")
+        raise ValueError(
+            f"choose at least one slip, from {', '.join(SLIPS)} (for no slips at all, set the mistake rate to 0)"
+        )
     return tuple(slips)
 
 
@@ -75,10 +92,10 @@ def _records_as_dict(value: Any) -> Any:
     for record in value["fields"]:
         if not (isinstance(record, dict) and len(record) == 2 and "name" in record):
             return value
-        (key, item), = ((k, v) for k, v in record.items() if k != "name")
+        ((key, item),) = ((k, v) for k, v in record.items() if k != "name")
         if not key.startswith("value"):
             return value
-        out[f"{record['name']}{key[len('value'):]}"] = item
+        out[f"{record['name']}{key[len('value') :]}"] = item
     return out
 
 
@@ -100,13 +117,13 @@ def _views(value: Any) -> list[tuple[str | None, Any]]:
 
 
 def _scale_of(key: str, name: str) -> int | None:
-    match = re.fullmatch(re.escape(name) + r"_(milli|centi)", key)
-    return SCALES[match.group(1)] if match else None
+    """The factor by which ``key`` is ``name`` rescaled (``"price_milli"`` of ``"price"``: 1000), or None."""
+    return SCALES.get(key[len(name) :]) if key.startswith(name) else None
 
 
 def _split_unit(key: str | None) -> tuple[str | None, int | None]:
     """``"data_milli"`` -> ``("data", 1000)``; keys without a unit suffix come back unchanged."""
-    match = re.fullmatch(r"(.*)_(milli|centi)", key or "")
+    match = UNIT_KEY.fullmatch(key or "")
     return (match.group(1), SCALES[match.group(2)]) if match else (key, None)
 
 
@@ -140,12 +157,14 @@ def _follow(view: Any, parts: list[str]) -> tuple[Any, list[str]]:
 def _whole(view: Any, return_type: str | None) -> tuple[Any, list[str]]:
     """A result read as a whole: unwrap a unit-labelled ``{"value_milli": ...}`` and check the documented type."""
     if isinstance(view, dict) and len(view) == 1:
-        (key, inner), = view.items()
+        ((key, inner),) = view.items()
         for name in ("value", "values"):
             factor = _scale_of(key, name)
             if factor:
                 return _unscale(inner, factor), [f"'{key}' is in 1/{factor} units, so I divide by {factor}"]
-    expected = {"number": (int, float), "integer": (int, float), "array": list, "string": str, "boolean": bool}.get(return_type or "")
+    expected = {"number": (int, float), "integer": (int, float), "array": list, "string": str, "boolean": bool}.get(
+        return_type or ""
+    )
     if expected and not isinstance(view, expected):
         raise LookupError("whole result")
     return view, []
@@ -189,10 +208,7 @@ def format_answer(value: Any) -> str:
     return str(value)
 
 
-# ----------------------------------------------------------------------------- what a careful agent learns about one tool
-
-
-MISSING_PARAMETER = re.compile(r"missing required parameter '([^']+)' \(([^)]*)\)")  # (name, spec) in an error message
+# --------------------------------------------------------------------------- what a careful agent learns about one tool
 
 
 @dataclass
@@ -218,34 +234,35 @@ class ToolNotes:
         """Update from an error; return what was learned in words, or None if the error teaches nothing."""
         message, kind = error.get("message", ""), error.get("type", "")
         if kind == "deprecated":
-            match = re.search(r"use '([^']+)' instead", message)
-            if match:
-                self.call_name = match.group(1)
-                return f"{match.group(1)} replaces it"
+            removed = REMOVED.find(message)
+            if removed:
+                self.call_name = removed["successor"]
+                return f"{removed['successor']} replaces it"
         if kind in ("unknown_parameter", "missing_parameter"):
-            unexpected = re.findall(r"unexpected parameter '([^']+)'", message)
-            missing = MISSING_PARAMETER.findall(message)
+            unexpected = UNEXPECTED_PARAMETER.find_all(message)
+            missing = MISSING_PARAMETER.find_all(message)
             learned = []
             renamed_from = [u for u in unexpected if u in sent]
-            for (old, (new, _)) in zip(renamed_from, missing):
+            for old, (new, _) in zip(renamed_from, missing):
                 self.renames[self._original(old)] = new
                 learned.append(f"'{old}' is now '{new}'")
-            learned += [self._needs(new, spec) for new, spec in missing[len(renamed_from):]]
+            learned += [self._needs(new, spec) for new, spec in missing[len(renamed_from) :]]
             return "; ".join(learned) or None
         if kind == "invalid_value":
-            param = re.search(r"for parameter '([^']+)'", message) or re.search(r"parameter '([^']+)' must be one of", message)
-            name = param.group(1) if param else None
-            for label in DATE_FORMATS:
-                if f"expected format {label}" in message and name:
-                    self.formats[self._original(name)] = label
-                    return f"'{name}' takes dates as {label} now"
-            if "must be upper-case" in message and name:
-                self.formats[self._original(name)] = "upper"
-                return f"'{name}' must be upper-case"
-            choices = re.search(r"must be one of: (.+); got", message)
-            if choices and name in self.extra:
-                self.extra[name] = _coerce(choices.group(1).split(", ")[0], type(self.extra[name]).__name__)
-                return f"'{name}' accepts {choices.group(1)}"
+            date = WRONG_DATE_FORMAT.find(message)
+            if date:
+                name, label = date["name"], date["label"]
+                self.formats[self._original(name)] = label
+                return f"'{name}' takes dates as {label} now"
+            upper = NOT_UPPER_CASE.find(message)
+            if upper:
+                self.formats[self._original(upper["name"])] = "upper"
+                return f"'{upper['name']}' must be upper-case"
+            choice = NOT_ONE_OF.find(message)
+            if choice and choice["name"] in self.extra:
+                name = choice["name"]
+                self.extra[name] = _coerce(split_list(choice["choices"])[0], type(self.extra[name]).__name__)
+                return f"'{name}' accepts {choice['choices']}"
         return None
 
     def learn_accepted(self, error: dict, documented: list[str]) -> str | None:
@@ -256,26 +273,26 @@ class ToolNotes:
         required is a new parameter. Returns the finding in words, quoting the list.
         """
         message = error.get("message", "")
-        listed = re.search(r"Accepted parameters: (.+)\.$", message)
+        listed = ACCEPTED_PARAMETERS.find(message)
         if not listed:
             return None
-        accepted = [name.strip() for name in listed.group(1).split(",")]
-        required = dict(MISSING_PARAMETER.findall(message))
+        accepted = split_list(listed["names"])
+        required = dict(MISSING_PARAMETER.find_all(message))
         gone = [name for name in documented if name not in accepted]
         new = [name for name in accepted if name not in documented]
         findings = []
         for old, name in zip(gone, new):
             self.renames[old] = name
             findings.append(f"'{old}' is now '{name}'")
-        findings += [self._needs(name, required[name]) for name in new[len(gone):] if name in required]
+        findings += [self._needs(name, required[name]) for name in new[len(gone) :] if name in required]
         said = f"It accepts {', '.join(accepted)}"
         return f"{said}: {'; '.join(findings)}." if findings else f"{said}, as documented."
 
     def _needs(self, name: str, spec: str) -> str:
-        """Note a new required parameter from its spec in an error (its first allowed value, or a placeholder of its type)."""
-        choices = re.search(r"one of: (.+)$", spec)
-        kind_name = spec.split(",")[0].strip()
-        self.extra[name] = _coerce(choices.group(1).split(", ")[0], kind_name) if choices else PLACEHOLDERS.get(kind_name, "")
+        """Note a new required parameter from its spec in an error
+        (its first allowed value, or a placeholder of its type)."""
+        kind, choices = read_parameter_spec(spec)
+        self.extra[name] = _coerce(choices[0], kind) if choices else PLACEHOLDERS.get(kind, "")
         return f"it needs '{name}' now ({spec})"
 
     def _original(self, name: str) -> str:
@@ -285,13 +302,13 @@ class ToolNotes:
 def _gist(payload: Any) -> str:
     """The part of an error message that says what to change, in a few words."""
     message = payload.get("error", {}).get("message", "") if isinstance(payload, dict) else ""
-    unexpected = re.findall(r"unexpected parameter '([^']+)'", message)
-    missing = re.findall(r"missing required parameter '([^']+)'", message)
+    unexpected = UNEXPECTED_PARAMETER.find_all(message)
+    missing = [name for name, _ in MISSING_PARAMETER.find_all(message)]
     if unexpected and missing:
         return f"the parameter is '{missing[0]}', not '{unexpected[0]}'"
-    wrong = re.search(r"parameter '([^']+)' must be ([a-z]+)", message)
+    wrong = WRONG_TYPE.find(message)
     if wrong:
-        return f"'{wrong.group(1)}' must be {wrong.group(2)}"
+        return f"'{wrong['name']}' must be {wrong['type']}"
     return message.split(". ")[0].split(": ", 1)[-1][:80] or "that call was wrong"
 
 
@@ -307,7 +324,8 @@ def _reformat(value: str, style: str) -> str:
     if style == "upper":
         return value.upper()
     try:
-        return datetime.strptime(value, "%Y-%m-%d").strftime(DATE_FORMATS[style])
+        _, date_format = DATE_FORMATS[style]
+        return datetime.strptime(value, "%Y-%m-%d").strftime(date_format)
     except ValueError:
         return value
 
@@ -325,7 +343,12 @@ PHRASES = {
     "lookalike": ["{twin} looks like {tool}. Checking which one works.", "Is {twin} usable? A quick check."],
     "lookalike_done": ["{twin} is disabled, so {tool}.", "{twin} is not usable."],
     "probe_ok": ["{tool} answers with no arguments. {how}", "No arguments needed. {how}"],
-    "execute": ["Now the real call.", "Calling {tool} for the task.", "Using {tool} with what I learned.", "The actual call: {args}."],
+    "execute": [
+        "Now the real call.",
+        "Calling {tool} for the task.",
+        "Using {tool} with what I learned.",
+        "The actual call: {args}.",
+    ],
     "recover": ["The error says {learned}. Fixing it.", "My mistake: {learned}.", "Right, {learned}. Again."],
     "misread": ["I passed the whole result, not its '{field}'. Fixing.", "That was the full output; I need '{field}'."],
 }
@@ -337,7 +360,13 @@ class TrialTeacher:
     name = "teacher:trial"
     tries_first = True
 
-    def __init__(self, mistake_rate: float = 0.3, seed: int = 0, lookalike_rate: float = 0.5, slips: tuple[str, ...] = DEFAULT_SLIPS):
+    def __init__(
+        self,
+        mistake_rate: float = 0.3,
+        seed: int = 0,
+        lookalike_rate: float = 0.5,
+        slips: tuple[str, ...] = DEFAULT_SLIPS,
+    ):
         self.mistake_rate = mistake_rate
         self.lookalike_rate = lookalike_rate
         self.seed = seed
@@ -400,7 +429,9 @@ class TrialTeacher:
                 return
             error = payload.get("error", {}) if isinstance(payload, dict) else {}
             if error.get("type") != "deprecated":
-                self.carry = notes.learn_accepted(error, list(self._documented_parameters(tool).get("properties", {}))) or ""
+                self.carry = (
+                    notes.learn_accepted(error, list(self._documented_parameters(tool).get("properties", {}))) or ""
+                )
                 return
             thought = self._say("probe_moved", learned=notes.learn(error, {}), tool=notes.call_name)
 
@@ -487,7 +518,10 @@ class TrialTeacher:
             return None
         key = self.rng.choice(droppable if kind == "missing" else sorted(sent))
         if kind == "name":
-            wrong = {(f"{key}_name" if not key.endswith("_name") else f"the_{key}"): sent[key], **{k: v for k, v in sent.items() if k != key}}
+            wrong = {
+                (f"{key}_name" if not key.endswith("_name") else f"the_{key}"): sent[key],
+                **{k: v for k, v in sent.items() if k != key},
+            }
         elif kind == "missing":
             wrong = {k: v for k, v in sent.items() if k != key}
         else:

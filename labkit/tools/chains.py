@@ -22,8 +22,12 @@ def _capital_weather(rng: random.Random) -> TaskDraft:
     country, unit = _country(rng), rng.choice(weather.TEMPERATURE_UNITS)
     first, capital = gold_call(geography.get_capital, "capital", country=country)
     second, answer = gold_call(weather.get_current_weather, "temperature", city=capital, unit=unit)
-    query = rng.choice([f"What is the temperature in the capital of {country} right now, in {unit}?",
-                        f"How warm is it in {country}'s capital at the moment, in {unit}?"])
+    query = rng.choice(
+        [
+            f"What is the temperature in the capital of {country} right now, in {unit}?",
+            f"How warm is it in {country}'s capital at the moment, in {unit}?",
+        ]
+    )
     return TaskDraft(query, [first, second], answer, "number", extra_tools=["get_population"])
 
 

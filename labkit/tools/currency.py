@@ -149,10 +149,12 @@ TOOLS = [get_exchange_rate, convert_currency, get_historical_rate, get_currency_
 def _exchange_rate(rng: random.Random) -> TaskDraft:
     base, target = rng.sample(sorted(CURRENCIES), 2)
     call, answer = gold_call(get_exchange_rate, "rate", base=base, target=target)
-    query = rng.choice([
-        f"What is the exchange rate from {base} to {target}?",
-        f"How many {target} does one {base} buy today?",
-    ])
+    query = rng.choice(
+        [
+            f"What is the exchange rate from {base} to {target}?",
+            f"How many {target} does one {base} buy today?",
+        ]
+    )
     return TaskDraft(query, [call], answer, "number", extra_tools=["get_historical_rate"])
 
 
@@ -175,10 +177,12 @@ def _historical_rate(rng: random.Random) -> TaskDraft:
 def _currency_name(rng: random.Random) -> TaskDraft:
     code = rng.choice(sorted(CURRENCIES))
     call, answer = gold_call(get_currency_info, "name", code=code)
-    query = rng.choice([
-        f"What is the currency with code {code} called?",
-        f"What is the full name of the currency {code}?",
-    ])
+    query = rng.choice(
+        [
+            f"What is the currency with code {code} called?",
+            f"What is the full name of the currency {code}?",
+        ]
+    )
     return TaskDraft(query, [call], answer, "exact", extra_tools=["get_exchange_rate"])
 
 

@@ -39,7 +39,9 @@ COUNTRIES = {
     "Peru": Country("Lima", "south america", 34.4, "PEN", ("Spanish", "Quechua", "Aymara"), -12.0464, -77.0428),
     "Poland": Country("Warsaw", "europe", 36.7, "PLN", ("Polish",), 52.2297, 21.0122),
     "Portugal": Country("Lisbon", "europe", 10.5, "EUR", ("Portuguese",), 38.7223, -9.1393),
-    "South Africa": Country("Pretoria", "africa", 60.4, "ZAR", ("Zulu", "Xhosa", "Afrikaans", "English"), -25.7479, 28.2293),
+    "South Africa": Country(
+        "Pretoria", "africa", 60.4, "ZAR", ("Zulu", "Xhosa", "Afrikaans", "English"), -25.7479, 28.2293
+    ),
     "South Korea": Country("Seoul", "asia", 51.7, "KRW", ("Korean",), 37.5665, 126.978),
     "Spain": Country("Madrid", "europe", 48.6, "EUR", ("Spanish", "Catalan", "Basque", "Galician"), 40.4168, -3.7038),
     "Sweden": Country("Stockholm", "europe", 10.6, "SEK", ("Swedish",), 59.3293, 18.0686),

@@ -117,8 +117,13 @@ def check_availability(book_id: str) -> dict:
     book_id = lookup(book_id, BOOKS, "book ID")
     book = BOOKS[book_id]
     on_loan = sum(loan.book_id == book_id for loan in LOANS.values())
-    return {"book_id": book_id, "title": book.title, "copies": book.copies, "on_loan": on_loan,
-            "available": book.copies - on_loan}
+    return {
+        "book_id": book_id,
+        "title": book.title,
+        "copies": book.copies,
+        "on_loan": on_loan,
+        "available": book.copies - on_loan,
+    }
 
 
 def get_loan(loan_id: str) -> dict:
@@ -148,8 +153,13 @@ def calculate_late_fee(loan_id: str, return_date: str) -> dict:
     due, returned = parse_date(LOANS[loan_id].due_date), parse_date(return_date)
     days_late = max((returned - due).days, 0)
     fee = min(days_late * LATE_FEE_PER_DAY, LATE_FEE_CAP)
-    return {"loan_id": loan_id, "due_date": due.isoformat(), "return_date": returned.isoformat(),
-            "days_late": days_late, "fee": round(fee, 2)}
+    return {
+        "loan_id": loan_id,
+        "due_date": due.isoformat(),
+        "return_date": returned.isoformat(),
+        "days_late": days_late,
+        "fee": round(fee, 2),
+    }
 
 
 TOOLS = [find_book, get_book, list_books_by_author, check_availability, get_loan, calculate_late_fee]

@@ -114,10 +114,15 @@ def _within_timeout(what: str, load: Callable[[], Any]) -> Any:
     worker.start()
     worker.join(IMPORT_TIMEOUT_S)
     if worker.is_alive():
-        raise ToolModuleError(f"importing tools module {what} did not finish within {IMPORT_TIMEOUT_S:g} s; a tools module should define functions, not work or wait when imported")
+        raise ToolModuleError(
+            f"importing tools module {what} did not finish within {IMPORT_TIMEOUT_S:g} s; "
+            "a tools module should define functions, not work or wait when imported"
+        )
     error = outcome.get("error")
     if isinstance(error, SystemExit):
-        raise ToolModuleError(f"importing tools module {what} called sys.exit({error.code!r}); a tools module must not exit when imported") from None
+        raise ToolModuleError(
+            f"importing tools module {what} called sys.exit({error.code!r}); a tools module must not exit when imported"
+        ) from None
     if error is not None:
         raise ToolModuleError(f"importing tools module {what} failed: {type(error).__name__}: {error}") from error
     return outcome["value"]
@@ -153,7 +158,8 @@ class Catalog:
     def add(self, tool: Tool) -> None:
         if tool.name in self.tools and self.tools[tool.name].func is not tool.func:
             raise ToolModuleError(
-                f"tool name {tool.name!r} is already taken by family {self.tools[tool.name].family!r}; rename the function"
+                f"tool name {tool.name!r} is already taken by family "
+                f"{self.tools[tool.name].family!r}; rename the function"
             )
         self.tools[tool.name] = tool
 

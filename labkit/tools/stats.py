@@ -122,10 +122,12 @@ def _listed(values: list[int]) -> str:
 def _mean(rng: random.Random) -> TaskDraft:
     values = _numbers(rng)
     call, answer = gold_call(mean_of, None, values=values)
-    query = rng.choice([
-        f"What is the average of {_listed(values)}?",
-        f"Compute the mean of these numbers: {_listed(values)}.",
-    ])
+    query = rng.choice(
+        [
+            f"What is the average of {_listed(values)}?",
+            f"Compute the mean of these numbers: {_listed(values)}.",
+        ]
+    )
     return TaskDraft(query, [call], answer, "number", extra_tools=["median_of"])
 
 

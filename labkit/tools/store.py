@@ -68,8 +68,14 @@ def get_product(product_id: str) -> dict:
     """
     product_id = lookup(product_id, PRODUCTS, "product ID")
     product = PRODUCTS[product_id]
-    return {"product_id": product_id, "name": product.name, "category": product.category, "price": product.price,
-            "stock": product.stock, "rating": product.rating}
+    return {
+        "product_id": product_id,
+        "name": product.name,
+        "category": product.category,
+        "price": product.price,
+        "stock": product.stock,
+        "rating": product.rating,
+    }
 
 
 def search_products(keyword: str, max_price: float = 1000.0) -> list[dict]:
@@ -140,8 +146,13 @@ def get_order_total(order_id: str, coupon: str = "") -> dict:
     off = COUPONS[lookup(coupon, COUPONS, "coupon code")] if coupon.strip() else 0.0
     subtotal = sum(PRODUCTS[pid].price * quantity for pid, quantity in ORDERS[order_id].items)
     discount = round(subtotal * off, 2)
-    return {"order_id": order_id, "subtotal": round(subtotal, 2), "discount": discount,
-            "total": round(subtotal - discount, 2), "currency": "USD"}
+    return {
+        "order_id": order_id,
+        "subtotal": round(subtotal, 2),
+        "discount": discount,
+        "total": round(subtotal - discount, 2),
+        "currency": "USD",
+    }
 
 
 def get_price_history(product_id: str, months: int = 6) -> dict:
@@ -170,10 +181,12 @@ TOOLS = [get_product, search_products, check_stock, get_order, get_order_total, 
 def _product_price(rng: random.Random) -> TaskDraft:
     product_id = rng.choice(sorted(PRODUCTS))
     call, answer = gold_call(get_product, "price", product_id=product_id)
-    query = rng.choice([
-        f"How much does product {product_id} cost?",
-        f"What is the price of item {product_id}, in dollars?",
-    ])
+    query = rng.choice(
+        [
+            f"How much does product {product_id} cost?",
+            f"What is the price of item {product_id}, in dollars?",
+        ]
+    )
     return TaskDraft(query, [call], answer, "number", extra_tools=["get_price_history"])
 
 
@@ -187,10 +200,12 @@ def _stock_level(rng: random.Random) -> TaskDraft:
 def _order_status(rng: random.Random) -> TaskDraft:
     order_id = rng.choice(sorted(ORDERS))
     call, answer = gold_call(get_order, "status", order_id=order_id)
-    query = rng.choice([
-        f"What is the status of order {order_id}?",
-        f"Has order {order_id} shipped yet? Give its status.",
-    ])
+    query = rng.choice(
+        [
+            f"What is the status of order {order_id}?",
+            f"Has order {order_id} shipped yet? Give its status.",
+        ]
+    )
     return TaskDraft(query, [call], answer, "exact", extra_tools=["get_order_total"])
 
 

@@ -27,8 +27,13 @@ SENTENCES = {
     "Good code is read many more times than it is written so write code for readers": 1,
 }
 WORDS = ["planet", "lantern", "rhythm", "orbit", "compass", "harbor", "meadow", "velvet", "whisper", "gravity"]
-PHRASES = ["monthly sales report", "Hello World Again", "user account settings", "quarterly budget review",
-           "Open Source Rocks"]
+PHRASES = [
+    "monthly sales report",
+    "Hello World Again",
+    "user account settings",
+    "quarterly budget review",
+    "Open Source Rocks",
+]
 CASE_STYLES = ("upper", "lower", "title", "snake", "kebab")
 
 

@@ -9,16 +9,42 @@ from labkit.tools.base import TaskDraft, TaskTemplate, gold_call, lookup
 FAMILY = "units"
 
 # How much of the quantity's base unit (meter, kilogram, liter, meter per second) one unit is.
-LENGTH = {"meter": 1.0, "kilometer": 1000.0, "centimeter": 0.01, "millimeter": 0.001,
-          "mile": 1609.344, "yard": 0.9144, "foot": 0.3048, "inch": 0.0254}
-WEIGHT = {"kilogram": 1.0, "gram": 0.001, "tonne": 1000.0,
-          "pound": 0.45359237, "ounce": 0.028349523125, "stone": 6.35029318}
-VOLUME = {"liter": 1.0, "milliliter": 0.001, "gallon": 3.785411784, "quart": 0.946352946,
-          "pint": 0.473176473, "cup": 0.2365882365, "tablespoon": 0.01478676478125}
+LENGTH = {
+    "meter": 1.0,
+    "kilometer": 1000.0,
+    "centimeter": 0.01,
+    "millimeter": 0.001,
+    "mile": 1609.344,
+    "yard": 0.9144,
+    "foot": 0.3048,
+    "inch": 0.0254,
+}
+WEIGHT = {
+    "kilogram": 1.0,
+    "gram": 0.001,
+    "tonne": 1000.0,
+    "pound": 0.45359237,
+    "ounce": 0.028349523125,
+    "stone": 6.35029318,
+}
+VOLUME = {
+    "liter": 1.0,
+    "milliliter": 0.001,
+    "gallon": 3.785411784,
+    "quart": 0.946352946,
+    "pint": 0.473176473,
+    "cup": 0.2365882365,
+    "tablespoon": 0.01478676478125,
+}
 SPEED = {"m/s": 1.0, "km/h": 1 / 3.6, "mph": 0.44704, "knot": 1852 / 3600}
 TEMPERATURE = ("celsius", "fahrenheit", "kelvin")
-QUANTITIES = {"length": tuple(LENGTH), "weight": tuple(WEIGHT), "volume": tuple(VOLUME), "speed": tuple(SPEED),
-              "temperature": TEMPERATURE}
+QUANTITIES = {
+    "length": tuple(LENGTH),
+    "weight": tuple(WEIGHT),
+    "volume": tuple(VOLUME),
+    "speed": tuple(SPEED),
+    "temperature": TEMPERATURE,
+}
 
 LengthUnit = Literal["meter", "kilometer", "centimeter", "millimeter", "mile", "yard", "foot", "inch"]
 WeightUnit = Literal["kilogram", "gram", "tonne", "pound", "ounce", "stone"]
@@ -129,12 +155,27 @@ TOOLS = [convert_length, convert_weight, convert_volume, convert_speed, convert_
 
 # Conversions worth asking about: their results stay well above the 0.01 the tools round to.
 PAIRS = {
-    convert_length: [("mile", "kilometer"), ("kilometer", "mile"), ("foot", "meter"), ("inch", "centimeter"),
-                     ("yard", "meter")],
-    convert_weight: [("pound", "kilogram"), ("kilogram", "pound"), ("ounce", "gram"), ("stone", "kilogram"),
-                     ("tonne", "pound")],
-    convert_volume: [("cup", "milliliter"), ("gallon", "liter"), ("liter", "pint"), ("tablespoon", "milliliter"),
-                     ("quart", "liter")],
+    convert_length: [
+        ("mile", "kilometer"),
+        ("kilometer", "mile"),
+        ("foot", "meter"),
+        ("inch", "centimeter"),
+        ("yard", "meter"),
+    ],
+    convert_weight: [
+        ("pound", "kilogram"),
+        ("kilogram", "pound"),
+        ("ounce", "gram"),
+        ("stone", "kilogram"),
+        ("tonne", "pound"),
+    ],
+    convert_volume: [
+        ("cup", "milliliter"),
+        ("gallon", "liter"),
+        ("liter", "pint"),
+        ("tablespoon", "milliliter"),
+        ("quart", "liter"),
+    ],
     convert_speed: [("mph", "km/h"), ("km/h", "mph"), ("knot", "km/h"), ("m/s", "km/h")],
 }
 
@@ -149,10 +190,12 @@ def _conversion(tool: Callable[..., dict], rng: random.Random) -> TaskDraft:
     from_unit, to_unit = rng.choice(PAIRS[tool])
     value = rng.randint(2, 500)
     call, answer = gold_call(tool, "result", value=value, from_unit=from_unit, to_unit=to_unit)
-    query = rng.choice([
-        f"Convert {value} {_plural(from_unit)} to {_plural(to_unit)}.",
-        f"How many {_plural(to_unit)} is {value} {_plural(from_unit)}?",
-    ])
+    query = rng.choice(
+        [
+            f"Convert {value} {_plural(from_unit)} to {_plural(to_unit)}.",
+            f"How many {_plural(to_unit)} is {value} {_plural(from_unit)}?",
+        ]
+    )
     return TaskDraft(query, [call], answer, "number", extra_tools=["list_units"])
 
 
@@ -167,10 +210,12 @@ def _temperature(rng: random.Random) -> TaskDraft:
 def _unit_list(rng: random.Random) -> TaskDraft:
     quantity = rng.choice(sorted(QUANTITIES))
     call, answer = gold_call(list_units, None, quantity=quantity)
-    query = rng.choice([
-        f"Which {quantity} units does the converter support?",
-        f"List every unit of {quantity} you can convert between.",
-    ])
+    query = rng.choice(
+        [
+            f"Which {quantity} units does the converter support?",
+            f"List every unit of {quantity} you can convert between.",
+        ]
+    )
     return TaskDraft(query, [call], answer, "set", extra_tools=["convert_length"])
 
 

@@ -191,20 +191,24 @@ TOOLS = [get_current_weather, get_forecast, get_wind, get_air_quality, get_uv_in
 def _current_temperature(rng: random.Random) -> TaskDraft:
     city, unit = rng.choice(sorted(CITIES)), rng.choice(TEMPERATURE_UNITS)
     call, answer = gold_call(get_current_weather, "temperature", city=city, unit=unit)
-    query = rng.choice([
-        f"What is the temperature in {city} right now, in {unit}?",
-        f"How warm is it in {city} at the moment? Give it in {unit}.",
-    ])
+    query = rng.choice(
+        [
+            f"What is the temperature in {city} right now, in {unit}?",
+            f"How warm is it in {city} at the moment? Give it in {unit}.",
+        ]
+    )
     return TaskDraft(query, [call], answer, "number", extra_tools=["get_forecast"])
 
 
 def _sky_condition(rng: random.Random) -> TaskDraft:
     city = rng.choice(sorted(CITIES))
     call, answer = gold_call(get_current_weather, "condition", city=city)
-    query = rng.choice([
-        f"What is the sky like in {city} right now?",
-        f"Describe the current weather condition in {city}.",
-    ])
+    query = rng.choice(
+        [
+            f"What is the sky like in {city} right now?",
+            f"Describe the current weather condition in {city}.",
+        ]
+    )
     return TaskDraft(query, [call], answer, "contains", extra_tools=["get_uv_index"])
 
 
