@@ -18,13 +18,12 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from labkit.models import embedded_model_dir, load_model, load_tokenizer
+from labkit.models import embedded_model_dir, load_model, load_tokenizer, lora_config
 from labkit.sft import SFTRunConfig, build_trainer, sft_trainer_class, training_data
 
 
 def _plain_trl(dataset, tokenizer, config: SFTRunConfig, steps: int):
     import torch
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig
 
@@ -43,13 +42,7 @@ def _plain_trl(dataset, tokenizer, config: SFTRunConfig, steps: int):
         disable_tqdm=True,
         seed=config.seed,
     )
-    peft = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=0.0,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
+    peft = lora_config(config.lora_r, config.lora_alpha)
     return sft_trainer_class()(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft
     )

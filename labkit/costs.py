@@ -75,10 +75,10 @@ def measure_speed(model: str, profile: str, batch: int, train_batch: int = 2) ->
     (a few seconds at the cpu profile on a quiet machine).
     """
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     from labkit.env import EnvConfig
-    from labkit.models import load_model
+    from labkit.models import load_model, lora_config
     from labkit.rollout import GenerationConfig, rollout_batch
     from labkit.sft import bf16_ok
     from labkit.tasks import generate_tasks
@@ -96,7 +96,7 @@ def measure_speed(model: str, profile: str, batch: int, train_batch: int = 2) ->
     prefill_s = turn(1)
     decode_step_s = max(turn(1 + TIMING_DECODE_STEPS) - prefill_s, 0.0) / TIMING_DECODE_STEPS
 
-    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    lora = lora_config(16, 32)
     net = get_peft_model(loaded.model, lora)  # the rollouts are done: the same weights serve the training step
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4)
     ids = torch.randint(

@@ -485,6 +485,13 @@ def _from_pretrained(name: str, dtype: torch.dtype | None, local_files_only: boo
     return LoadedModel(use_gqa_attention(model).eval(), tokenizer, name)
 
 
+def lora_config(r: int, alpha: int):
+    """The lab's LoRA on every linear layer, without dropout: what SFT, GRPO and the cost estimate train."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
 def uses_unsloth(profile: str) -> bool:
     """Only on the gpu profile, with CUDA, and with unsloth installed: on CPU it would monkeypatch TRL."""
     if profile != "gpu" or importlib.util.find_spec("unsloth") is None:

@@ -50,7 +50,7 @@ from typing import Callable
 from labkit.data import read_rows, trajectory_row
 from labkit.engine import check_engine
 from labkit.env import EnvConfig
-from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, uses_unsloth
+from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, lora_config, uses_unsloth
 from labkit.profiles import get_profile
 from labkit.protocol import END_OF_TURN
 from labkit.rewards import COMPONENTS, GUARDS, RewardConfig, score_episode
@@ -483,7 +483,6 @@ def prompt_dataset(config: RLRunConfig):
 def build_trainer(
     config: RLRunConfig, loaded: LoadedModel, progress: bool = True, on_log: Callable[[dict], None] | None = None
 ):
-    from peft import LoraConfig
     from trl import GRPOConfig
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL 1.15, which we pin
@@ -524,13 +523,7 @@ def build_trainer(
     if uses_unsloth(config.profile):
         model = unsloth_lora(model, config.lora_r, config.lora_alpha, config.seed)
     else:
-        peft_config = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=0.0,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
+        peft_config = lora_config(config.lora_r, config.lora_alpha)
     trainer = grpo_trainer_class()(
         model=model.train(),
         reward_funcs=[reward_function(name) for name in enabled],

@@ -43,7 +43,7 @@ from typing import Callable
 
 from labkit.data import DatasetFileError, dataset_fingerprint, load_dataset_dir, token_lengths
 from labkit.engine import stop_shared_engine
-from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, uses_unsloth
+from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, lora_config, uses_unsloth
 from labkit.profiles import get_profile
 from labkit.runs import claim_run_folder
 from labkit.trl_compat import fused_logprob_kernel_available, record_metric
@@ -270,7 +270,6 @@ def build_trainer(
     on_log: Callable[[dict], None] | None = None,
 ):
     """TRL's SFTTrainer for this run: assistant-only loss, LoRA (or full), checkpoints under ``RUN/checkpoints``."""
-    from peft import LoraConfig
     from trl import SFTConfig
 
     args = SFTConfig(
@@ -294,13 +293,7 @@ def build_trainer(
         if uses_unsloth(config.profile) and config.policy != TINY_NAME:
             model = unsloth_lora(model, config.lora_r, config.lora_alpha, config.seed)
         else:
-            peft_config = LoraConfig(
-                r=config.lora_r,
-                lora_alpha=config.lora_alpha,
-                lora_dropout=0.0,
-                target_modules="all-linear",
-                task_type="CAUSAL_LM",
-            )
+            peft_config = lora_config(config.lora_r, config.lora_alpha)
     trainer = sft_trainer_class()(
         model=model.train(),
         args=args,

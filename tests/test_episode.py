@@ -1,6 +1,7 @@
 """labkit.episode: the turns of a trace row, and the facts that rewards, the failure taxonomy and the metrics share."""
 
 import pytest
+from test_evaluate import capital_task  # the same one-hop task the failure taxonomy's tests play
 
 from labkit.data import trajectory_row
 from labkit.env import PHASES, Answer, EnvConfig, Invalid, ToolCall, ToolEnv, build_toolset, run_episode
@@ -9,23 +10,10 @@ from labkit.evaluate import bootstrap_metrics, classify_failure
 from labkit.policies import GuessingPolicy, RepeatingFailurePolicy, TrialFarmingPolicy
 from labkit.rewards import RewardConfig, score_episode
 from labkit.rollout import BUDGET_LENGTH
-from labkit.tasks import Task, generate_tasks
+from labkit.tasks import generate_tasks
 from labkit.teachers import GoldenTeacher, TrialTeacher
 
 CAPITAL = ToolCall("get_capital", {"country": "Japan"}, "execution")  # the documented call
-
-
-def capital_task(level=0, seed=0):
-    return Task(
-        id=f"cap-{level}-{seed}",
-        query="What is the capital of Japan?",
-        tools=["get_capital", "get_population"],
-        answer="Tokyo",
-        level=level,
-        evolve_seed=seed,
-        split="evolved" if level else "seen",
-        calls=[{"name": "get_capital", "arguments": {"country": "Japan"}, "read": "capital"}],
-    )
 
 
 def scripted(catalog, task, actions, config=None) -> dict:
