@@ -205,6 +205,14 @@ def curve_out(config: AblationConfig, arm: str, budget: int) -> str:
     return f"{config.out}/curve/{arm}-{budget}"
 
 
+def curve_eval_config(config: AblationConfig, arm: str, budget: int, budgets: dict[str, int], split: str) -> EvalConfig:
+    """The evaluation of a learning-curve run: the ablation's own where the budget is the arm's there (``budgets``)."""
+    if budget == budgets.get(arm):
+        return eval_config(config, arm, split)
+    out = curve_out(config, arm, budget)
+    return eval_config(config, arm, split, policy=out, out=f"{out}/eval-{split}")
+
+
 def learning_curve(
     config: AblationConfig, totals: dict[str, int], budgets: dict[str, int], progress: bool = True
 ) -> dict[str, list[dict]]:
@@ -221,12 +229,7 @@ def learning_curve(
         if progress:
             tqdm.write(f"[ablation] learning curve: {arm} at {budget} tokens")
         card = train_sft(sft_config(config, arm, budget, out=out), progress=progress)
-        evals = {
-            split: eval_config(config, arm, split)
-            if own
-            else eval_config(config, arm, split, policy=out, out=f"{out}/eval-{split}")
-            for split in HARD
-        }
+        evals = {split: curve_eval_config(config, arm, budget, budgets, split) for split in HARD}
         by_split = {split: evaluate(ec, progress=progress) for split, ec in evals.items()}
         pooled = bootstrap_metrics([row for ec in evals.values() for row in evaluation_rows(ec)])
         curves.setdefault(arm, []).append(
@@ -250,14 +253,7 @@ def matched_task_gaps(
     whole = [arm for arm in totals if arm in config.arms and max(config.curve, default=0) >= totals[arm]]
 
     def rows(arm: str, splits: tuple[str, ...]) -> list[dict]:
-        if totals[arm] == budgets.get(arm):
-            return arm_rows(config, arm, splits)
-        out = curve_out(config, arm, totals[arm])
-        return [
-            row
-            for split in splits
-            for row in evaluation_rows(eval_config(config, arm, split, policy=out, out=f"{out}/eval-{split}"))
-        ]
+        return [row for s in splits for row in evaluation_rows(curve_eval_config(config, arm, totals[arm], budgets, s))]
 
     return {
         f"{a} minus {b}": {

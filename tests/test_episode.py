@@ -1,10 +1,10 @@
 """labkit.episode: the turns of a trace row, and the facts that rewards, the failure taxonomy and the metrics share."""
 
 import pytest
-from test_evaluate import capital_task  # the same one-hop task the failure taxonomy's tests play
+from test_evaluate import capital_task, changed_by, scripted  # the failure taxonomy's tests play the same episodes
 
 from labkit.data import trajectory_row
-from labkit.env import PHASES, Answer, EnvConfig, Invalid, ToolCall, ToolEnv, build_toolset, run_episode
+from labkit.env import PHASES, Answer, EnvConfig, Invalid, ToolCall, ToolEnv, run_episode
 from labkit.episode import EndReason, Episode, Phase, TurnKind, episode_turns, out_of_budget, turn_calls
 from labkit.evaluate import bootstrap_metrics, classify_failure
 from labkit.policies import GuessingPolicy, RepeatingFailurePolicy, TrialFarmingPolicy
@@ -16,26 +16,10 @@ from labkit.teachers import GoldenTeacher, TrialTeacher
 CAPITAL = ToolCall("get_capital", {"country": "Japan"}, "execution")  # the documented call
 
 
-def scripted(catalog, task, actions, config=None) -> dict:
-    """The trace row of ``actions`` played in the real environment, up to the end of the episode."""
-    env = ToolEnv(catalog, config or EnvConfig())
-    env.reset(task)
-    for action in actions:
-        if env.step(action).done:
-            break
-    row = trajectory_row(env.trajectory, "scripted")
-    env.close()
-    return row
-
-
 @pytest.fixture(scope="module")
 def renamed(catalog):
     """A get_capital task whose ``country`` parameter was renamed, so the documented call fails."""
-    for seed in range(200):
-        task = capital_task(1, seed)
-        if any(c.operator == "rename_parameter" for c in build_toolset(catalog, task).changes):
-            return task
-    raise AssertionError("no seed renames a parameter")
+    return changed_by(catalog, 1, "rename_parameter")
 
 
 def test_phases_and_end_reasons_are_the_ones_the_environment_writes(catalog):
