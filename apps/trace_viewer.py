@@ -2,9 +2,10 @@
 
     labkit view [PATHS] [--port N]        (or: python apps/trace_viewer.py [PATHS] [--port N])
 
-A thin Gradio layout over ``labkit.traces``, which finds, reads, filters and renders the traces. It reads only
-inside ``data/`` and ``runs/`` of the folder it starts in and the paths it is given, binds 127.0.0.1, makes no
-share link and sends no analytics. Links: ``?run=RUN&episode=N`` opens that episode.
+A thin Gradio layout over ``labkit.trace_files`` (finds and reads the traces), ``labkit.trace_queries`` (filters
+them) and ``labkit.trace_html`` (renders them). It reads only inside ``data/`` and ``runs/`` of the folder it starts
+in and the paths it is given, binds 127.0.0.1, makes no share link and sends no analytics. Links:
+``?run=RUN&episode=N`` opens that episode.
 """
 
 from __future__ import annotations
@@ -21,29 +22,30 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: i
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from labkit.traces import (  # noqa: E402
+from labkit.trace_files import TraceAccessError, TraceLibrary, reward_weights  # noqa: E402
+from labkit.trace_html import (  # noqa: E402
+    episode_html,
+    loss_spans_html,
+    markdown_text,
+    outcome_html,
+    phase_legend_html,
+    run_markdown,
+    timeline_html,
+    tool_docs_html,
+)
+from labkit.trace_queries import (  # noqa: E402
     ANY,
     TABLE_COLUMNS,
     EpisodeFilter,
-    TraceAccessError,
-    TraceLibrary,
     default_comparison,
-    episode_html,
     episode_link,
     failure_counts,
     filter_options,
     group_rows,
-    loss_spans_html,
-    markdown_text,
-    outcome_html,
     page_of,
-    phase_legend_html,
-    reward_weights,
     rollout_groups,
     shared_tasks,
     success_by_split_level,
-    timeline_html,
-    tool_docs_html,
     trials_histogram,
 )
 
@@ -116,7 +118,7 @@ def build_app(paths=(), root: str | Path | None = None) -> gr.Blocks:
         dropdowns = [
             gr.Dropdown(choices=[EVERYTHING, *map(str, options[name])], value=EVERYTHING) for name in FILTER_FIELDS
         ]
-        return run.describe(), *dropdowns, "", 0 if run.episodes else None
+        return run_markdown(run), *dropdowns, "", 0 if run.episodes else None
 
     @_user_errors
     def show_page(run_id, split, family, level, policy, outcome, failure, search, number):

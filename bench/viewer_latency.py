@@ -18,15 +18,9 @@ from pathlib import Path
 import orjson
 
 from labkit.data import load_dataset_dir
-from labkit.traces import (
-    TraceLibrary,
-    episode_html,
-    failure_counts,
-    filter_options,
-    page_of,
-    success_by_split_level,
-    trials_histogram,
-)
+from labkit.trace_files import TraceLibrary
+from labkit.trace_html import episode_html
+from labkit.trace_queries import failure_counts, filter_options, page_of, success_by_split_level, trials_histogram
 
 ROOT = Path(__file__).resolve().parents[1]
 SWITCHES = 200

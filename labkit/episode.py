@@ -4,8 +4,8 @@ A trace row (:func:`labkit.data.trajectory_row`) stores an episode as Hugging Fa
 ``messages`` beside per-turn columns (``phases``, ``errors``). This module reads them once
 into :class:`Turn` records, and :class:`Episode` derives from those turns every fact that
 more than one part of the lab asks about: the rewards (:mod:`labkit.rewards`), the failure
-taxonomy and metrics (:mod:`labkit.evaluate`), the trace viewer (:mod:`labkit.traces`) and
-the lessons (:mod:`labkit.lessons`). Each fact is defined here, once.
+taxonomy and metrics (:mod:`labkit.evaluate`), and the turns the trace viewer and the
+notebooks show (:mod:`labkit.trace_html`). Each fact is defined here, once.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -10,10 +9,8 @@ from typing import TYPE_CHECKING, Callable
 
 from labkit.data import token_lengths, trajectory_row
 from labkit.env import Observation, ToolCall, ToolEnv, call_once, run_episode
-from labkit.episode import episode_turns
 from labkit.evaluate import IN_PROCESS_BATCH, EvalConfig, evaluate
 from labkit.evolve import LEVEL_DESCRIPTIONS, evolve_toolset
-from labkit.plots import PHASE_COLOURS
 from labkit.tasks import Task, example_arguments, generate_tasks
 from labkit.teach import TEACHER_ENV
 from labkit.teachers import GoldenTeacher, TrialTeacher
@@ -226,29 +223,6 @@ def teacher_pair(catalog: Catalog, task: Task, seed: int = 0) -> dict[str, dict]
     }
     env.close()
     return pair
-
-
-def transcript_html(row: dict) -> str:
-    """A trace row (teacher data, evaluation traces) as HTML, one coloured block per turn; every string is escaped."""
-    query = next((m.get("content") or "" for m in row["messages"] if m.get("role") == "user"), "")
-    blocks = [f"<div><b>user</b>: {html.escape(query)}</div>"]
-    for turn in episode_turns(row):
-        colour = PHASE_COLOURS.get(turn.phase, PHASE_COLOURS["error"])
-        call = f"<br><code>{html.escape(turn.tool)}({html.escape(str(turn.arguments))})</code>" if turn.tool else ""
-        blocks.append(
-            f'<div style="border-left:4px solid {colour};padding:2px 8px;margin:4px 0">'
-            f'<span style="color:{colour};font-weight:600">{html.escape(turn.phase)}</span> '
-            f"{html.escape(turn.text)}{call}</div>"
-        )
-        if turn.observation is not None:
-            colour = PHASE_COLOURS["error"] if turn.error else "#6b7280"
-            blocks.append(
-                f'<div style="margin:0 0 4px 24px;color:{colour}">'
-                f"<code>{html.escape(turn.observation[:400])}</code></div>"
-            )
-    verdict = "solved" if row["success"] else f"failed ({row.get('failure') or row['end_reason']})"
-    blocks.append(f"<div><b>gold</b>: {html.escape(row['gold_answer'])}, <b>{verdict}</b></div>")
-    return "\n".join(blocks)
 
 
 def teacher_success(catalog: Catalog, teacher: str, split: str, level: int | None, n: int, seed: int = 0) -> float:
@@ -529,28 +503,6 @@ def robustness_by_policy(results: dict) -> dict[str, dict]:
 # ----------------------------------------------------------------------------- notebook 03: SFT
 
 SHIPPED_ADAPTERS = "data/adapters"  # the ablation's trained adapters, for machines too slow to train in class
-
-
-def label_mask_html(row: dict, tokenizer) -> str:
-    """A training row token by token: green tokens carry labels (the model learns to write them), grey ones are context.
-
-    The mask is the chat template's assistant mask, the one TRL's ``assistant_only_loss`` uses.
-    """
-    tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
-    encoded = tokenizer.apply_chat_template(
-        row["messages"], tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-    )
-    spans = []
-    for token, learned in zip(encoded["input_ids"], encoded["assistant_masks"]):
-        text = html.escape(tokenizer.decode([token]))
-        style = "background:#dcfce7;color:#14532d" if learned else "color:#6b7280"
-        spans.append(f'<span style="{style}">{text}</span>')
-    learned = sum(encoded["assistant_masks"])
-    header = (
-        f"<p><b>{learned}</b> of {len(encoded['input_ids'])} tokens "
-        f"carry labels ({learned / len(encoded['input_ids']):.0%}).</p>"
-    )
-    return header + '<pre style="white-space:pre-wrap;font-size:11px;line-height:1.5">' + "".join(spans) + "</pre>"
 
 
 def live_loss(show: Callable[[list, dict], None]) -> tuple[list, Callable[[dict], None]]:

@@ -34,6 +34,7 @@ def _():
     from labkit.teach import TeachConfig, teach
     from labkit.teachers.scripted import DEFAULT_SLIPS, SLIPS
     from labkit.tools import load_catalog
+    from labkit.trace_html import transcript_html
 
     _lesson = open_lesson(mo)
     profile, data_dir = _lesson.profile, _lesson.data_dir
@@ -55,6 +56,7 @@ def _():
         plots,
         profile,
         teach,
+        transcript_html,
     )
 
 
@@ -79,7 +81,7 @@ def _(mo):
 
 
 @app.cell
-def _(catalog, generate_tasks, json, lessons, level_picker, mo, task_index):
+def _(catalog, generate_tasks, json, lessons, level_picker, mo, task_index, transcript_html):
     task = generate_tasks("evolved", 50, seed=7, level=level_picker.value, catalog=catalog)[task_index.value]
     pair = lessons.teacher_pair(catalog, task)
     changes = "; ".join(c["detail"] for c in json.loads(pair["trial"]["changes"]))
@@ -88,8 +90,8 @@ def _(catalog, generate_tasks, json, lessons, level_picker, mo, task_index):
             mo.md(f"**Task:** {task.query}  \n**What changed (hidden from both):** {changes}"),
             mo.hstack(
                 [
-                    mo.vstack([mo.md("### Golden"), mo.Html(lessons.transcript_html(pair["golden"]))]),
-                    mo.vstack([mo.md("### Trial and execution"), mo.Html(lessons.transcript_html(pair["trial"]))]),
+                    mo.vstack([mo.md("### Golden"), mo.Html(transcript_html(pair["golden"]))]),
+                    mo.vstack([mo.md("### Trial and execution"), mo.Html(transcript_html(pair["trial"]))]),
                 ],
                 widths="equal",
                 align="start",

@@ -31,10 +31,11 @@ def _():
     from labkit.course import open_lesson
     from labkit.models import load_tokenizer
     from labkit.sft import read_run_card, train_sft
+    from labkit.trace_html import label_mask_html, transcript_html
 
     _lesson = open_lesson(mo)  # `python notebooks/03_sft.py --run` presses every button (headless runs, tests)
     profile, run_all, data_dir = _lesson.profile, _lesson.run_all, _lesson.data_dir
-    return costs, data_dir, format_metric, lessons, load_dataset_dir, load_tokenizer, mo, plots, profile, read_run_card, run_all, train_sft
+    return costs, data_dir, format_metric, label_mask_html, lessons, load_dataset_dir, load_tokenizer, mo, plots, profile, read_run_card, run_all, train_sft, transcript_html
 
 
 @app.cell(hide_code=True)
@@ -66,8 +67,8 @@ def _(mo):
 
 
 @app.cell
-def _(datasets, lessons, mo, row_index, tokenizer, which):
-    mo.Html(lessons.label_mask_html(datasets[which.value][row_index.value], tokenizer))
+def _(datasets, label_mask_html, mo, row_index, tokenizer, which):
+    mo.Html(label_mask_html(datasets[which.value][row_index.value], tokenizer))
     return
 
 
@@ -209,7 +210,7 @@ def _(eval_button, eval_policies, eval_splits, lessons, mo, profile, run_all, se
 
 
 @app.cell
-def _(eval_policies, eval_splits, format_metric, get_eval_finished, lessons, mo, plots, profile, runs):
+def _(eval_policies, eval_splits, format_metric, get_eval_finished, lessons, mo, plots, profile, runs, transcript_html):
     get_eval_finished()
     results = lessons.cached_results(eval_policies, eval_splits, profile.name)
     names = {profile.model: "base", **{folder: arm for arm, folder in runs.items()}}
@@ -222,7 +223,7 @@ def _(eval_policies, eval_splits, format_metric, get_eval_finished, lessons, mo,
     pair = lessons.paired_transcripts("evolved", eval_policies, profile.name) if len(results) == len(eval_policies) * len(eval_splits) else []
     mo.vstack(
         ([plots.success_by_split(named), mo.ui.table(table, selection=None), mo.md(lessons.recovery_note(named))] if results else [mo.md("*No evaluations yet: press **Evaluate**. Section 4 shows the shipped ablation's numbers meanwhile.*")])
-        + [mo.vstack([mo.md(f"**{names[p]}**"), mo.Html(lessons.transcript_html(row))]) for p, row in pair]
+        + [mo.vstack([mo.md(f"**{names[p]}**"), mo.Html(transcript_html(row))]) for p, row in pair]
     )
     return
 

@@ -32,10 +32,11 @@ def _():
     from labkit.rl import train_rl
     from labkit.tasks import load_tasks
     from labkit.tools import load_catalog
+    from labkit.trace_html import transcript_html
 
     _lesson = open_lesson(mo)  # `python notebooks/04_rl_grpo.py --run` presses every button (headless runs, tests)
     profile, run_all, data_dir = _lesson.profile, _lesson.run_all, _lesson.data_dir
-    return COMPONENTS, RewardConfig, costs, data_dir, lessons, load_catalog, load_model, load_tasks, mo, plots, profile, run_all, train_rl
+    return COMPONENTS, RewardConfig, costs, data_dir, lessons, load_catalog, load_model, load_tasks, mo, plots, profile, run_all, train_rl, transcript_html
 
 
 @app.cell(hide_code=True)
@@ -225,8 +226,8 @@ def _(group, mo):
 
 
 @app.cell
-def _(episode_pick, group, lessons, mo):
-    mo.Html(lessons.transcript_html(group.rows[episode_pick.value]))
+def _(episode_pick, group, mo, transcript_html):
+    mo.Html(transcript_html(group.rows[episode_pick.value]))
     return
 
 

@@ -27,10 +27,11 @@ def _():
     from labkit import costs, lessons, plots
     from labkit.course import open_lesson
     from labkit.evaluate import FAILURES, METRICS, format_metric, sample_failures
+    from labkit.trace_html import transcript_html
 
     _lesson = open_lesson(mo)  # `python notebooks/05_evaluation.py --run` presses every button (headless runs, tests)
     profile, run_all = _lesson.profile, _lesson.run_all
-    return FAILURES, METRICS, costs, format_metric, lessons, mo, plots, profile, run_all, sample_failures
+    return FAILURES, METRICS, costs, format_metric, lessons, mo, plots, profile, run_all, sample_failures, transcript_html
 
 
 @app.cell(hide_code=True)
@@ -257,10 +258,10 @@ def _(FAILURES, get_evaluated, mo, policies, trained):
 
 
 @app.cell
-def _(failure_picker, lessons, mo, policy_picker, profile, sample_failures):
+def _(failure_picker, lessons, mo, policy_picker, profile, sample_failures, transcript_html):
     rows = lessons.evaluation_rows(policy_picker.value, ["seen", "evolved", "unseen"], profile.name)
     picked = sample_failures(rows, None if failure_picker.value == "any" else failure_picker.value, k=3)
-    mo.vstack([mo.md(f"**{len(picked)} failed episode(s)**" + ("" if rows else " (this policy has not been evaluated yet)"))] + [mo.Html(lessons.transcript_html(row)) for row in picked])
+    mo.vstack([mo.md(f"**{len(picked)} failed episode(s)**" + ("" if rows else " (this policy has not been evaluated yet)"))] + [mo.Html(transcript_html(row)) for row in picked])
     return
 
 

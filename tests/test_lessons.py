@@ -3,6 +3,7 @@ from matplotlib.figure import Figure
 from labkit import lessons, plots
 from labkit.tasks import generate_tasks
 from labkit.toolset import ErrorKind
+from labkit.trace_html import label_mask_html, transcript_html
 
 
 def test_tool_rows_cover_every_tool(catalog):
@@ -80,14 +81,14 @@ def test_teacher_pair_and_transcripts_escape_html(catalog):
     task = generate_tasks("evolved", 5, seed=2, level=3, catalog=catalog)[0]
     pair = lessons.teacher_pair(catalog, task)
     assert pair["trial"]["success"] and pair["trial"]["n_trials"] >= 1
-    page = lessons.transcript_html(pair["trial"])
+    page = transcript_html(pair["trial"])
     assert "trial" in page and "solved" in page and "#3b82f6" in page
     row = dict(pair["golden"])
     row["messages"] = row["messages"][:2] + [
         {"role": "assistant", "content": "<execute>x</execute>", "tool_calls": None, "name": None},
         {"role": "tool", "content": '<script>alert("hi")</script>', "tool_calls": None, "name": "t"},
     ]
-    page = lessons.transcript_html(row)
+    page = transcript_html(row)
     assert "<script>" not in page and "&lt;script&gt;" in page
 
 
@@ -110,7 +111,7 @@ def test_label_mask_html_colours_exactly_the_assistant_tokens(tokenizer):
     from labkit.data import load_dataset_dir
 
     row = load_dataset_dir("data/trajectories/trial-train")[0]
-    page = lessons.label_mask_html(row, tokenizer)
+    page = label_mask_html(row, tokenizer)
     learned = "".join(part.split("</span>")[0] for part in page.split('color:#14532d">')[1:])
     assert "&lt;tool_call&gt;" in learned and "&lt;answer&gt;" in learned and "&lt;|im_end|&gt;" in learned
     assert (

@@ -20,7 +20,8 @@ from browser import launch, sync_playwright_or_skip  # noqa: E402
 from trace_fixtures import HOSTILE, build_lab  # noqa: E402
 
 from labkit.cli import main as labkit_main  # noqa: E402
-from labkit.traces import TURN_COLOURS, TraceLibrary  # noqa: E402
+from labkit.trace_files import TraceLibrary  # noqa: E402
+from labkit.trace_html import TURN_COLOURS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(__file__).parent / "artifacts"

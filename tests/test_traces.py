@@ -1,4 +1,5 @@
-"""labkit.traces: finding, reading, filtering and rendering traces for the trace viewer (no browser, no server)."""
+"""labkit.trace_files, trace_queries and trace_html: finding, reading, filtering and rendering traces for the trace
+viewer (no browser, no server)."""
 
 from __future__ import annotations
 
@@ -12,28 +13,28 @@ from trace_fixtures import HOSTILE, build_lab, teacher_rows
 from labkit.data import write_dataset
 from labkit.episode import episode_turns, turn_kind
 from labkit.evaluate import classify_failure
-from labkit.traces import (
+from labkit.trace_files import TraceAccessError, TraceFormatError, TraceLibrary, reward_weights
+from labkit.trace_html import (
     MAX_TEXT,
     TURN_COLOURS,
+    loss_spans_html,
+    markdown_text,
+    outcome_html,
+    run_markdown,
+    timeline_html,
+    tool_docs_html,
+)
+from labkit.trace_queries import (
     EpisodeFilter,
-    TraceAccessError,
-    TraceFormatError,
-    TraceLibrary,
     default_comparison,
     episode_link,
     failure_counts,
     filter_options,
     group_rows,
-    loss_spans_html,
-    markdown_text,
-    outcome_html,
     page_of,
-    reward_weights,
     rollout_groups,
     shared_tasks,
     success_by_split_level,
-    timeline_html,
-    tool_docs_html,
     trials_histogram,
 )
 
@@ -101,7 +102,7 @@ def test_corrupt_and_torn_lines_are_skipped_and_counted(library):
     run = library.open("runs/eval/trial-evolved")
     assert len(run.episodes) == 8
     assert run.skipped == [f"episodes.jsonl:{n}" for n in range(9, 15)]
-    assert "Skipped 6 corrupt lines" in run.describe()
+    assert "Skipped 6 corrupt lines" in run_markdown(run)
 
 
 def test_markdown_text_shows_a_links_text_as_it_is():
