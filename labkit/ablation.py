@@ -382,8 +382,7 @@ def pooled_metrics(config: AblationConfig, splits: tuple[str, ...] = HARD) -> di
 
 def write_ablation_report(config: AblationConfig, result: dict) -> Path:
     from labkit import plots
-    from labkit.evaluate import FAILURES
-    from labkit.lessons import robustness_by_policy
+    from labkit.evaluate import FAILURES, robustness_by_policy
 
     report = Path(config.report)
     (report.parent / "figures").mkdir(parents=True, exist_ok=True)

@@ -50,8 +50,8 @@ def measured_speed(model: str, profile: str, batch: int, max_age_s: float = SPEE
     Notebooks opened one after another (03, 04, 05) share one measurement through a small file in labkit's
     cache folder, so only the first pays for it; each estimate says how long ago it was measured.
     """
-    from labkit.lessons import slug
     from labkit.models import cache_root
+    from labkit.runs import slug
 
     saved = cache_root() / "speed" / f"{slug(model)}-{profile}-batch{batch}.json"
     try:
@@ -147,6 +147,18 @@ def format_duration(seconds: float) -> str:
         return f"{max(1, round(seconds))} s"
     minutes = math.ceil(seconds / 60)
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def sft_training_tokens(config) -> int:
+    """Tokens an SFT run (``labkit.sft.SFTRunConfig``) trains on: its budget, or every row of its dataset that fits,
+    times its epochs: what :func:`sft_estimate` is given."""
+    if config.token_budget is not None:
+        return int(config.token_budget * config.epochs)
+    from labkit.data import load_dataset_dir, token_lengths
+    from labkit.models import load_tokenizer
+
+    lengths = token_lengths(list(load_dataset_dir(config.data)), load_tokenizer(config.policy))
+    return int(sum(n for n in lengths if n <= config.max_length) * config.epochs)
 
 
 def sft_estimate(tokens: int, runs: int, speed: Speed) -> Estimate:

@@ -255,3 +255,14 @@ def token_lengths(rows: Iterable[dict], tokenizer) -> list[int]:
             )
         )
     return lengths
+
+
+def dataset_stats(rows: list[dict], tokenizer=None) -> dict[str, list]:
+    """Per-episode numbers of a trajectory dataset, for histograms."""
+    stats = {
+        "trials per episode": [r["n_trials"] for r in rows],
+        "tool calls per episode": [r["n_calls"] for r in rows],
+    }
+    if tokenizer is not None:
+        stats["tokens per trajectory"] = token_lengths(rows, tokenizer)
+    return stats

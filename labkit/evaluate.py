@@ -349,3 +349,53 @@ def sample_failures(rows: list[dict], label: str | None = None, k: int = 5, seed
     """A few failed episodes (of one label, if given) to read through."""
     failed = [r for r in rows if r.get("failure") and (label is None or r["failure"] == label)]
     return random.Random(seed).sample(failed, min(k, len(failed)))
+
+
+# ----------------------------------------------------------------------------- several evaluations side by side
+
+
+def robustness_by_policy(results: dict) -> dict[str, dict]:
+    """Success by level per policy: level 0 from the seen split, levels 1-4 from the evolved split."""
+    curves: dict[str, dict] = {}
+    for (policy, split), metrics in results.items():
+        if split == "seen":
+            curves.setdefault(policy, {})["0"] = {
+                "success": metrics["success"],
+                "ci95": metrics["success_ci95"],
+                "n": metrics["n"],
+            }
+        elif split == "evolved":
+            curves.setdefault(policy, {}).update({k: v for k, v in metrics["success_by_level"].items() if k != "0"})
+    return curves
+
+
+def pooled_success(results: dict, splits: list[str]) -> dict[str, float]:
+    """``{policy: success}`` over the episodes of ``splits`` together, from ``{(policy, split): metrics}``."""
+    totals: dict[str, list[float]] = {}
+    for (policy, split), metrics in results.items():
+        if split in splits:
+            won, n = totals.setdefault(policy, [0.0, 0])
+            totals[policy] = [won + metrics["success"] * metrics["n"], n + metrics["n"]]
+    return {policy: won / n if n else 0.0 for policy, (won, n) in totals.items()}
+
+
+def recovery_by_policy(results: dict) -> dict[str, tuple[float | None, str | None]]:
+    """Each policy's error-recovery rate over its splits, weighted by episodes, and its commonest failure.
+
+    ``results`` is ``{(policy, split): metrics}``. The rate is None for a policy that made no failed call outside
+    trials: it had nothing to recover from.
+    """
+    pooled: dict[str, dict] = {}
+    for (policy, _split), metrics in results.items():
+        entry = pooled.setdefault(policy, {"weighted": 0.0, "n": 0, "failures": Counter()})
+        rate = metrics.get("error_recovery_rate")
+        if rate == rate and rate is not None:  # nan: no failed calls in this split
+            entry["weighted"] += rate * metrics["n"]
+            entry["n"] += metrics["n"]
+        entry["failures"].update(metrics.get("failures", {}))
+    recovery = {}
+    for policy, entry in pooled.items():
+        commonest = entry["failures"].most_common(1)
+        rate = entry["weighted"] / entry["n"] if entry["n"] else None
+        recovery[policy] = (rate, commonest[0][0] if commonest else None)
+    return recovery

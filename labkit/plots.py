@@ -7,6 +7,8 @@ from collections import Counter
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from labkit.rewards import COMPONENTS
+
 PHASE_COLOURS = {"trial": "#3b82f6", "execution": "#16a34a", "error": "#dc2626", "answer": "#7c3aed"}
 
 
@@ -25,7 +27,7 @@ def failure_by_level(rates: dict[int, float]) -> Figure:
 
 
 def task_summary(summary: dict[str, Counter]) -> Figure:
-    """One small bar chart per field of ``lessons.task_summary``."""
+    """One small bar chart per field of ``labkit.tasks.task_summary``."""
     fig = Figure(figsize=(11, 3), layout="constrained")
     axes = fig.subplots(1, len(summary))
     for ax, (field, counts) in zip(axes, summary.items()):
@@ -195,4 +197,45 @@ def learning_curve(curves: dict[str, list[dict]]) -> Figure:
     fig.suptitle("Learning curve")
     if curves:
         panels[-1].legend(fontsize=8)
+    return fig
+
+
+def group_chart(table: list[dict]) -> Figure:
+    """Left: each episode's reward as stacked weighted components, the total as a dot. Right: its advantage."""
+    colours = dict(zip(COMPONENTS, ("#16a34a", "#3b82f6", "#dc2626", "#f59e0b", "#7c3aed", "#0891b2", "#6b7280")))
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    rewards_ax, advantages_ax = fig.subplots(1, 2)
+    episodes = [str(r["episode"]) for r in table]
+    up, down = [0.0] * len(table), [0.0] * len(table)
+    for name in COMPONENTS:
+        values = [r[name] for r in table]
+        bottoms = [u if v >= 0 else d for v, u, d in zip(values, up, down)]
+        rewards_ax.bar(episodes, values, bottom=bottoms, color=colours[name], label=name)
+        up = [u + max(v, 0) for u, v in zip(up, values)]
+        down = [d + min(v, 0) for d, v in zip(down, values)]
+    rewards_ax.plot(episodes, [r["reward"] for r in table], "ko", label="reward")
+    rewards_ax.axhline(0, color="black", linewidth=0.5)
+    rewards_ax.set(title="reward = sum of weighted components", xlabel="episode")
+    rewards_ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    advantages = [r["advantage"] for r in table]
+    advantages_ax.bar(episodes, advantages, color=["#16a34a" if a > 0 else "#dc2626" for a in advantages])
+    advantages_ax.axhline(0, color="black", linewidth=0.5)
+    advantages_ax.set(title="advantage (pushed up if > 0, down if < 0)", xlabel="episode")
+    return fig
+
+
+def collapse_chart(table: list[dict]) -> Figure:
+    """Mean reward per policy, guards off beside guards on."""
+    fig = Figure(figsize=(8, 3.2), layout="constrained")
+    ax = fig.subplots()
+    x = range(len(table))
+    for offset, (guards, colour) in zip((-0.2, 0.2), (("off", "#f59e0b"), ("on", "#3b82f6"))):
+        values = [r[f"reward, guards {guards}"] for r in table]
+        bars = ax.bar([i + offset for i in x], values, width=0.4, color=colour, label=f"guards {guards}")
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7)
+    ax.set_xticks(list(x), [r["policy"] for r in table])
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set_ylabel("mean reward per episode")
+    ax.set_title("Honest agents and reward hackers on changed tools")
+    ax.legend(fontsize=8)
     return fig

@@ -39,6 +39,14 @@ SPEC_FORMS = (
 )
 
 
+SCRIPTED_POLICIES = ("teacher:", "random")  # policies that need no model: they evaluate in moments
+
+
+def is_model_policy(policy: str) -> bool:
+    """Whether a policy spec names a model (played by the rollout engine) rather than a scripted policy."""
+    return not policy.startswith(SCRIPTED_POLICIES)
+
+
 class PolicySpecError(ValueError):
     """A policy spec that names no policy, with the forms that do."""
 

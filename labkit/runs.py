@@ -46,3 +46,8 @@ def claim_run_folder(out: str | Path, config: dict, command: str) -> None:
     with tempfile.NamedTemporaryFile("w", dir=out, prefix=f".{RUN_CONFIG}.", delete=False, encoding="utf-8") as f:
         json.dump({"command": command, "config": config}, f, indent=2)
     os.replace(f.name, path)  # atomic: several processes of one run may claim at once
+
+
+def slug(text: str) -> str:
+    """``text`` as a folder or file name: each character but a letter or digit becomes a dash, none at either end."""
+    return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")

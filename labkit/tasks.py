@@ -27,6 +27,7 @@ import os
 import random
 import re
 import tempfile
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
@@ -310,3 +311,29 @@ def example_arguments(catalog: Catalog, tool_name: str, tries: int = 20) -> dict
                 if call.name == tool_name:
                     return dict(call.arguments)
     return None
+
+
+def task_rows(tasks: list[Task]) -> list[dict]:
+    """One row per task for a table."""
+    return [  # short columns first: a narrow table cuts off the last ones
+        {
+            "id": t.id,
+            "hops": t.hops,
+            "level": t.level,
+            "check": t.check,
+            "query": t.query,
+            "answer": json.dumps(t.answer, ensure_ascii=False),
+            "tools": ", ".join(t.tools),
+        }
+        for t in tasks
+    ]
+
+
+def task_summary(tasks: list[Task]) -> dict[str, Counter]:
+    """Counts by family, hops, level and check kind, for the task-sampling plots."""
+    return {
+        "family": Counter(f for t in tasks for f in t.families),
+        "hops": Counter(t.hops for t in tasks),
+        "level": Counter(t.level for t in tasks),
+        "check": Counter(t.check for t in tasks),
+    }

@@ -23,7 +23,7 @@ from labkit.runs import claim_run_folder
 from labkit.tasks import Task, generate_tasks, load_tasks
 from labkit.teachers import GoldenTeacher, RecoverTeacher, TrialTeacher
 from labkit.teachers.scripted import DEFAULT_SLIPS, check_slips
-from labkit.tools import load_catalog
+from labkit.tools import Catalog, load_catalog
 
 TEACHERS = ("trial", "recover", "golden", "llm")
 HOW_THEY_TEACH = {
@@ -146,6 +146,27 @@ def run_teacher(
     env.close()
     check_env.close()
     return rows, failed
+
+
+def teacher_pair(catalog: Catalog, task: Task, seed: int = 0) -> dict[str, dict]:
+    """The golden and the trial teacher on the same task, tools changed as the task says, as trace rows."""
+    env = ToolEnv(catalog, TEACHER_ENV)
+    pair = {
+        name: trajectory_row(run_episode(env, teacher, task), teacher.name)
+        for name, teacher in (("golden", GoldenTeacher()), ("trial", TrialTeacher(seed=seed)))
+    }
+    env.close()
+    return pair
+
+
+def teacher_success(catalog: Catalog, teacher: str, split: str, level: int | None, n: int, seed: int = 0) -> float:
+    """Share of tasks a scripted teacher solves, on tools changed as each task says."""
+    policy = GoldenTeacher() if teacher == "golden" else TrialTeacher(seed=seed)
+    env = ToolEnv(catalog, TEACHER_ENV)
+    tasks = generate_tasks(split, n, seed, level, catalog)
+    rate = sum(run_episode(env, policy, task).success for task in tasks) / len(tasks)
+    env.close()
+    return rate
 
 
 # ----------------------------------------------------------------------------- the card

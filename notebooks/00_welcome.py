@@ -24,7 +24,8 @@ def _():
 
     from labkit.course import open_lesson
     from labkit.doctor import format_report, machine_report
-    from labkit.lessons import COURSE, ablation_success, best_trained, first_table, grade_prediction, report_parts
+    from labkit.lessons import COURSE, best_trained, grade_prediction
+    from labkit.notebook_runs import ablation_success, first_table, report_parts
 
     profile = open_lesson(mo).profile
     return COURSE, ablation_success, best_trained, first_table, format_report, grade_prediction, machine_report, mo, profile, report_parts

@@ -25,10 +25,10 @@ def _():
 
     import marimo as mo
 
-    from labkit import lessons, plots
+    from labkit import lessons, plots, tool_world
     from labkit.course import open_lesson
     from labkit.env import call_once
-    from labkit.tasks import SPLITS, example_arguments, generate_tasks
+    from labkit.tasks import SPLITS, example_arguments, generate_tasks, task_rows, task_summary
     from labkit.tools import load_catalog
     from labkit.toolset import base_toolset
 
@@ -46,6 +46,9 @@ def _():
         mo,
         plots,
         profile,
+        task_rows,
+        task_summary,
+        tool_world,
     )
 
 
@@ -71,8 +74,8 @@ def _(catalog, mo):
 
 
 @app.cell
-def _(catalog, family_picker, lessons, mo):
-    rows = [r for r in lessons.tool_rows(catalog) if family_picker.value in ("all", r["family"])]
+def _(catalog, family_picker, mo, tool_world):
+    rows = [r for r in tool_world.tool_rows(catalog) if family_picker.value in ("all", r["family"])]
     mo.ui.table(rows, selection=None, page_size=10)
     return
 
@@ -106,19 +109,19 @@ def _(catalog, example_arguments, json, mo, tool_picker):
 
 
 @app.cell
-def _(base_toolset, call_args, call_once, catalog, lessons, mo, tool_picker):
-    parsed = lessons.parse_arguments(call_args.value)
+def _(base_toolset, call_args, call_once, catalog, mo, tool_picker, tool_world):
+    parsed = tool_world.parse_arguments(call_args.value)
     if isinstance(parsed, str):
         shown = mo.callout(parsed, kind="warn")
     else:
         observation = call_once(base_toolset(catalog, [tool_picker.value]), tool_picker.value, parsed)
-        shown = mo.callout(mo.md(lessons.observation_markdown(observation)), kind="success" if observation.ok else "danger")
+        shown = mo.callout(mo.md(tool_world.observation_markdown(observation)), kind="success" if observation.ok else "danger")
     shown
     return
 
 
 @app.cell(hide_code=True)
-def _(lessons, mo):
+def _(mo, tool_world):
     mo.md(
         """
     ## 3. Evolve a tool
@@ -127,7 +130,7 @@ def _(lessons, mo):
     reads the **old documentation**. The levels grade how unfamiliar it has become:
 
     """
-        + lessons.levels_table()
+        + tool_world.levels_table()
     )
     return
 
@@ -146,21 +149,21 @@ def _(mo):
 
 
 @app.cell
-def _(catalog, evolve_tool_picker, json, lessons, level_slider, mo, seed_box):
-    demo = lessons.evolution_demo(catalog, evolve_tool_picker.value, level_slider.value, seed_box.value)
+def _(catalog, evolve_tool_picker, json, level_slider, mo, seed_box, tool_world):
+    demo = tool_world.evolution_demo(catalog, evolve_tool_picker.value, level_slider.value, seed_box.value)
     changes = "\n".join(f"- **{c.operator}**: {c.detail}" for c in demo.changes) or "- nothing: level 0 is the documented tool"
     mo.vstack(
         [
             mo.hstack(
                 [
-                    mo.vstack([mo.md("**What the agent reads (old docs)**"), mo.md(lessons.schema_markdown(demo.docs))]),
-                    mo.vstack([mo.md("**What the tool really is now**"), mo.md(lessons.schema_markdown(demo.real))]),
+                    mo.vstack([mo.md("**What the agent reads (old docs)**"), mo.md(tool_world.schema_markdown(demo.docs))]),
+                    mo.vstack([mo.md("**What the tool really is now**"), mo.md(tool_world.schema_markdown(demo.real))]),
                 ],
                 widths="equal",
             ),
             mo.md("**What changed** (hidden from the agent)\n\n" + changes),
             mo.md(f"**Calling it as documented** with `{json.dumps(demo.arguments)}`:"),
-            mo.callout(mo.md(lessons.observation_markdown(demo.observation)), kind="success" if demo.observation.ok else "danger"),
+            mo.callout(mo.md(tool_world.observation_markdown(demo.observation)), kind="success" if demo.observation.ok else "danger"),
         ]
     )
     return (demo,)
@@ -184,15 +187,15 @@ def _(demo, json, mo):
 
 
 @app.cell
-def _(catalog, demo, fix_args, fix_name, lessons, mo):
-    fix_parsed = lessons.parse_arguments(fix_args.value)
+def _(catalog, demo, fix_args, fix_name, mo, tool_world):
+    fix_parsed = tool_world.parse_arguments(fix_args.value)
     if isinstance(fix_parsed, str):
         fix_result = mo.callout(fix_parsed, kind="warn")
     else:
-        attempt = lessons.evolution_demo(catalog, demo.tool, demo.level, demo.seed, fix_parsed, fix_name.value.strip())
+        attempt = tool_world.evolution_demo(catalog, demo.tool, demo.level, demo.seed, fix_parsed, fix_name.value.strip())
         verdict = "Fixed: the changed tool accepts this call." if attempt.observation.ok else "Not yet: read the error again."
         fix_result = mo.callout(
-            mo.md(f"{verdict}\n\n{lessons.observation_markdown(attempt.observation)}"), kind="success" if attempt.observation.ok else "danger"
+            mo.md(f"{verdict}\n\n{tool_world.observation_markdown(attempt.observation)}"), kind="success" if attempt.observation.ok else "danger"
         )
     fix_result
     return
@@ -210,9 +213,9 @@ def _(lessons, mo):
 
 
 @app.cell
-def _(catalog, failure_guess, lessons, mo, plots, profile):
+def _(catalog, failure_guess, lessons, mo, plots, profile, tool_world):
     mo.stop(failure_guess.value is None, mo.md("*Make your prediction above to see the measurement.*"))
-    rates = lessons.documented_call_failures(catalog, n_tasks=max(20, profile.n_tasks), seed=0)
+    rates = tool_world.documented_call_failures(catalog, n_tasks=max(20, profile.n_tasks), seed=0)
     mo.vstack(
         [
             mo.md(
@@ -254,10 +257,10 @@ def _(SPLITS, mo):
 
 
 @app.cell
-def _(catalog, generate_tasks, lessons, mo, n_slider, plots, split_picker, task_seed):
+def _(catalog, generate_tasks, mo, n_slider, plots, split_picker, task_rows, task_seed, task_summary):
     tasks = generate_tasks(split_picker.value, n_slider.value, task_seed.value, catalog=catalog)
     print(f"sampled {len(tasks)} {split_picker.value} tasks")
-    mo.vstack([mo.ui.table(lessons.task_rows(tasks), selection=None, page_size=8), plots.task_summary(lessons.task_summary(tasks))])
+    mo.vstack([mo.ui.table(task_rows(tasks), selection=None, page_size=8), plots.task_summary(task_summary(tasks))])
     return
 
 

@@ -28,10 +28,10 @@ def _():
 
     from labkit import lessons, plots
     from labkit.course import open_lesson
-    from labkit.data import load_dataset_dir
+    from labkit.data import dataset_stats, load_dataset_dir
     from labkit.models import ModelNotAvailableError, load_tokenizer
     from labkit.tasks import generate_tasks
-    from labkit.teach import TeachConfig, teach
+    from labkit.teach import TeachConfig, teach, teacher_pair, teacher_success
     from labkit.teachers.scripted import DEFAULT_SLIPS, SLIPS
     from labkit.tools import load_catalog
     from labkit.trace_html import transcript_html
@@ -48,6 +48,7 @@ def _():
         TeachConfig,
         catalog,
         data_dir,
+        dataset_stats,
         generate_tasks,
         lessons,
         load_dataset_dir,
@@ -56,6 +57,8 @@ def _():
         plots,
         profile,
         teach,
+        teacher_pair,
+        teacher_success,
         transcript_html,
     )
 
@@ -81,9 +84,9 @@ def _(mo):
 
 
 @app.cell
-def _(catalog, generate_tasks, json, lessons, level_picker, mo, task_index, transcript_html):
+def _(catalog, generate_tasks, json, lessons, level_picker, mo, task_index, teacher_pair, transcript_html):
     task = generate_tasks("evolved", 50, seed=7, level=level_picker.value, catalog=catalog)[task_index.value]
-    pair = lessons.teacher_pair(catalog, task)
+    pair = teacher_pair(catalog, task)
     changes = "; ".join(c["detail"] for c in json.loads(pair["trial"]["changes"]))
     mo.vstack(
         [
@@ -125,9 +128,9 @@ def _(lessons, mo):
 
 
 @app.cell
-def _(catalog, golden_guess, lessons, mo, profile):
+def _(catalog, golden_guess, lessons, mo, profile, teacher_success):
     n_check = max(20, profile.n_tasks)
-    rates = {name: lessons.teacher_success(catalog, name, "evolved", 2, n_check) for name in ("golden", "trial")}
+    rates = {name: teacher_success(catalog, name, "evolved", 2, n_check) for name in ("golden", "trial")}
     mo.md(
         lessons.grade_prediction(
             golden_guess.value,
@@ -153,14 +156,14 @@ def _(mo):
 
 
 @app.cell
-def _(ModelNotAvailableError, data_dir, lessons, load_dataset_dir, load_tokenizer, mo, plots):
+def _(ModelNotAvailableError, data_dir, dataset_stats, load_dataset_dir, load_tokenizer, mo, plots):
     try:
         tokenizer = load_tokenizer()
     except ModelNotAvailableError as exc:
         print(exc)
         tokenizer = None
     shipped = {name: list(load_dataset_dir(data_dir / "trajectories" / f"{name}-train")) for name in ("golden", "trial")}
-    stats = {name: lessons.dataset_stats(rows, tokenizer) for name, rows in shipped.items()}
+    stats = {name: dataset_stats(rows, tokenizer) for name, rows in shipped.items()}
     mo.vstack(
         [
             plots.dataset_comparison(stats),

@@ -25,7 +25,7 @@ def _(mo):
 def _():
     import marimo as mo
 
-    from labkit import costs, lessons, plots
+    from labkit import costs, eval_cache, lessons, notebook_runs, plots, run_logs
     from labkit.data import load_dataset_dir
     from labkit.evaluate import format_metric
     from labkit.course import open_lesson
@@ -35,7 +35,7 @@ def _():
 
     _lesson = open_lesson(mo)  # `python notebooks/03_sft.py --run` presses every button (headless runs, tests)
     profile, run_all, data_dir = _lesson.profile, _lesson.run_all, _lesson.data_dir
-    return costs, data_dir, format_metric, label_mask_html, lessons, load_dataset_dir, load_tokenizer, mo, plots, profile, read_run_card, run_all, train_sft, transcript_html
+    return costs, data_dir, eval_cache, format_metric, label_mask_html, lessons, load_dataset_dir, load_tokenizer, mo, notebook_runs, plots, profile, read_run_card, run_all, run_logs, train_sft, transcript_html
 
 
 @app.cell(hide_code=True)
@@ -104,31 +104,31 @@ def _(mo):
 
 
 @app.cell
-def _(costs, lessons, profile):
-    speed = costs.measured_speed(profile.model, profile.name, lessons.eval_batch(profile.name))
+def _(costs, eval_cache, profile):
+    speed = costs.measured_speed(profile.model, profile.name, eval_cache.eval_batch(profile.name))
     print(f"measured here: {speed.train_tokens_per_s:.0f} training tokens/s, {speed.turn_seconds(profile.max_new_tokens):.1f} s a turn")
     return (speed,)
 
 
 @app.cell
-def _(costs, data_dir, lessons, mo, profile, speed):
-    sft_runs_to_train = lessons.sft_configs(profile.name, data_dir)
-    sft_cost = costs.sft_estimate(max(map(lessons.sft_training_tokens, sft_runs_to_train.values())), len(sft_runs_to_train), speed)
+def _(costs, data_dir, mo, notebook_runs, profile, speed):
+    sft_runs_to_train = notebook_runs.sft_configs(profile.name, data_dir)
+    sft_cost = costs.sft_estimate(max(map(costs.sft_training_tokens, sft_runs_to_train.values())), len(sft_runs_to_train), speed)
     train_button = mo.ui.run_button(label="Train SFT-golden and SFT-trial")
     mo.vstack([train_button, mo.md(f"Training both arms takes {sft_cost.describe()}.")])
     return sft_runs_to_train, train_button
 
 
 @app.cell
-def _(data_dir, get_sft_finished, lessons, mo, profile):
-    shipped_sft = {a: f for a, f in lessons.trained_policies(profile.name, lessons.TRAINED_SOURCES[1], str(data_dir / "adapters")).items() if a in lessons.SFT_ARMS}
+def _(data_dir, get_sft_finished, mo, notebook_runs, profile):
+    shipped_sft = {a: f for a, f in notebook_runs.trained_policies(profile.name, notebook_runs.TRAINED_SOURCES[1], str(data_dir / "adapters")).items() if a in notebook_runs.SFT_ARMS}
     use_shipped = mo.ui.checkbox(value=bool(shipped_sft) and not get_sft_finished(), label="show the shipped adapters", disabled=not shipped_sft)
     mo.vstack([use_shipped, mo.md("" if shipped_sft else f"*No shipped adapters for the {profile.name} profile (they were trained at the cpu profile): press **Train**.*")])
     return shipped_sft, use_shipped
 
 
 @app.cell
-def _(lessons, mo, plots, run_all, set_sft_finished, sft_runs_to_train, train_button, train_sft):
+def _(mo, plots, run_all, run_logs, set_sft_finished, sft_runs_to_train, train_button, train_sft):
     mo.stop(not (train_button.value or run_all), mo.md("*Nothing is training. Press **Train** to train your own.*"))
     for arm, config in sft_runs_to_train.items():
 
@@ -136,7 +136,7 @@ def _(lessons, mo, plots, run_all, set_sft_finished, sft_runs_to_train, train_bu
             print(f"{arm}: step {logs['step']}/{logs['max_steps']}, loss {logs['loss']:.3f}")  # script mode shows no widgets
             mo.output.replace(mo.vstack([mo.md(f"**{arm}**: step {logs['step']} of {logs['max_steps']}"), plots.loss_curve({arm: points})]))
 
-        _points, on_log = lessons.live_loss(show)
+        _points, on_log = run_logs.live_loss(show)
         train_sft(config, progress=False, on_log=on_log)
     set_sft_finished(True)
     mo.output.replace(mo.md("**Both runs finished**: they replace the shipped adapters below."))
@@ -144,17 +144,17 @@ def _(lessons, mo, plots, run_all, set_sft_finished, sft_runs_to_train, train_bu
 
 
 @app.cell
-def _(lessons, mo, profile, read_run_card, shipped_sft, use_shipped):
-    runs = shipped_sft if use_shipped.value else {a: f for a, f in lessons.trained_policies(profile.name, lessons.TRAINED_SOURCES[0]).items() if a in lessons.SFT_ARMS}
+def _(mo, notebook_runs, profile, read_run_card, shipped_sft, use_shipped):
+    runs = shipped_sft if use_shipped.value else {a: f for a, f in notebook_runs.trained_policies(profile.name, notebook_runs.TRAINED_SOURCES[0]).items() if a in notebook_runs.SFT_ARMS}
     cards = {arm: card for arm, folder in runs.items() if (card := read_run_card(folder))}
     source = "the shipped adapters" if use_shipped.value else "your runs"
-    mo.md(f"Showing **{source}**." if len(cards) == len(lessons.SFT_ARMS) else "*No finished runs of yours yet: press **Train** above, or tick the box to see the shipped ones.*")
+    mo.md(f"Showing **{source}**." if len(cards) == len(notebook_runs.SFT_ARMS) else "*No finished runs of yours yet: press **Train** above, or tick the box to see the shipped ones.*")
     return cards, runs, source
 
 
 @app.cell
-def _(cards, lessons, loss_guess, mo, plots, source):
-    mo.stop(len(cards) < len(lessons.SFT_ARMS))
+def _(cards, lessons, loss_guess, mo, notebook_runs, plots, source):
+    mo.stop(len(cards) < len(notebook_runs.SFT_ARMS))
     mo.stop(loss_guess.value is None, mo.md("*Make your prediction above to see the loss curves.*"))
     final = {arm: card["mean_loss_last_10"] for arm, card in cards.items()}
     lower = "golden" if final["sft-golden"] < final["sft-trial"] else "trial"
@@ -176,12 +176,12 @@ def _(cards, lessons, loss_guess, mo, plots, source):
 
 
 @app.cell(hide_code=True)
-def _(lessons, mo, profile):
+def _(eval_cache, mo, profile):
     mo.md(f"""
     ## 3. Before and after, on tools that changed
 
     The base model and both fine-tuned models play the same evolved and unseen tasks
-    ({lessons.LESSON_EVAL_TASKS[profile.name]} of each, at most {lessons.lesson_eval_config(profile.model, "evolved", profile.name).max_turns}
+    ({eval_cache.LESSON_EVAL_TASKS[profile.name]} of each, at most {eval_cache.lesson_eval_config(profile.model, "evolved", profile.name).max_turns}
     turns: the ablation report's budget). Below: success with 95% intervals, then one task played by each, where their
     outcomes differ. Every evaluation is cached in `runs/eval-cache/`, shared with notebook 05: nothing is evaluated twice.
     """)
@@ -189,30 +189,30 @@ def _(lessons, mo, profile):
 
 
 @app.cell
-def _(costs, get_eval_finished, lessons, mo, profile, runs, speed):
+def _(costs, eval_cache, get_eval_finished, mo, profile, runs, speed):
     get_eval_finished()  # a finished evaluation leaves fewer episodes to play
     eval_policies = [profile.model, *runs.values()]
     eval_splits = ["evolved", "unseen"]
-    pending = lessons.pending_model_episodes(eval_policies, eval_splits, profile.name)
-    eval_cost = costs.episodes_estimate(pending, lessons.lesson_eval_config(profile.model, "evolved", profile.name).max_turns, profile.max_new_tokens, speed)
+    pending = eval_cache.pending_model_episodes(eval_policies, eval_splits, profile.name)
+    eval_cost = costs.episodes_estimate(pending, eval_cache.lesson_eval_config(profile.model, "evolved", profile.name).max_turns, profile.max_new_tokens, speed)
     eval_button = mo.ui.run_button(label="Evaluate base, SFT-golden and SFT-trial", disabled=not pending)
     mo.vstack([eval_button, mo.md(f"{pending} episodes left to play: {eval_cost.describe()}." if pending else "All evaluated (cached).")])
     return eval_button, eval_policies, eval_splits
 
 
 @app.cell
-def _(eval_button, eval_policies, eval_splits, lessons, mo, profile, run_all, set_eval_finished):
+def _(eval_button, eval_cache, eval_policies, eval_splits, mo, profile, run_all, set_eval_finished):
     mo.stop(not (eval_button.value or run_all), mo.md("*Nothing is being evaluated. Press **Evaluate** to play the episodes.*"))
-    with mo.status.progress_bar(total=lessons.pending_model_episodes(eval_policies, eval_splits, profile.name), title="Episodes played", show_eta=True) as bar:
-        lessons.compare_policies(eval_policies, eval_splits, profile.name, on_episode=lambda row: bar.update())
+    with mo.status.progress_bar(total=eval_cache.pending_model_episodes(eval_policies, eval_splits, profile.name), title="Episodes played", show_eta=True) as bar:
+        eval_cache.compare_policies(eval_policies, eval_splits, profile.name, on_episode=lambda row: bar.update())
     set_eval_finished(lambda n: n + 1)
     return
 
 
 @app.cell
-def _(eval_policies, eval_splits, format_metric, get_eval_finished, lessons, mo, plots, profile, runs, transcript_html):
+def _(eval_cache, eval_policies, eval_splits, format_metric, get_eval_finished, lessons, mo, plots, profile, runs, transcript_html):
     get_eval_finished()
-    results = lessons.cached_results(eval_policies, eval_splits, profile.name)
+    results = eval_cache.cached_results(eval_policies, eval_splits, profile.name)
     names = {profile.model: "base", **{folder: arm for arm, folder in runs.items()}}
     named = {(names[p], s): m for (p, s), m in results.items()}
     table = [
@@ -220,7 +220,7 @@ def _(eval_policies, eval_splits, format_metric, get_eval_finished, lessons, mo,
          "error recovery": format_metric(m, "error_recovery_rate"), "n": m["n"]}
         for (a, s), m in named.items()
     ]  # fmt: skip
-    pair = lessons.paired_transcripts("evolved", eval_policies, profile.name) if len(results) == len(eval_policies) * len(eval_splits) else []
+    pair = eval_cache.paired_transcripts("evolved", eval_policies, profile.name) if len(results) == len(eval_policies) * len(eval_splits) else []
     mo.vstack(
         ([plots.success_by_split(named), mo.ui.table(table, selection=None), mo.md(lessons.recovery_note(named))] if results else [mo.md("*No evaluations yet: press **Evaluate**. Section 4 shows the shipped ablation's numbers meanwhile.*")])
         + [mo.vstack([mo.md(f"**{names[p]}**"), mo.Html(transcript_html(row))]) for p, row in pair]
@@ -229,8 +229,8 @@ def _(eval_policies, eval_splits, format_metric, get_eval_finished, lessons, mo,
 
 
 @app.cell(hide_code=True)
-def _(data_dir, lessons, mo):
-    text, figures = lessons.report_parts(data_dir.parent / "reports" / "ablation.md")
+def _(data_dir, mo, notebook_runs):
+    text, figures = notebook_runs.report_parts(data_dir.parent / "reports" / "ablation.md")
     mo.vstack(
         [
             mo.md(

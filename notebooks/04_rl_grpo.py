@@ -25,7 +25,7 @@ def _(mo):
 def _():
     import marimo as mo
 
-    from labkit import costs, lessons, plots
+    from labkit import costs, lessons, notebook_runs, plots, reward_playground, run_logs
     from labkit.course import open_lesson
     from labkit.models import load_model
     from labkit.rewards import COMPONENTS, RewardConfig
@@ -36,7 +36,7 @@ def _():
 
     _lesson = open_lesson(mo)  # `python notebooks/04_rl_grpo.py --run` presses every button (headless runs, tests)
     profile, run_all, data_dir = _lesson.profile, _lesson.run_all, _lesson.data_dir
-    return COMPONENTS, RewardConfig, costs, data_dir, lessons, load_catalog, load_model, load_tasks, mo, plots, profile, run_all, train_rl, transcript_html
+    return COMPONENTS, RewardConfig, costs, data_dir, lessons, load_catalog, load_model, load_tasks, mo, notebook_runs, plots, profile, reward_playground, run_all, run_logs, train_rl, transcript_html
 
 
 @app.cell(hide_code=True)
@@ -101,12 +101,12 @@ def _(mo):
 
 
 @app.cell
-def _(data_dir, lessons, load_tasks, mo, profile):
+def _(data_dir, load_tasks, mo, notebook_runs, profile, reward_playground, run_logs):
     tasks = load_tasks(str(data_dir / "tasks" / "train.jsonl"))
-    rl_config = lessons.notebook_rl_config(profile.name, data_dir)
-    shipped_rl, shipped_note = lessons.shipped_rl_status(profile.name, str(data_dir / "adapters"))
-    shipped_group = lessons.logged_playground_group(shipped_rl, tasks) if shipped_rl else None
-    shipped_history = lessons.run_history(shipped_rl)
+    rl_config = notebook_runs.notebook_rl_config(profile.name, data_dir)
+    shipped_rl, shipped_note = notebook_runs.shipped_rl_status(profile.name, str(data_dir / "adapters"))
+    shipped_group = reward_playground.logged_playground_group(shipped_rl, tasks) if shipped_rl else None
+    shipped_history = run_logs.run_history(shipped_rl)
     get_played, set_played = mo.state(None)
     return get_played, rl_config, set_played, shipped_group, shipped_history, shipped_note, shipped_rl, tasks
 
@@ -119,30 +119,30 @@ def _(costs, profile, rl_config):
 
 
 @app.cell
-def _(lessons, mo, profile, tasks):
-    task_options = lessons.task_options(tasks)
+def _(mo, profile, reward_playground, tasks):
+    task_options = reward_playground.task_options(tasks)
     task_pick = mo.ui.dropdown(options=task_options, value=next(iter(task_options)), label="task")
-    group_size = mo.ui.slider(2, 8, value=lessons.group_size(profile.name), label="episodes in the group", show_value=True)
+    group_size = mo.ui.slider(2, 8, value=reward_playground.group_size(profile.name), label="episodes in the group", show_value=True)
     draw = mo.ui.number(start=0, stop=999, value=0, label="seed")
     mo.vstack([task_pick, mo.hstack([group_size, draw], justify="start")])
     return draw, group_size, task_pick
 
 
 @app.cell
-def _(costs, group_size, lessons, mo, rl_config, shipped_history, speed):
-    play_cost = costs.episodes_estimate(group_size.value, rl_config.max_turns, rl_config.max_new_tokens, speed, lessons.mean_turns(shipped_history))
+def _(costs, group_size, mo, rl_config, run_logs, shipped_history, speed):
+    play_cost = costs.episodes_estimate(group_size.value, rl_config.max_turns, rl_config.max_new_tokens, speed, run_logs.mean_turns(shipped_history))
     play_button = mo.ui.run_button(label=f"Play the task {group_size.value} times")
     mo.vstack([play_button, mo.md(f"Playing takes {play_cost.describe()}, loading the model included only the first time.")])
     return (play_button,)
 
 
 @app.cell
-def _(data_dir, draw, group_size, lessons, load_model, mo, play_button, profile, run_all, set_played, task_pick, tasks):
+def _(data_dir, draw, group_size, load_model, mo, notebook_runs, play_button, profile, reward_playground, run_all, set_played, task_pick, tasks):
     mo.stop(not (play_button.value or run_all), mo.md("*The group below is the shipped run's. Press **Play** for your own.*"))
-    init, init_note = lessons.rl_init(profile.name, str(data_dir / "adapters"))
+    init, init_note = notebook_runs.rl_init(profile.name, str(data_dir / "adapters"))
     with mo.status.spinner(title=f"Loading {init}, then playing the task {group_size.value} times..."):
         policy = load_model(init, profile=profile.name)
-        set_played(lessons.play_group(policy, tasks[task_pick.value], group_size.value, profile.name, seed=draw.value))
+        set_played(reward_playground.play_group(policy, tasks[task_pick.value], group_size.value, profile.name, seed=draw.value))
     print(f"played {group_size.value} episodes with {init}")
     mo.md(init_note)
     return
@@ -167,15 +167,15 @@ def _(COMPONENTS, RewardConfig, mo):
 
 
 @app.cell
-def _(lessons, switches, weights):
-    reward = lessons.reward_config(weights.value, switches.value)
+def _(reward_playground, switches, weights):
+    reward = reward_playground.reward_config(weights.value, switches.value)
     return (reward,)
 
 
 @app.cell
-def _(group, lessons, mo, reward):
-    group_table = lessons.score_group(group, reward)
-    mo.vstack([lessons.group_chart(group_table), mo.ui.table(group_table, selection=None)])
+def _(group, mo, plots, reward, reward_playground):
+    group_table = reward_playground.score_group(group, reward)
+    mo.vstack([plots.group_chart(group_table), mo.ui.table(group_table, selection=None)])
     return
 
 
@@ -204,8 +204,8 @@ def _(mo):
 
 
 @app.cell
-def _(group, lessons, mo, reward, scale_guess):
-    before, after = lessons.scaled_weights_check(group, reward)
+def _(group, lessons, mo, reward, reward_playground, scale_guess):
+    before, after = reward_playground.scaled_weights_check(group, reward)
     mo.md(
         lessons.grade_prediction(
             scale_guess.value,
@@ -262,16 +262,16 @@ def _(mo):
 
 
 @app.cell
-def _(data_dir, lessons, load_catalog, load_tasks):
-    collapse = lessons.collapse_episodes(load_catalog(), load_tasks(str(data_dir / "tasks" / "evolved.jsonl"))[:30])
+def _(data_dir, load_catalog, load_tasks, reward_playground):
+    collapse = reward_playground.collapse_episodes(load_catalog(), load_tasks(str(data_dir / "tasks" / "evolved.jsonl"))[:30])
     print(f"played {sum(map(len, collapse.values()))} scripted episodes")
     return (collapse,)
 
 
 @app.cell
-def _(collapse, lessons, mo, reward):
-    collapse_rows = lessons.collapse_table(collapse, reward)
-    mo.vstack([lessons.collapse_chart(collapse_rows), mo.ui.table(collapse_rows, selection=None)])
+def _(collapse, mo, plots, reward, reward_playground):
+    collapse_rows = reward_playground.collapse_table(collapse, reward)
+    mo.vstack([plots.collapse_chart(collapse_rows), mo.ui.table(collapse_rows, selection=None)])
     return (collapse_rows,)
 
 
@@ -307,8 +307,8 @@ def _(mo):
 
 
 @app.cell(hide_code=True)
-def _(lessons, mo, rl_config, shipped_history):
-    shipped_step = lessons.median_step_seconds(shipped_history or [])
+def _(mo, rl_config, run_logs, shipped_history):
+    shipped_step = run_logs.median_step_seconds(shipped_history or [])
     mo.md(f"""
     ## 4. A short GRPO run
 
@@ -339,10 +339,10 @@ def _(get_rl_finished, mo, shipped_note, shipped_rl):
 
 
 @app.cell
-def _(costs, lessons, mo, rl_config, shipped_history, speed):
+def _(costs, mo, rl_config, run_logs, shipped_history, speed):
     rl_cost = costs.grpo_estimate(
         rl_config.steps, rl_config.prompts_per_step * rl_config.num_generations, rl_config.max_turns, rl_config.max_new_tokens, speed,
-        lessons.mean_turns(shipped_history),
+        run_logs.mean_turns(shipped_history),
     )  # fmt: skip
     rl_button = mo.ui.run_button(label=f"Train {rl_config.steps} GRPO steps")
     mo.vstack([rl_button, mo.md(f"Training takes {rl_cost.describe()}.")])
@@ -350,14 +350,14 @@ def _(costs, lessons, mo, rl_config, shipped_history, speed):
 
 
 @app.cell
-def _(lessons, mo, plots, rl_button, rl_config, run_all, set_rl_finished, train_rl):
+def _(mo, plots, rl_button, rl_config, run_all, run_logs, set_rl_finished, train_rl):
     mo.stop(not (rl_button.value or run_all), mo.md("*Nothing is training. Press **Train** to run GRPO yourself.*"))
 
     def show(history, logs):
-        print(lessons.progress_line(logs))  # script mode shows no widgets
-        mo.output.replace(mo.vstack([mo.md(f"**GRPO** {lessons.progress_line(logs)}"), plots.rl_curves({"this run": history})]))
+        print(run_logs.progress_line(logs))  # script mode shows no widgets
+        mo.output.replace(mo.vstack([mo.md(f"**GRPO** {run_logs.progress_line(logs)}"), plots.rl_curves({"this run": history})]))
 
-    _history, on_log = lessons.live_rl(show)
+    _history, on_log = run_logs.live_rl(show)
     with mo.status.spinner(title="GRPO: playing the first step's episodes..."):
         train_rl(rl_config, progress=False, on_log=on_log)
     set_rl_finished(True)
@@ -376,18 +376,18 @@ def _(mo):
 
 
 @app.cell
-def _(lessons, rl_config, shipped_history, shipped_rl, use_shipped):
+def _(rl_config, run_logs, shipped_history, shipped_rl, use_shipped):
     rl_run = shipped_rl if use_shipped.value else rl_config.out
-    rl_history = shipped_history if use_shipped.value else lessons.run_history(rl_config.out)
+    rl_history = shipped_history if use_shipped.value else run_logs.run_history(rl_config.out)
     run_label = "the shipped run" if use_shipped.value else "your run"
     return rl_history, rl_run, run_label
 
 
 @app.cell
-def _(lessons, mo, plots, rl_history, rl_run, run_label, spread_guess):
+def _(lessons, mo, plots, rl_history, rl_run, run_label, run_logs, spread_guess):
     mo.stop(not rl_history, mo.md("*No finished run of yours yet: press **Train** above, or tick the box to see the shipped one.*"))
     mo.stop(spread_guess.value is None, mo.md("*Answer the question above to see the curves.*"))
-    zero_share = lessons.zero_spread_share(rl_history)
+    zero_share = run_logs.zero_spread_share(rl_history)
     mo.vstack(
         [
             mo.md(
@@ -402,15 +402,15 @@ def _(lessons, mo, plots, rl_history, rl_run, run_label, spread_guess):
             ),
             plots.rl_curves({run_label: rl_history}),
             mo.md(lessons.success_curve_note(rl_run)),
-            mo.ui.table(lessons.history_table(rl_history), selection=None, label="per step: the reward's components are means, unweighted"),
+            mo.ui.table(run_logs.history_table(rl_history), selection=None, label="per step: the reward's components are means, unweighted"),
         ]
     )
     return
 
 
 @app.cell
-def _(lessons, mo, rl_run):
-    logged = lessons.logged_group(rl_run)
+def _(mo, rl_run, run_logs):
+    logged = run_logs.logged_group(rl_run)
     mo.vstack(
         [
             mo.md(

@@ -24,26 +24,26 @@ def _(mo):
 def _():
     import marimo as mo
 
-    from labkit import costs, lessons, plots
+    from labkit import costs, eval_cache, lessons, notebook_runs, plots
     from labkit.course import open_lesson
-    from labkit.evaluate import FAILURES, METRICS, format_metric, sample_failures
+    from labkit.evaluate import FAILURES, METRICS, format_metric, pooled_success, robustness_by_policy, sample_failures
     from labkit.trace_html import transcript_html
 
     _lesson = open_lesson(mo)  # `python notebooks/05_evaluation.py --run` presses every button (headless runs, tests)
     profile, run_all = _lesson.profile, _lesson.run_all
-    return FAILURES, METRICS, costs, format_metric, lessons, mo, plots, profile, run_all, sample_failures, transcript_html
+    return FAILURES, METRICS, costs, eval_cache, format_metric, lessons, mo, notebook_runs, plots, pooled_success, profile, robustness_by_policy, run_all, sample_failures, transcript_html
 
 
 @app.cell(hide_code=True)
-def _(lessons, mo, profile):
+def _(eval_cache, lessons, mo, profile):
     mo.md(
         "## 1. The metrics\n\n| metric | what it measures |\n|:--|:--|\n"
         + "\n".join(f"| `{name}` | {meaning} |" for name, meaning in lessons.METRIC_MEANINGS.items())
         + "\n\nEvery figure is a mean over episodes, with a **bootstrap 95% interval**: resample the episodes a thousand "
         "times and keep the middle 95% of the recomputed metric. With a few dozen episodes, two policies whose "
         "intervals overlap are not clearly different.\n\n"
-        f"Here every policy plays {lessons.LESSON_EVAL_TASKS[profile.name]} tasks per split with at most "
-        f"{lessons.lesson_eval_config('random', 'seen', profile.name).max_turns} turns, the ablation report's budget. "
+        f"Here every policy plays {eval_cache.LESSON_EVAL_TASKS[profile.name]} tasks per split with at most "
+        f"{eval_cache.lesson_eval_config('random', 'seen', profile.name).max_turns} turns, the ablation report's budget. "
         "The scripted teachers and random calls play at once; the model plays when you press its button. Every evaluation "
         "is cached in `runs/eval-cache/` and shared with notebook 03, so nothing is evaluated twice."
     )
@@ -57,36 +57,36 @@ def _(mo):
 
 
 @app.cell
-def _(lessons, profile):
+def _(eval_cache, profile):
     splits = ["seen", "evolved", "unseen"]
     scripted = ["teacher:golden", "teacher:trial", "random"]
-    lessons.compare_policies(scripted, splits, profile.name)  # scripted policies: moments, no model
+    eval_cache.compare_policies(scripted, splits, profile.name)  # scripted policies: moments, no model
     policies = [profile.model, *scripted]
     return policies, splits
 
 
 @app.cell
-def _(costs, lessons, profile):
-    speed = costs.measured_speed(profile.model, profile.name, lessons.eval_batch(profile.name))
+def _(costs, eval_cache, profile):
+    speed = costs.measured_speed(profile.model, profile.name, eval_cache.eval_batch(profile.name))
     print(f"measured here: {speed.turn_seconds(profile.max_new_tokens):.1f} s a turn")
     return (speed,)
 
 
 @app.cell
-def _(costs, get_evaluated, lessons, mo, profile, speed, splits):
+def _(costs, eval_cache, get_evaluated, mo, profile, speed, splits):
     get_evaluated()
-    base_pending = lessons.pending_model_episodes([profile.model], splits, profile.name)
-    base_cost = costs.episodes_estimate(base_pending, lessons.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.max_new_tokens, speed)
+    base_pending = eval_cache.pending_model_episodes([profile.model], splits, profile.name)
+    base_cost = costs.episodes_estimate(base_pending, eval_cache.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.max_new_tokens, speed)
     base_button = mo.ui.run_button(label=f"Evaluate the base model ({profile.model})", disabled=not base_pending)
     mo.vstack([base_button, mo.md(f"{base_pending} episodes to play: {base_cost.describe()}." if base_pending else "The base model is evaluated (cached).")])
     return (base_button,)
 
 
 @app.cell
-def _(base_button, lessons, mo, profile, run_all, set_evaluated, splits):
+def _(base_button, eval_cache, mo, profile, run_all, set_evaluated, splits):
     mo.stop(not (base_button.value or run_all), mo.md("*The base model is not playing. Press the button to evaluate it.*"))
-    with mo.status.progress_bar(total=lessons.pending_model_episodes([profile.model], splits, profile.name), title="Episodes played", show_eta=True) as base_bar:
-        lessons.compare_policies([profile.model], splits, profile.name, on_episode=lambda row: base_bar.update())
+    with mo.status.progress_bar(total=eval_cache.pending_model_episodes([profile.model], splits, profile.name), title="Episodes played", show_eta=True) as base_bar:
+        eval_cache.compare_policies([profile.model], splits, profile.name, on_episode=lambda row: base_bar.update())
     set_evaluated(lambda n: n + 1)
     return
 
@@ -102,9 +102,9 @@ def _(mo):
 
 
 @app.cell
-def _(get_evaluated, lessons, policies, profile, splits):
+def _(eval_cache, get_evaluated, policies, profile, splits):
     get_evaluated()
-    results = lessons.cached_results(policies, splits, profile.name)
+    results = eval_cache.cached_results(policies, splits, profile.name)
     return (results,)
 
 
@@ -147,18 +147,18 @@ def _(mo):
 
 
 @app.cell
-def _(FAILURES, lessons, mo, plots, results):
+def _(FAILURES, mo, plots, results, robustness_by_policy):
     failures = {}
     for (policy, _split), metrics in results.items():
         for label, count in metrics["failures"].items():
             failures.setdefault(policy, {})[label] = failures.get(policy, {}).get(label, 0) + count
-    mo.hstack([plots.robustness_curve(lessons.robustness_by_policy(results)), plots.failure_taxonomy(failures, FAILURES)])
+    mo.hstack([plots.robustness_curve(robustness_by_policy(results)), plots.failure_taxonomy(failures, FAILURES)])
     return
 
 
 @app.cell(hide_code=True)
-def _(lessons, mo):
-    trained_source = mo.ui.radio(options=lessons.TRAINED_SOURCES, value=lessons.TRAINED_SOURCES[1], label="trained policies")
+def _(mo, notebook_runs):
+    trained_source = mo.ui.radio(options=notebook_runs.TRAINED_SOURCES, value=notebook_runs.TRAINED_SOURCES[1], label="trained policies")
     mo.vstack(
         [
             mo.md(
@@ -185,34 +185,34 @@ def _(mo):
 
 
 @app.cell
-def _(costs, get_evaluated, lessons, mo, profile, speed, trained_source):
+def _(costs, eval_cache, get_evaluated, mo, notebook_runs, profile, speed, trained_source):
     get_evaluated()
-    trained = lessons.trained_policies(profile.name, trained_source.value, str(mo.notebook_dir().parent / "data" / "adapters"))
+    trained = notebook_runs.trained_policies(profile.name, trained_source.value, str(mo.notebook_dir().parent / "data" / "adapters"))
     trained_splits = ["evolved", "unseen"]
-    trained_pending = lessons.pending_model_episodes(list(trained.values()), trained_splits, profile.name)
-    trained_cost = costs.episodes_estimate(trained_pending, lessons.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.max_new_tokens, speed)
+    trained_pending = eval_cache.pending_model_episodes(list(trained.values()), trained_splits, profile.name)
+    trained_cost = costs.episodes_estimate(trained_pending, eval_cache.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.max_new_tokens, speed)
     trained_button = mo.ui.run_button(label="Evaluate these trained policies", disabled=not trained_pending)
     mo.vstack([trained_button, mo.md(f"{trained_pending} episodes to play: {trained_cost.describe()}." if trained_pending else ("All evaluated (cached)." if trained else ""))])
     return trained, trained_button, trained_splits
 
 
 @app.cell
-def _(lessons, mo, profile, run_all, set_evaluated, trained, trained_button, trained_splits):
+def _(eval_cache, mo, profile, run_all, set_evaluated, trained, trained_button, trained_splits):
     mo.stop(not (trained_button.value or run_all) or not trained, mo.md("*Nothing is being evaluated. Press the button to play the trained policies.*"))
-    with mo.status.progress_bar(total=lessons.pending_model_episodes(list(trained.values()), trained_splits, profile.name), title="Episodes played", show_eta=True) as trained_bar:
-        lessons.compare_policies(list(trained.values()), trained_splits, profile.name, on_episode=lambda row: trained_bar.update())
+    with mo.status.progress_bar(total=eval_cache.pending_model_episodes(list(trained.values()), trained_splits, profile.name), title="Episodes played", show_eta=True) as trained_bar:
+        eval_cache.compare_policies(list(trained.values()), trained_splits, profile.name, on_episode=lambda row: trained_bar.update())
     set_evaluated(lambda n: n + 1)
     return
 
 
 @app.cell
-def _(lessons, mo, plots, profile, trained, trained_guess, trained_splits):
+def _(eval_cache, lessons, mo, notebook_runs, plots, pooled_success, profile, trained, trained_guess, trained_splits):
     mo.stop(trained_guess.value is None, mo.md("*Answer the question above to see the results.*"))
     arm_names = {profile.model: "base", **{folder: arm for arm, folder in trained.items()}}
-    trained_results = lessons.cached_results([profile.model, *trained.values()], trained_splits, profile.name)
+    trained_results = eval_cache.cached_results([profile.model, *trained.values()], trained_splits, profile.name)
     named_results = {(arm_names[p], s): m for (p, s), m in trained_results.items()}
-    measured = lessons.pooled_success(named_results, trained_splits)
-    shipped = lessons.ablation_success(mo.notebook_dir().parent / "reports" / "ablation.md")
+    measured = pooled_success(named_results, trained_splits)
+    shipped = notebook_runs.ablation_success(mo.notebook_dir().parent / "reports" / "ablation.md")
     own = all(arm in measured for arm in trained) and trained
     pooled = measured if own else shipped
     where = "measured here" if own else "from the shipped ablation report (`reports/ablation.md`) until these are evaluated"
@@ -258,16 +258,16 @@ def _(FAILURES, get_evaluated, mo, policies, trained):
 
 
 @app.cell
-def _(failure_picker, lessons, mo, policy_picker, profile, sample_failures, transcript_html):
-    rows = lessons.evaluation_rows(policy_picker.value, ["seen", "evolved", "unseen"], profile.name)
+def _(eval_cache, failure_picker, lessons, mo, policy_picker, profile, sample_failures, transcript_html):
+    rows = eval_cache.evaluation_rows(policy_picker.value, ["seen", "evolved", "unseen"], profile.name)
     picked = sample_failures(rows, None if failure_picker.value == "any" else failure_picker.value, k=3)
     mo.vstack([mo.md(f"**{len(picked)} failed episode(s)**" + ("" if rows else " (this policy has not been evaluated yet)"))] + [mo.Html(transcript_html(row)) for row in picked])
     return
 
 
 @app.cell(hide_code=True)
-def _(lessons, mo):
-    demo_text, demo_figures = lessons.report_parts(mo.notebook_dir().parent / "reports" / "demo" / "ablation.md")
+def _(mo, notebook_runs):
+    demo_text, demo_figures = notebook_runs.report_parts(mo.notebook_dir().parent / "reports" / "demo" / "ablation.md")
     mo.vstack(
         [
             mo.md(

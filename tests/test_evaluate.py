@@ -11,6 +11,8 @@ from labkit.evaluate import (
     bootstrap_metrics,
     classify_failure,
     evaluation_rows,
+    pooled_success,
+    recovery_by_policy,
     summarize,
 )
 from labkit.tasks import Task, generate_tasks
@@ -231,3 +233,21 @@ def test_sample_failures_picks_failed_episodes_of_one_cause(catalog):
     assert picked and all(r["failure"] == label for r in picked)
     assert sample_failures(rows, None, k=3, seed=1) == sample_failures(rows, None, k=3, seed=1)
     assert sample_failures(rows, "no_such_cause") == []
+
+
+def test_pooled_success_weights_by_episodes():
+    results = {
+        ("a", "evolved"): {"success": 1.0, "n": 1},
+        ("a", "unseen"): {"success": 0.0, "n": 3},
+        ("a", "seen"): {"success": 1.0, "n": 9},
+    }
+    assert pooled_success(results, ["evolved", "unseen"]) == {"a": 0.25}
+
+
+def test_recovery_pools_splits_by_episodes_and_names_the_commonest_failure():
+    results = {
+        ("a", "evolved"): {"n": 8, "error_recovery_rate": 0.0, "failures": {"ignored_error": 1, "wrong_answer": 3}},
+        ("a", "unseen"): {"n": 8, "error_recovery_rate": 0.5, "failures": {"ignored_error": 1}},
+        ("b", "seen"): {"n": 4, "error_recovery_rate": float("nan"), "failures": {}},
+    }
+    assert recovery_by_policy(results) == {"a": (0.25, "wrong_answer"), "b": (None, None)}

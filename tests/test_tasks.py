@@ -2,7 +2,9 @@ import json
 
 import pytest
 from conftest import FIXTURES
+from matplotlib.figure import Figure
 
+from labkit import plots
 from labkit.env import Answer, ToolCall, ToolEnv
 from labkit.tasks import (
     SPLITS,
@@ -13,6 +15,8 @@ from labkit.tasks import (
     generate_tasks,
     load_tasks,
     save_tasks,
+    task_rows,
+    task_summary,
 )
 from labkit.tools import SEEN_FAMILIES, UNSEEN_FAMILIES, load_catalog, read_path
 
@@ -209,3 +213,17 @@ def test_generation_rejects_bad_requests(catalog):
         generate_tasks("seen", 5, level=2, catalog=catalog)
     with pytest.raises(ValueError, match="n must be at least 1"):
         generate_tasks("seen", 0, catalog=catalog)
+
+
+def test_task_summary_and_rows(catalog):
+    tasks = generate_tasks("train", 50, seed=0, catalog=catalog)
+    summary = task_summary(tasks)
+    assert sum(summary["hops"].values()) == 50
+    rows = task_rows(tasks)
+    assert len(rows) == 50 and list(rows[0])[:4] == [
+        "id",
+        "hops",
+        "level",
+        "check",
+    ]  # short columns first: none cut off
+    assert isinstance(plots.task_summary(summary), Figure)

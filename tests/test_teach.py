@@ -7,10 +7,13 @@ import time
 import pytest
 from conftest import FIXTURES
 from datasets import Dataset
+from matplotlib.figure import Figure
 
+from labkit import plots
 from labkit.cli import main
-from labkit.data import DatasetFileError, append_rows, load_dataset_dir, read_rows, write_dataset
-from labkit.teach import TeachConfig, teach
+from labkit.data import DatasetFileError, append_rows, dataset_stats, load_dataset_dir, read_rows, write_dataset
+from labkit.tasks import generate_tasks
+from labkit.teach import TeachConfig, teach, teacher_pair, teacher_success
 
 
 def test_teach_writes_identical_bytes_for_the_same_seed(tmp_path):
@@ -184,3 +187,15 @@ def test_a_killed_teach_leaves_the_previous_dataset_whole(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (out / "data.parquet").read_bytes() == before
+
+
+def test_dataset_stats_and_comparison_plot(catalog, tokenizer):
+    rows = [teacher_pair(catalog, t)["trial"] for t in generate_tasks("train", 6, seed=1, catalog=catalog)]
+    stats = dataset_stats(rows, tokenizer)
+    assert len(stats["tokens per trajectory"]) == 6 and min(stats["tokens per trajectory"]) > 100
+    assert isinstance(plots.dataset_comparison({"trial": stats}), Figure)
+
+
+def test_teacher_success_rates(catalog):
+    assert teacher_success(catalog, "trial", "evolved", 2, 20) == 1.0
+    assert teacher_success(catalog, "golden", "evolved", 2, 20) < 0.8

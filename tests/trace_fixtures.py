@@ -18,8 +18,8 @@ from pathlib import Path
 
 from labkit.data import write_dataset
 from labkit.evaluate import classify_failure
-from labkit.lessons import teacher_pair
 from labkit.tasks import generate_tasks
+from labkit.teach import teacher_pair
 
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 CORRUPT_LINES = [b'{"messages": [', b"[1, 2, 3]", b'{"task_id": "no messages here"}']
