@@ -62,21 +62,6 @@ TARGET_GAPS = (("sft-trial", "sft-golden", 0.15), ("sft-trial-grpo", "sft-trial"
 TARGET_RECOVERY = 0.5  # SFT-trial's error-recovery rate on evolved + unseen
 
 
-@dataclass(frozen=True)
-class AblationSize:
-    n: int  # tasks per seed per split
-    seeds: int
-    max_turns: int
-
-
-SIZES = {
-    "tiny": AblationSize(n=2, seeds=1, max_turns=3),
-    "cpu": AblationSize(n=16, seeds=3, max_turns=8),
-    "gpu": AblationSize(n=100, seeds=3, max_turns=12),
-    "multi-gpu": AblationSize(n=200, seeds=5, max_turns=12),
-}
-
-
 @dataclass
 class AblationConfig:
     profile: str = "cpu"
@@ -105,7 +90,7 @@ class AblationConfig:
         if any(b <= 0 for b in self.curve):
             raise ValueError(f"learning-curve budgets must be positive token counts, got {list(self.curve)}")
         self.curve = tuple(sorted(set(self.curve)))
-        size = SIZES[get_profile(self.profile).name]
+        size = get_profile(self.profile).ablation
         self.n = self.n or size.n
         self.seeds = self.seeds or size.seeds
         self.max_turns = self.max_turns or size.max_turns

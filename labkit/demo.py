@@ -26,7 +26,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from labkit.ablation import DATASETS, POOLED, TRAIN_TASKS, AblationConfig, run_ablation
-from labkit.profiles import get_profile
+from labkit.profiles import DemoSize, get_profile
 
 # The course's arms (notebooks 03-05); the full ablation adds SFT-recover. Every evaluation plays 8 turns
 # whatever the number of tasks, so each arm costs about 6 minutes on 2 cores: four arms fit in 45 minutes.
@@ -40,25 +40,6 @@ FULL = (
 SHIPPED_TRAIN_TASKS = 400  # `make data`
 
 
-@dataclass(frozen=True)
-class DemoSize:
-    train_tasks: int  # tasks the teachers solve and GRPO plays
-    n: int  # evaluation tasks per split
-    seeds: int
-    rl_steps: int
-    token_budget: int | None  # SFT tokens per arm; None: the sft profile's
-
-
-SIZES = {
-    "tiny": DemoSize(train_tasks=40, n=2, seeds=1, rl_steps=1, token_budget=None),
-    # 50k tokens is a point of the full learning curve, so the two can be set side by side; 50 tasks a split
-    # cost little more than 8 (the engine plays them together). Measured on 2 cores with vLLM: docs/instructor.md.
-    "cpu": DemoSize(train_tasks=400, n=50, seeds=1, rl_steps=1, token_budget=50000),
-    "gpu": DemoSize(train_tasks=400, n=32, seeds=1, rl_steps=20, token_budget=None),
-    "multi-gpu": DemoSize(train_tasks=400, n=64, seeds=1, rl_steps=50, token_budget=None),
-}
-
-
 @dataclass
 class DemoConfig:
     profile: str = "cpu"
@@ -69,7 +50,7 @@ class DemoConfig:
 
     @property
     def size(self) -> DemoSize:
-        return SIZES[get_profile(self.profile).name]
+        return get_profile(self.profile).demo
 
     @property
     def data(self) -> str:

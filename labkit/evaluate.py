@@ -86,8 +86,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         check_engine(self.engine)
         profile = get_profile(self.profile)
-        self.max_turns = self.max_turns or profile.max_turns
-        self.max_new_tokens = self.max_new_tokens or profile.max_new_tokens
+        self.max_turns = self.max_turns or profile.eval.max_turns
+        self.max_new_tokens = self.max_new_tokens or profile.eval.max_new_tokens
 
 
 # ----------------------------------------------------------------------------- what went wrong

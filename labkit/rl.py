@@ -50,7 +50,7 @@ from typing import Callable
 from labkit.data import read_rows, trajectory_row
 from labkit.engine import check_engine
 from labkit.env import EnvConfig
-from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, lora_config, uses_unsloth
+from labkit.models import ADAPTER_CONFIG, LoadedModel, load_model, lora_config, uses_unsloth
 from labkit.profiles import get_profile
 from labkit.protocol import END_OF_TURN
 from labkit.rewards import COMPONENTS, GUARDS, RewardConfig, score_episode
@@ -71,34 +71,6 @@ from labkit.tasks import Task, load_tasks
 from labkit.trl_compat import GRPOBatchHooks, GRPOLogProbsFromLogits, fused_logprob_kernel_available, log_metric
 
 ROLLOUTS = "rollouts"
-SHIPPED_INIT = "data/adapters/sft-trial"  # the cpu profile starts from the shipped SFT-trial adapter
-
-
-@dataclass(frozen=True)
-class RLSize:
-    init: str
-    steps: int
-    prompts_per_step: int  # distinct tasks per step
-    num_generations: int  # episodes per task: the group GRPO compares
-    max_new_tokens: int  # per turn
-    max_turns: int
-    max_length: int  # tokens in a whole episode
-    learning_rate: float
-    beta: float  # KL to the init policy
-    temperature: float
-    save_steps: int
-
-
-# cpu: the evaluation's budgets (8 turns of up to 96 tokens), so no turn or episode is cut short that
-# evaluation would let finish (a tool call cut at 64 tokens is unreadable JSON). 16 episodes a step (four
-# tasks x 4) and 6 steps fit ~30 minutes on 2 cores. Sampling at 0.7 keeps the 135M model's turns mostly
-# readable while still varying them within a group.
-SIZES = {
-    "tiny": RLSize(TINY_NAME, 2, 2, 2, 16, 3, 1024, 1e-4, 0.02, 1.0, 1),
-    "cpu": RLSize(SHIPPED_INIT, 6, 4, 4, 96, 8, 2048, 1e-4, 0.02, 0.7, 1),
-    "gpu": RLSize("Qwen/Qwen2.5-0.5B-Instruct", 200, 8, 8, 192, 12, 4096, 1e-5, 0.02, 1.0, 25),
-    "multi-gpu": RLSize("Qwen/Qwen2.5-1.5B-Instruct", 400, 16, 8, 192, 12, 4096, 1e-5, 0.02, 1.0, 25),
-}
 
 
 # The RLRunConfig fields `labkit rl` has an option for (besides --init, --profile, --steps, --reward and --out).
@@ -144,8 +116,7 @@ class RLRunConfig:
     engine: str = "auto"  # without vllm_server: auto | transformers | vllm (labkit.engine; one process only)
 
     def __post_init__(self) -> None:
-        size = SIZES[get_profile(self.profile).name]
-        for name, value in asdict(size).items():
+        for name, value in asdict(get_profile(self.profile).rl).items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         if isinstance(self.rewards, dict):

@@ -53,31 +53,9 @@ CHECKPOINTS = "checkpoints"
 TRAINER_STATE = "trainer_state.json"  # transformers' TRAINER_STATE_NAME, the last file of a checkpoint it writes
 
 
-@dataclass(frozen=True)
-class SFTSize:
-    """How much training a profile does; measured on 2 cores for the cpu profile (see the README)."""
-
-    token_budget: int | None  # training tokens per epoch; None: every row that fits
-    max_length: int
-    epochs: float
-    batch_size: int
-    learning_rate: float
-    save_steps: int
-
-
-SIZES = {
-    "tiny": SFTSize(token_budget=4_000, max_length=512, epochs=1, batch_size=2, learning_rate=1e-3, save_steps=2),
-    "cpu": SFTSize(token_budget=50_000, max_length=2048, epochs=1, batch_size=2, learning_rate=5e-4, save_steps=10),
-    "gpu": SFTSize(token_budget=None, max_length=2048, epochs=2, batch_size=8, learning_rate=2e-4, save_steps=50),
-    "multi-gpu": SFTSize(
-        token_budget=None, max_length=2048, epochs=2, batch_size=8, learning_rate=2e-4, save_steps=100
-    ),
-}
-
-
 @dataclass
 class SFTRunConfig:
-    """One SFT run. ``None`` fields take the profile's :class:`SFTSize`."""
+    """One SFT run. ``None`` fields take the profile's :class:`~labkit.profiles.SFTSize`."""
 
     data: str = "data/trajectories/trial-train"
     policy: str | None = None  # None: the profile's model
@@ -97,8 +75,9 @@ class SFTRunConfig:
     report_to: str = "tensorboard"  # or "trackio", "wandb", "none"
 
     def __post_init__(self) -> None:
-        size = SIZES[get_profile(self.profile).name]
-        self.policy = self.policy or get_profile(self.profile).model
+        profile = get_profile(self.profile)
+        size = profile.sft
+        self.policy = self.policy or profile.model
         for name in ("max_length", "epochs", "batch_size", "learning_rate", "save_steps"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(size, name))

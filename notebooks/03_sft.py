@@ -105,7 +105,7 @@ def _(mo):
 @app.cell
 def _(costs, lessons, profile):
     speed = costs.measured_speed(profile.model, profile.name, lessons.eval_batch(profile.name))
-    print(f"measured here: {speed.train_tokens_per_s:.0f} training tokens/s, {speed.turn_seconds(profile.max_new_tokens):.1f} s a turn")
+    print(f"measured here: {speed.train_tokens_per_s:.0f} training tokens/s, {speed.turn_seconds(profile.eval.max_new_tokens):.1f} s a turn")
     return (speed,)
 
 
@@ -193,7 +193,7 @@ def _(costs, get_eval_finished, lessons, mo, profile, runs, speed):
     eval_policies = [profile.model, *runs.values()]
     eval_splits = ["evolved", "unseen"]
     pending = lessons.pending_model_episodes(eval_policies, eval_splits, profile.name)
-    eval_cost = costs.episodes_estimate(pending, lessons.lesson_eval_config(profile.model, "evolved", profile.name).max_turns, profile.max_new_tokens, speed)
+    eval_cost = costs.episodes_estimate(pending, lessons.lesson_eval_config(profile.model, "evolved", profile.name).max_turns, profile.eval.max_new_tokens, speed)
     eval_button = mo.ui.run_button(label="Evaluate base, SFT-golden and SFT-trial", disabled=not pending)
     mo.vstack([eval_button, mo.md(f"{pending} episodes left to play: {eval_cost.describe()}." if pending else "All evaluated (cached).")])
     return eval_button, eval_policies, eval_splits

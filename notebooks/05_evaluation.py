@@ -67,7 +67,7 @@ def _(lessons, profile):
 @app.cell
 def _(costs, lessons, profile):
     speed = costs.measured_speed(profile.model, profile.name, lessons.eval_batch(profile.name))
-    print(f"measured here: {speed.turn_seconds(profile.max_new_tokens):.1f} s a turn")
+    print(f"measured here: {speed.turn_seconds(profile.eval.max_new_tokens):.1f} s a turn")
     return (speed,)
 
 
@@ -75,7 +75,7 @@ def _(costs, lessons, profile):
 def _(costs, get_evaluated, lessons, mo, profile, speed, splits):
     get_evaluated()
     base_pending = lessons.pending_model_episodes([profile.model], splits, profile.name)
-    base_cost = costs.episodes_estimate(base_pending, lessons.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.max_new_tokens, speed)
+    base_cost = costs.episodes_estimate(base_pending, lessons.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.eval.max_new_tokens, speed)
     base_button = mo.ui.run_button(label=f"Evaluate the base model ({profile.model})", disabled=not base_pending)
     mo.vstack([base_button, mo.md(f"{base_pending} episodes to play: {base_cost.describe()}." if base_pending else "The base model is evaluated (cached).")])
     return (base_button,)
@@ -189,7 +189,7 @@ def _(costs, get_evaluated, lessons, mo, profile, speed, trained_source):
     trained = lessons.trained_policies(profile.name, trained_source.value, str(mo.notebook_dir().parent / "data" / "adapters"))
     trained_splits = ["evolved", "unseen"]
     trained_pending = lessons.pending_model_episodes(list(trained.values()), trained_splits, profile.name)
-    trained_cost = costs.episodes_estimate(trained_pending, lessons.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.max_new_tokens, speed)
+    trained_cost = costs.episodes_estimate(trained_pending, lessons.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.eval.max_new_tokens, speed)
     trained_button = mo.ui.run_button(label="Evaluate these trained policies", disabled=not trained_pending)
     mo.vstack([trained_button, mo.md(f"{trained_pending} episodes to play: {trained_cost.describe()}." if trained_pending else ("All evaluated (cached)." if trained else ""))])
     return trained, trained_button, trained_splits

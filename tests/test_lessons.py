@@ -141,12 +141,12 @@ def test_shipped_adapters_and_report_parts(tmp_path):
 
 
 def test_lesson_evaluations_use_the_reports_turn_budget_and_one_cache_folder_per_policy(tmp_path, monkeypatch):
-    from labkit.ablation import SIZES
+    from labkit.profiles import PROFILES
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "adapters" / "sft-trial").mkdir(parents=True)
     config = lessons.lesson_eval_config("data/adapters/sft-trial", "evolved", "cpu")
-    assert config.max_turns == SIZES["cpu"].max_turns == 8 and (config.n, config.seeds) == (
+    assert config.max_turns == PROFILES["cpu"].ablation.max_turns == 8 and (config.n, config.seeds) == (
         lessons.LESSON_EVAL_TASKS["cpu"],
         1,
     )
