@@ -191,6 +191,9 @@ PROFILES = {
 }
 
 
+PROFILE_OPTION = {"choices": tuple(PROFILES)}  # the `--profile` of every stage (labkit.cli)
+
+
 def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name]
