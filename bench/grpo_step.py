@@ -22,8 +22,9 @@ import tempfile
 import time
 
 from labkit.models import load_model
+from labkit.profiles import SHIPPED_INIT
 from labkit.protocol import END_OF_TURN
-from labkit.rl import SHIPPED_INIT, EpisodeRollouts, RLRunConfig, episode_tokens
+from labkit.rl import EpisodeRollouts, RLRunConfig, episode_tokens
 from labkit.tasks import load_tasks
 from labkit.tools import load_catalog
 

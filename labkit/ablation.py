@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from labkit.data import load_dataset_dir, token_lengths
+from labkit.engine import ENGINE_OPTION
 from labkit.evaluate import EvalConfig, bootstrap_metrics, evaluate, evaluation_rows, format_metric
-from labkit.profiles import get_profile
+from labkit.profiles import PROFILE_OPTION, get_profile
 from labkit.rl import RLRunConfig, format_number, stack_on_init, train_rl
+from labkit.runs import normal_path
 from labkit.sft import SFTRunConfig, ship_adapter, train_sft
 
 ARMS = ("base", "sft-golden", "sft-recover", "sft-trial", "sft-trial-grpo", "grpo-only")
@@ -60,40 +62,77 @@ RL_ARMS = {"sft-trial-grpo": "sft-trial", "grpo-only": None}  # arm -> the SFT a
 # (on evolved + unseen): (better, worse, at least this much).
 TARGET_GAPS = (("sft-trial", "sft-golden", 0.15), ("sft-trial-grpo", "sft-trial", 0.05))
 TARGET_RECOVERY = 0.5  # SFT-trial's error-recovery rate on evolved + unseen
+# `--micro-batch` of `labkit ablation` and `labkit demo` (labkit.cli)
+MICRO_BATCH_OPTION = {"help": "GRPO episodes per forward/backward pass (default 4); lower it if memory runs out"}
 
 
-@dataclass(frozen=True)
-class AblationSize:
-    n: int  # tasks per seed per split
-    seeds: int
-    max_turns: int
-
-
-SIZES = {
-    "tiny": AblationSize(n=2, seeds=1, max_turns=3),
-    "cpu": AblationSize(n=16, seeds=3, max_turns=8),
-    "gpu": AblationSize(n=100, seeds=3, max_turns=12),
-    "multi-gpu": AblationSize(n=200, seeds=5, max_turns=12),
-}
+def token_counts(text: str | None) -> tuple[int, ...]:
+    """``"25000,50k"`` -> ``(25000, 50000)``: a learning curve's budgets as `--curve` takes them."""
+    counts = []
+    for item in (text or "").split(","):
+        item = item.strip().lower()
+        if item:
+            try:
+                counts.append(int(float(item[:-1]) * 1000) if item.endswith("k") else int(item))
+            except ValueError:
+                raise ValueError(
+                    f"--curve takes token counts separated by commas (e.g. 25000,50k,100k), got {item!r}"
+                ) from None
+    return tuple(counts)
 
 
 @dataclass
 class AblationConfig:
-    profile: str = "cpu"
-    out: str = "runs/ablation"
-    report: str = "reports/ablation.md"
-    data: str = "data"  # the tasks and teacher datasets (`make data` writes them here)
-    n: int | None = None  # None: the profile's
-    seeds: int | None = None
-    max_turns: int | None = None
-    token_budget: int | None = None  # budget="tokens": None is the sft profile's, capped by the smallest dataset
-    budget: str = "tokens"  # "tokens": the same training tokens for every SFT arm; "tasks": every arm's whole dataset
-    curve: tuple[int, ...] = ()  # token budgets of a learning curve (each SFT arm, evaluated on evolved + unseen)
-    rl_steps: int | None = None  # None: the rl profile's
-    ship: str | None = None  # copy the trained adapters here (``data/adapters`` is what the notebooks load)
-    micro_batch: int = 4  # GRPO episodes per forward/backward pass; lower it if memory runs out
-    arms: tuple[str, ...] = ARMS  # the arms to evaluate and report; only the SFT runs they need are trained
-    engine: str = "auto"  # the rollout engine for evaluation and GRPO (labkit.engine)
+    profile: str = field(default="cpu", metadata=PROFILE_OPTION)
+    out: str = field(default="runs/ablation", metadata={"parse": normal_path})
+    report: str = field(default="reports/ablation.md", metadata={"parse": normal_path})
+    # The tasks and teacher datasets (`make data` writes them here).
+    data: str = field(
+        default="data", metadata={"help": "where the tasks and teacher datasets are (default: the shipped data/)"}
+    )
+    n: int | None = field(default=None, metadata={"help": "tasks per seed per split (default: the profile's)"})
+    seeds: int | None = field(default=None, metadata={"help": "default: the profile's"})
+    max_turns: int | None = field(default=None, metadata={"option": False})
+    # budget="tokens": None is the sft size's, capped by the smallest dataset.
+    token_budget: int | None = field(
+        default=None, metadata={"help": "training tokens per arm (default: the profile's)"}
+    )
+    budget: str = field(
+        default="tokens",
+        metadata={
+            "choices": BUDGETS,
+            "help": (
+                "tokens: every SFT arm gets the same training tokens (default); tasks: "
+                "every arm trains on its own trajectories of every training task"
+            ),
+        },
+    )
+    # Each SFT arm at each budget, evaluated on evolved + unseen.
+    curve: tuple[int, ...] = field(
+        default=(),
+        metadata={
+            "help": (
+                "a learning curve too: SFT token budgets, e.g. 25k,50k,100k,1000k "
+                "(a budget beyond a dataset is the whole dataset)"
+            ),
+            "parse": token_counts,
+        },
+    )
+    rl_steps: int | None = field(default=None, metadata={"help": "GRPO steps per RL arm (default: the profile's)"})
+    ship: str | None = field(
+        default=None,
+        metadata={"help": "also copy the trained adapters here (data/adapters is what notebooks 03 and 04 load)"},
+    )
+    micro_batch: int = field(default=4, metadata=MICRO_BATCH_OPTION)
+    # Only the SFT runs the chosen arms need are trained.
+    arms: tuple[str, ...] = field(
+        default=ARMS,
+        metadata={
+            "help": "comma-separated arms to evaluate and report (default: all six); only the SFT runs they need train",
+            "parse": lambda text: tuple(text.split(",")),
+        },
+    )
+    engine: str = field(default="auto", metadata=ENGINE_OPTION)  # for evaluation and GRPO
 
     def __post_init__(self) -> None:
         unknown = [arm for arm in self.arms if arm not in ARMS]
@@ -105,7 +144,7 @@ class AblationConfig:
         if any(b <= 0 for b in self.curve):
             raise ValueError(f"learning-curve budgets must be positive token counts, got {list(self.curve)}")
         self.curve = tuple(sorted(set(self.curve)))
-        size = SIZES[get_profile(self.profile).name]
+        size = get_profile(self.profile).ablation
         self.n = self.n or size.n
         self.seeds = self.seeds or size.seeds
         self.max_turns = self.max_turns or size.max_turns

@@ -1,22 +1,86 @@
-"""`labkit <stage>`: every notebook stage, headless, with the notebooks' defaults."""
+"""`labkit <stage>`: every notebook stage, headless, with the notebooks' defaults.
+
+The options of a stage with a config dataclass (teach, eval, sft, rl, ablation, demo) are built from the
+dataclass's fields (:func:`add_config_options`), so an option is written once, beside the field it sets.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
+import types
+import typing
 from pathlib import Path
 
-from labkit.engine import ENGINES, EngineNotAvailableError
+from labkit.ablation import AblationConfig
+from labkit.demo import DemoConfig
+from labkit.engine import EngineNotAvailableError
+from labkit.evaluate import EvalConfig
+from labkit.rl import RLRunConfig
+from labkit.sft import SFTRunConfig
 from labkit.tasks import SPLITS
-from labkit.teachers.scripted import DEFAULT_SLIPS, SLIPS
+from labkit.teach import TeachConfig
+from labkit.tools.registry import TOOLS_MODULE_OPTION
+
+# ----------------------------------------------------------------------------- options from the configs
+
+
+def add_config_options(parser: argparse.ArgumentParser, config: type) -> None:
+    """One option per field of the dataclass ``config``, in field order: ``token_budget`` is ``--token-budget``,
+    with the field's type and default.
+
+    A field's metadata says the rest. ``help``, ``choices``, ``metavar`` and ``required`` go to argparse as they
+    are; ``flag`` names the option where the field's name does not; ``parse`` turns the option's text into the
+    field's value (a comma-separated list) when :func:`config_from_args` builds the config, so a bad value is the
+    stage's error rather than argparse's; ``option: False`` keeps a field off the command line.
+    """
+    hints = typing.get_type_hints(config)
+    for spec in dataclasses.fields(config):
+        default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+        add_option(parser, spec.name, hints[spec.name], default, spec.metadata)
+
+
+def add_option(parser: argparse.ArgumentParser, name: str, hint, default, metadata) -> None:
+    """The option of one field (see :func:`add_config_options`): a ``bool`` is a switch, a ``list`` repeats."""
+    options = dict(metadata)
+    if not options.pop("option", True):
+        return
+    options.pop("parse", None)
+    own_flag = "--" + name.replace("_", "-")
+    flag = options.pop("flag", own_flag)
+    if isinstance(hint, types.UnionType):  # `int | None`: an option left out takes the default, None included
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if hint is bool:
+        parser.add_argument(flag, dest=name, action="store_true", default=default, **options)
+        return
+    if flag != own_flag and "choices" not in options:
+        options.setdefault("metavar", flag[2:].upper().replace("-", "_"))  # what argparse calls the flag's value
+    if typing.get_origin(hint) is list:
+        options.update(action="append", type=typing.get_args(hint)[0])
+    elif hint in (int, float):
+        options["type"] = hint
+    parser.add_argument(flag, dest=name, default=default, **options)
+
+
+def config_from_args(config: type, args: argparse.Namespace, **values):
+    """The ``config`` a command line asks for: its options' values, and ``values`` for fields set by hand."""
+    for spec in dataclasses.fields(config):
+        if spec.name in vars(args) and spec.name not in values:
+            value, parse = getattr(args, spec.name), spec.metadata.get("parse")
+            values[spec.name] = parse(value) if parse and isinstance(value, str) else value
+    return config(**values)
+
+
+# ----------------------------------------------------------------------------- the stages
 
 
 def _catalog(args: argparse.Namespace):
     from labkit.tools import load_catalog
 
-    return load_catalog(args.tools_module or ())
+    return load_catalog(args.tools_modules)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -113,21 +177,9 @@ def cmd_tasks_generate(args: argparse.Namespace) -> int:
 
 def cmd_teach(args: argparse.Namespace) -> int:
     from labkit.models import ModelNotAvailableError, load_tokenizer
-    from labkit.teach import TeachConfig, teach
+    from labkit.teach import teach
 
-    config = TeachConfig(
-        teacher=args.teacher,
-        split=args.split,
-        n=args.n,
-        seed=args.seed,
-        level=args.level,
-        mistake_rate=args.mistake_rate,
-        slips=args.slips,
-        tools_modules=args.tools_module or [],
-        tasks_file=args.tasks,
-        out=str(args.out),
-        max_turns=args.max_turns,
-    )
+    config = config_from_args(TeachConfig, args)
     try:
         tokenizer = load_tokenizer()
     except ModelNotAvailableError as exc:
@@ -165,27 +217,14 @@ def cmd_teach(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from labkit.evaluate import METRICS, EvalConfig, evaluate, format_metric
+    from labkit.evaluate import METRICS, evaluate, format_metric
 
-    config = EvalConfig(
-        policy=args.policy,
-        split=args.split,
-        level=args.level,
-        n=args.n,
-        seeds=args.seeds,
-        tools_modules=args.tools_module or [],
-        tasks_file=args.tasks,
-        out=str(args.out),
-        profile=args.profile,
-        max_new_tokens=args.max_new_tokens,
-        max_turns=args.max_turns,
-        engine=args.engine,
-    )
+    config = config_from_args(EvalConfig, args)
     metrics = evaluate(config)
     for name in METRICS:
         print(f"{name:22s} {format_metric(metrics, name)}")
     print(f"n = {metrics['n']}; failures: {metrics['failures']}")
-    print(f"wrote {args.out}/metrics.json, report.md, traces/")
+    print(f"wrote {config.out}/metrics.json, report.md, traces/")
     return 0
 
 
@@ -219,22 +258,9 @@ def cmd_bfcl(args: argparse.Namespace) -> int:
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
-    from labkit.sft import SFTRunConfig, train_sft
+    from labkit.sft import train_sft
 
-    config = SFTRunConfig(
-        data=args.data,
-        policy=args.policy,
-        profile=args.profile,
-        out=str(args.out),
-        token_budget=args.token_budget,
-        max_length=args.max_length,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        full=args.full,
-        seed=args.seed,
-        report_to=args.report_to,
-    )
+    config = config_from_args(SFTRunConfig, args)
     card = train_sft(config)
     print(
         f"{card['steps']} steps on {card['data']['rows']} rows "
@@ -242,8 +268,8 @@ def cmd_sft(args: argparse.Namespace) -> int:
         f"{card['tokens_per_second']} tokens/s; final loss {card['final_loss']}"
     )
     print(
-        f"wrote {args.out} (adapter, run_card.json, README.md, "
-        f"loss.png); evaluate it with `labkit eval --policy {args.out}`"
+        f"wrote {config.out} (adapter, run_card.json, README.md, "
+        f"loss.png); evaluate it with `labkit eval --policy {config.out}`"
     )
     return 0
 
@@ -261,38 +287,22 @@ def _reward_settings(pairs: list[str]) -> dict:
     return settings
 
 
-def rl_config(args: argparse.Namespace):
+def rl_config(args: argparse.Namespace) -> RLRunConfig:
     """The RLRunConfig of a `labkit rl` command line."""
     from labkit.rewards import RewardConfig
-    from labkit.rl import RLRunConfig
 
     try:
         rewards = RewardConfig.from_dict(_reward_settings(args.reward))
     except ValueError as error:
         raise SystemExit(f"--reward: {error}") from None
-    return RLRunConfig(
-        init=args.init,
-        profile=args.profile,
-        out=str(args.out),
-        tasks=args.tasks,
-        steps=args.steps,
-        prompts_per_step=args.prompts_per_step,
-        num_generations=args.num_generations,
-        learning_rate=args.learning_rate,
-        beta=args.beta,
-        seed=args.seed,
-        report_to=args.report_to,
-        rewards=rewards,
-        vllm_server=args.vllm_server,
-        micro_batch=args.micro_batch,
-        engine=args.engine,
-    )
+    return config_from_args(RLRunConfig, args, rewards=rewards)
 
 
 def cmd_rl(args: argparse.Namespace) -> int:
     from labkit.rl import train_rl
 
-    card = train_rl(rl_config(args))
+    config = rl_config(args)
+    card = train_rl(config)
     last = card["last_steps"]
     print(
         f"{card['steps']} steps x {card['episodes_per_step']} episodes in {card['seconds']} s; "
@@ -300,47 +310,17 @@ def cmd_rl(args: argparse.Namespace) -> int:
         f"{last['episode/success']:.3f}, trials/episode {last['episode/trials']:.2f}"
     )
     print(
-        f"wrote {args.out} (adapter, rollouts/, run_card.json, README.md, "
-        f"curves.png); evaluate it with `labkit eval --policy {args.out}`"
+        f"wrote {config.out} (adapter, rollouts/, run_card.json, README.md, "
+        f"curves.png); evaluate it with `labkit eval --policy {config.out}`"
     )
     return 0
 
 
-def _token_counts(text: str | None) -> tuple[int, ...]:
-    """``"25000,50k"`` -> ``(25000, 50000)``."""
-    counts = []
-    for item in (text or "").split(","):
-        item = item.strip().lower()
-        if item:
-            try:
-                counts.append(int(float(item[:-1]) * 1000) if item.endswith("k") else int(item))
-            except ValueError:
-                raise ValueError(
-                    f"--curve takes token counts separated by commas (e.g. 25000,50k,100k), got {item!r}"
-                ) from None
-    return tuple(counts)
-
-
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from labkit.ablation import ARMS, AblationConfig, run_ablation, success_table
+    from labkit.ablation import run_ablation, success_table
 
     try:
-        config = AblationConfig(
-            profile=args.profile,
-            out=str(args.out),
-            report=str(args.report),
-            data=args.data,
-            n=args.n,
-            seeds=args.seeds,
-            token_budget=args.token_budget,
-            budget=args.budget,
-            curve=_token_counts(args.curve),
-            rl_steps=args.rl_steps,
-            ship=args.ship,
-            arms=tuple(args.arms.split(",")) if args.arms else ARMS,
-            micro_batch=args.micro_batch,
-            engine=args.engine,
-        )
+        config = config_from_args(AblationConfig, args)
     except ValueError as error:
         raise SystemExit(f"labkit ablation: {error}") from None
     result = run_ablation(config)
@@ -351,15 +331,9 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from labkit.ablation import success_table
-    from labkit.demo import DemoConfig, run_demo
+    from labkit.demo import run_demo
 
-    config = DemoConfig(
-        profile=args.profile,
-        out=str(args.out),
-        report=str(args.report),
-        micro_batch=args.micro_batch,
-        engine=args.engine,
-    )
+    config = config_from_args(DemoConfig, args)
     result = run_demo(config)
     print(f"\nwrote {config.report}\n")
     print("\n".join(success_table(config.ablation(), result["metrics"], result["pooled"])))
@@ -370,11 +344,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-ENGINE_HELP = (
-    "rollout engine: auto (vLLM where `make vllm` installed it, else in-process; says which), transformers, or vllm"
-)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="ToolMaster Lab: trial-and-execution tool learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -382,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="what this machine has and which profile to use").set_defaults(func=cmd_doctor)
 
     def with_tools_module(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--tools-module", action="append", help="a .py file or module of your own tools (repeatable)")
+        add_option(p, "tools_modules", list[str], [], TOOLS_MODULE_OPTION)
         return p
 
     tools = sub.add_parser("tools", help="browse, call and evolve tools").add_subparsers(
@@ -412,25 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_tasks_generate)
 
-    p = with_tools_module(sub.add_parser("teach", help="write teacher trajectories as an HF dataset with a card"))
-    p.add_argument("--teacher", choices=("trial", "recover", "golden", "llm"), default="trial")
-    p.add_argument("--split", choices=SPLITS, default="train")
-    p.add_argument("--n", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--level", type=int, choices=range(5), help="fix the evolution level")
-    p.add_argument("--tasks", help="your own tasks JSONL instead of generated ones")
-    p.add_argument(
-        "--mistake-rate", type=float, default=0.3, help="how often the trial and recover teachers slip and recover"
-    )
-    p.add_argument(
-        "--slips",
-        default=",".join(DEFAULT_SLIPS),
-        type=lambda text: tuple(k.strip() for k in text.split(",") if k.strip()),
-        help="the mistakes they make, comma-separated, from: "
-        + "; ".join(f"{k} ({meaning})" for k, meaning in SLIPS.items()),
-    )
-    p.add_argument("--max-turns", type=int, help="cap each episode's turns")
-    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("teach", help="write teacher trajectories as an HF dataset with a card")
+    add_config_options(p, TeachConfig)
     llm = p.add_argument_group(
         "LLM teacher (--teacher llm)",
         "An OpenAI-compatible endpoint. The key comes only from LABKIT_LLM_API_KEY or OPENAI_API_KEY: "
@@ -445,60 +397,16 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--verbose", action="store_true", help="debug logging, HTTP requests included")
     p.set_defaults(func=cmd_teach)
 
-    p = with_tools_module(
-        sub.add_parser("eval", help="evaluate a policy: metrics with 95%% CIs, failure taxonomy, report, traces")
-    )
-    p.add_argument(
-        "--policy",
-        required=True,
-        help=(
-            "teacher:trial, teacher:recover, teacher:golden, random, tiny, "
-            "smollm2-135m, a hub id, a run or adapter folder, or openai:MODEL@BASE_URL"
-        ),
-    )
-    p.add_argument("--split", choices=SPLITS, default="evolved")
-    p.add_argument("--level", type=int, choices=range(5))
-    p.add_argument("--tasks", help="your own tasks JSONL instead of generated ones")
-    p.add_argument("--n", type=int, default=50, help="tasks per seed")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--profile", choices=("tiny", "cpu", "gpu", "multi-gpu"), default="cpu")
-    p.add_argument("--max-new-tokens", type=int, help="model tokens per turn (default: the profile's)")
-    p.add_argument("--max-turns", type=int, help="turns per episode (default: the profile's)")
-    p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
-    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("eval", help="evaluate a policy: metrics with 95%% CIs, failure taxonomy, report, traces")
+    add_config_options(p, EvalConfig)
     p.set_defaults(func=cmd_eval)
 
-    profiles = ("tiny", "cpu", "gpu", "multi-gpu")
     p = sub.add_parser("sft", help="fine-tune on teacher trajectories (TRL SFTTrainer, LoRA); rerun to resume")
-    p.add_argument(
-        "--data", default="data/trajectories/trial-train", help="a trajectory dataset folder from `labkit teach`"
-    )
-    p.add_argument("--policy", help="the base model (default: the profile's)")
-    p.add_argument("--profile", choices=profiles, default="cpu")
-    p.add_argument("--token-budget", type=int, help="training tokens per epoch (default: the profile's)")
-    p.add_argument("--max-length", type=int, help="leave out rows longer than this (default: the profile's)")
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--full", action="store_true", help="train every weight instead of a LoRA adapter")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--report-to", default="tensorboard", help="tensorboard (default), trackio, wandb or none")
-    p.add_argument("--out", type=Path, required=True)
+    add_config_options(p, SFTRunConfig)
     p.set_defaults(func=cmd_sft)
 
     p = sub.add_parser("rl", help="GRPO in the live tool environment (TRL GRPOTrainer, LoRA); rerun to resume")
-    p.add_argument(
-        "--init", help="the policy to start from: an SFT run or adapter folder, or a model (default: the profile's)"
-    )
-    p.add_argument("--profile", choices=profiles, default="cpu")
-    p.add_argument("--tasks", default="data/tasks/train.jsonl", help="training tasks (JSONL)")
-    p.add_argument("--steps", type=int, help="default: the profile's")
-    p.add_argument("--prompts-per-step", type=int, help="distinct tasks per step and process (default: the profile's)")
-    p.add_argument(
-        "--num-generations", type=int, help="episodes per task, the group GRPO compares (default: the profile's)"
-    )
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--beta", type=float, help="KL coefficient to the init policy")
+    add_config_options(p, RLRunConfig)
     p.add_argument(
         "--reward",
         action="append",
@@ -506,21 +414,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a reward weight or guard setting, e.g. --reward format=0 --reward max_trials=2 (repeatable)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--report-to", default="tensorboard", help="tensorboard (default), trackio, wandb or none")
-    p.add_argument(
-        "--micro-batch",
-        type=int,
-        default=4,
-        help="episodes per forward/backward pass (default 4); lower it if memory runs out",
-    )
-    p.add_argument(
-        "--vllm-server",
-        metavar="HOST:PORT",
-        help="generate the rollouts on this vLLM server (GPU machines; see README, Beyond one machine)",
-    )
-    p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
-    p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_rl)
 
     p = sub.add_parser(
@@ -530,59 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
             "GRPO-only on seen, evolved and unseen; writes reports/ablation.md"
         ),
     )
-    p.add_argument("--profile", choices=profiles, default="cpu")
-    p.add_argument("--n", type=int, help="tasks per seed per split (default: the profile's)")
-    p.add_argument("--seeds", type=int, help="default: the profile's")
-    p.add_argument("--token-budget", type=int, help="training tokens per arm (default: the profile's)")
-    p.add_argument(
-        "--budget",
-        choices=("tokens", "tasks"),
-        default="tokens",
-        help=(
-            "tokens: every SFT arm gets the same training tokens (default); tasks: "
-            "every arm trains on its own trajectories of every training task"
-        ),
-    )
-    p.add_argument(
-        "--curve",
-        help=(
-            "a learning curve too: SFT token budgets, e.g. 25k,50k,100k,1000k "
-            "(a budget beyond a dataset is the whole dataset)"
-        ),
-    )
-    p.add_argument("--rl-steps", type=int, help="GRPO steps per RL arm (default: the profile's)")
-    p.add_argument(
-        "--data", default="data", help="where the tasks and teacher datasets are (default: the shipped data/)"
-    )
-    p.add_argument("--out", type=Path, default=Path("runs/ablation"))
-    p.add_argument("--report", type=Path, default=Path("reports/ablation.md"))
-    p.add_argument(
-        "--ship", help="also copy the trained adapters here (data/adapters is what notebooks 03 and 04 load)"
-    )
-    p.add_argument(
-        "--arms",
-        help="comma-separated arms to evaluate and report (default: all six); only the SFT runs they need train",
-    )
-    p.add_argument(
-        "--micro-batch",
-        type=int,
-        default=4,
-        help="GRPO episodes per forward/backward pass (default 4); lower it if memory runs out",
-    )
-    p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
+    add_config_options(p, AblationConfig)
     p.set_defaults(func=cmd_ablation)
 
     p = sub.add_parser("demo", help="the whole course headless: data, SFT, GRPO, evaluation, report (reports/demo/)")
-    p.add_argument("--profile", choices=profiles, default="cpu")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"))
-    p.add_argument("--report", type=Path, default=Path("reports/demo/ablation.md"))
-    p.add_argument(
-        "--micro-batch",
-        type=int,
-        default=4,
-        help="GRPO episodes per forward/backward pass (default 4); lower it if memory runs out",
-    )
-    p.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
+    add_config_options(p, DemoConfig)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bfcl", help="score a model on BFCL simple_python and multiple with BFCL's own AST checker")

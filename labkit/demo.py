@@ -20,13 +20,15 @@ from __future__ import annotations
 import filecmp
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from labkit.ablation import DATASETS, POOLED, TRAIN_TASKS, AblationConfig, run_ablation
-from labkit.profiles import get_profile
+from labkit.ablation import DATASETS, MICRO_BATCH_OPTION, POOLED, TRAIN_TASKS, AblationConfig, run_ablation
+from labkit.engine import ENGINE_OPTION
+from labkit.profiles import PROFILE_OPTION, DemoSize, get_profile
+from labkit.runs import normal_path
 
 # The course's arms (notebooks 03-05); the full ablation adds SFT-recover. Every evaluation plays 8 turns
 # whatever the number of tasks, so each arm costs about 6 minutes on 2 cores: four arms fit in 45 minutes.
@@ -40,36 +42,17 @@ FULL = (
 SHIPPED_TRAIN_TASKS = 400  # `make data`
 
 
-@dataclass(frozen=True)
-class DemoSize:
-    train_tasks: int  # tasks the teachers solve and GRPO plays
-    n: int  # evaluation tasks per split
-    seeds: int
-    rl_steps: int
-    token_budget: int | None  # SFT tokens per arm; None: the sft profile's
-
-
-SIZES = {
-    "tiny": DemoSize(train_tasks=40, n=2, seeds=1, rl_steps=1, token_budget=None),
-    # 50k tokens is a point of the full learning curve, so the two can be set side by side; 50 tasks a split
-    # cost little more than 8 (the engine plays them together). Measured on 2 cores with vLLM: docs/instructor.md.
-    "cpu": DemoSize(train_tasks=400, n=50, seeds=1, rl_steps=1, token_budget=50000),
-    "gpu": DemoSize(train_tasks=400, n=32, seeds=1, rl_steps=20, token_budget=None),
-    "multi-gpu": DemoSize(train_tasks=400, n=64, seeds=1, rl_steps=50, token_budget=None),
-}
-
-
 @dataclass
 class DemoConfig:
-    profile: str = "cpu"
-    out: str = "runs/demo"
-    report: str = "reports/demo/ablation.md"
-    micro_batch: int = 4  # GRPO episodes per forward/backward pass; lower it if memory runs out
-    engine: str = "auto"  # the rollout engine for evaluation and GRPO (labkit.engine)
+    profile: str = field(default="cpu", metadata=PROFILE_OPTION)
+    out: str = field(default="runs/demo", metadata={"parse": normal_path})
+    report: str = field(default="reports/demo/ablation.md", metadata={"parse": normal_path})
+    micro_batch: int = field(default=4, metadata=MICRO_BATCH_OPTION)
+    engine: str = field(default="auto", metadata=ENGINE_OPTION)  # for evaluation and GRPO
 
     @property
     def size(self) -> DemoSize:
-        return SIZES[get_profile(self.profile).name]
+        return get_profile(self.profile).demo
 
     @property
     def data(self) -> str:

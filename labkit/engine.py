@@ -51,6 +51,12 @@ if TYPE_CHECKING:
     from labkit.models import LoadedModel
 
 ENGINES = ("auto", "transformers", "vllm")
+ENGINE_OPTION = {  # the `--engine` of every stage that plays episodes (labkit.cli)
+    "choices": ENGINES,
+    "help": (
+        "rollout engine: auto (vLLM where `make vllm` installed it, else in-process; says which), transformers, or vllm"
+    ),
+}
 VLLM_PYTHON_ENV = "LABKIT_VLLM_PYTHON"
 VLLM_VENV = ".venv-vllm"  # where `make vllm` installs the CPU build, beside the lab's .venv
 VLLM_INSTALL = "make vllm"

@@ -20,7 +20,6 @@ from labkit.runs import slug
 # Notebook evaluations have one size per profile and one cache folder per profile, policy and split, shared by
 # notebooks 03 and 05, so nothing is evaluated twice. Their turn budget is the ablation report's, so the numbers
 # sit beside it. At the cpu profile a model policy's split takes a few minutes (8 tasks of up to 8 turns).
-LESSON_EVAL_TASKS = {"tiny": 2, "cpu": 8, "gpu": 32, "multi-gpu": 64}
 EVAL_CACHE = "runs/eval-cache"
 
 
@@ -37,18 +36,17 @@ def policy_key(policy: str) -> str:
 def lesson_eval_config(policy: str, split: str, profile: str, cache_root: str = EVAL_CACHE) -> EvalConfig:
     """The evaluation notebooks 03 and 05 run for ``policy`` on
     ``split``: the profile's lesson size, cached per policy."""
-    from labkit.ablation import SIZES as ABLATION_SIZES  # imported here: the ablation brings SFT and GRPO with it
-
-    name = get_profile(profile).name
+    size = get_profile(profile)
+    name = size.name
     return EvalConfig(
-        policy=policy, split=split, n=LESSON_EVAL_TASKS[name], seeds=1, profile=name,
-        max_turns=ABLATION_SIZES[name].max_turns, out=f"{cache_root}/{name}/{policy_key(policy)}/{split}",
+        policy=policy, split=split, n=size.notebook.eval_tasks, seeds=1, profile=name,
+        max_turns=size.ablation.max_turns, out=f"{cache_root}/{name}/{policy_key(policy)}/{split}",
     )  # fmt: skip
 
 
 def eval_batch(profile: str) -> int:
     """Episodes a lesson evaluation plays together: one split's tasks, up to the evaluation's batch size."""
-    return min(LESSON_EVAL_TASKS[get_profile(profile).name], IN_PROCESS_BATCH)
+    return min(get_profile(profile).notebook.eval_tasks, IN_PROCESS_BATCH)
 
 
 def cached_result(config: EvalConfig) -> dict | None:

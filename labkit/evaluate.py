@@ -21,13 +21,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from labkit.data import append_rows, read_rows, trajectory_row, write_dataset
-from labkit.engine import check_engine
+from labkit.engine import ENGINE_OPTION, check_engine
 from labkit.env import EnvConfig, ToolEnv, run_episode
 from labkit.episode import Episode, Phase
-from labkit.profiles import get_profile
-from labkit.runs import claim_run_folder
-from labkit.tasks import Task, generate_tasks, load_tasks
+from labkit.profiles import PROFILE_OPTION, get_profile
+from labkit.runs import OUT_OPTION, claim_run_folder
+from labkit.tasks import SPLITS, TASKS_FILE_OPTION, Task, generate_tasks, load_tasks
 from labkit.tools import load_catalog
+from labkit.tools.registry import TOOLS_MODULE_OPTION
 from labkit.toolset import ErrorKind
 
 # Errors that mean the call itself was malformed for the tool as it really is (not a bad value).
@@ -67,27 +68,38 @@ IN_PROCESS_BATCH = 16  # episodes the in-process engine generates together: what
 
 @dataclass
 class EvalConfig:
-    policy: str = "teacher:trial"
-    split: str = "evolved"
-    level: int | None = None
-    n: int = 50
-    seeds: int = 3
-    tools_modules: list[str] = field(default_factory=list)
-    tasks_file: str | None = None
-    out: str = "runs/eval"
-    profile: str = "cpu"
-    max_turns: int | None = None  # None: the profile's (a model that never answers costs every turn)
-    max_new_tokens: int | None = None  # None: the profile's
-    batch_size: int | None = (
-        None  # episodes generated together; None: IN_PROCESS_BATCH, or the vLLM engine's max_num_seqs
+    policy: str = field(
+        default="teacher:trial",
+        metadata={
+            "required": True,
+            "help": (
+                "teacher:trial, teacher:recover, teacher:golden, random, tiny, "
+                "smollm2-135m, a hub id, a run or adapter folder, or openai:MODEL@BASE_URL"
+            ),
+        },
     )
-    engine: str = "auto"  # auto | transformers | vllm (labkit.engine)
+    split: str = field(default="evolved", metadata={"choices": SPLITS})
+    level: int | None = field(default=None, metadata={"choices": range(5)})
+    n: int = field(default=50, metadata={"help": "tasks per seed"})
+    seeds: int = 3
+    tools_modules: list[str] = field(default_factory=list, metadata=TOOLS_MODULE_OPTION)
+    tasks_file: str | None = field(default=None, metadata=TASKS_FILE_OPTION)
+    out: str = field(default="runs/eval", metadata=OUT_OPTION)
+    profile: str = field(default="cpu", metadata=PROFILE_OPTION)
+    # None: the profile's eval size (a model that never answers costs every turn).
+    max_turns: int | None = field(default=None, metadata={"help": "turns per episode (default: the profile's)"})
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "model tokens per turn (default: the profile's)"}
+    )
+    # Episodes generated together; None: IN_PROCESS_BATCH, or the vLLM engine's max_num_seqs.
+    batch_size: int | None = field(default=None, metadata={"option": False})
+    engine: str = field(default="auto", metadata=ENGINE_OPTION)
 
     def __post_init__(self) -> None:
         check_engine(self.engine)
         profile = get_profile(self.profile)
-        self.max_turns = self.max_turns or profile.max_turns
-        self.max_new_tokens = self.max_new_tokens or profile.max_new_tokens
+        self.max_turns = self.max_turns or profile.eval.max_turns
+        self.max_new_tokens = self.max_new_tokens or profile.eval.max_new_tokens
 
 
 # ----------------------------------------------------------------------------- what went wrong

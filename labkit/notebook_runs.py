@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labkit.profiles import get_profile
+from labkit.profiles import SHIPPED_INIT, get_profile
 
 SHIPPED_ADAPTERS = "data/adapters"  # the ablation's trained adapters, for machines too slow to train in class
 SHIPPED_RL = "sft-trial-grpo"  # the GRPO run shipped in data/adapters/, for machines too slow to train in class
@@ -52,10 +52,8 @@ def rl_init(profile: str, adapters_root: str | None = None) -> tuple[str, str]:
     At the cpu size that is the shipped SFT-trial adapter (found under ``adapters_root``, so it
     works from any folder); without it, the base model (the GRPO-only arm).
     """
-    from labkit.rl import SHIPPED_INIT, SIZES
-
     profile_ = get_profile(profile)
-    init = SIZES[profile_.name].init
+    init = profile_.rl.init
     if init != SHIPPED_INIT:
         return init, f"GRPO starts from `{init}`, the {profile_.name} profile's model."
     folder = shipped_adapter("sft-trial", adapters_root)

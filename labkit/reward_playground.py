@@ -54,9 +54,7 @@ def logged_playground_group(folder, tasks: list[Task], group: int = 0) -> Group 
 
 def group_size(profile: str) -> int:
     """Episodes per group in the profile's GRPO runs: what the playground plays at first."""
-    from labkit.rl import SIZES
-
-    return SIZES[get_profile(profile).name].num_generations
+    return get_profile(profile).rl.num_generations
 
 
 def task_options(tasks: list[Task], n: int = 12) -> dict[str, int]:
@@ -66,10 +64,9 @@ def task_options(tasks: list[Task], n: int = 12) -> dict[str, int]:
 
 def play_group(loaded, task: Task, n: int, profile: str, seed: int = 0, catalog: Catalog | None = None) -> Group:
     """Play ``task`` ``n`` times with a model through the rollout engine, with the RL size's budgets and temperature."""
-    from labkit.rl import SIZES
     from labkit.rollout import GenerationConfig, rollout_batch
 
-    size = SIZES[get_profile(profile).name]
+    size = get_profile(profile).rl
     gen = GenerationConfig(
         max_new_tokens=size.max_new_tokens,
         temperature=size.temperature,

@@ -43,21 +43,22 @@ import importlib.util
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
 from labkit.data import read_rows, trajectory_row
-from labkit.engine import check_engine
+from labkit.engine import ENGINE_OPTION, check_engine
 from labkit.env import EnvConfig
-from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, lora_config, uses_unsloth
-from labkit.profiles import get_profile
+from labkit.models import ADAPTER_CONFIG, LoadedModel, load_model, lora_config, uses_unsloth
+from labkit.profiles import PROFILE_OPTION, get_profile
 from labkit.protocol import END_OF_TURN
 from labkit.rewards import COMPONENTS, GUARDS, RewardConfig, score_episode
 from labkit.rollout import GenerationConfig, Rollout, ServedModel, rollout_batch
-from labkit.runs import claim_run_folder
+from labkit.runs import OUT_OPTION, claim_run_folder
 from labkit.sft import (
     CHECKPOINTS,
+    REPORT_TO_OPTION,
     last_checkpoint,
     log_callback,
     read_run_card,
@@ -71,81 +72,57 @@ from labkit.tasks import Task, load_tasks
 from labkit.trl_compat import GRPOBatchHooks, GRPOLogProbsFromLogits, fused_logprob_kernel_available, log_metric
 
 ROLLOUTS = "rollouts"
-SHIPPED_INIT = "data/adapters/sft-trial"  # the cpu profile starts from the shipped SFT-trial adapter
-
-
-@dataclass(frozen=True)
-class RLSize:
-    init: str
-    steps: int
-    prompts_per_step: int  # distinct tasks per step
-    num_generations: int  # episodes per task: the group GRPO compares
-    max_new_tokens: int  # per turn
-    max_turns: int
-    max_length: int  # tokens in a whole episode
-    learning_rate: float
-    beta: float  # KL to the init policy
-    temperature: float
-    save_steps: int
-
-
-# cpu: the evaluation's budgets (8 turns of up to 96 tokens), so no turn or episode is cut short that
-# evaluation would let finish (a tool call cut at 64 tokens is unreadable JSON). 16 episodes a step (four
-# tasks x 4) and 6 steps fit ~30 minutes on 2 cores. Sampling at 0.7 keeps the 135M model's turns mostly
-# readable while still varying them within a group.
-SIZES = {
-    "tiny": RLSize(TINY_NAME, 2, 2, 2, 16, 3, 1024, 1e-4, 0.02, 1.0, 1),
-    "cpu": RLSize(SHIPPED_INIT, 6, 4, 4, 96, 8, 2048, 1e-4, 0.02, 0.7, 1),
-    "gpu": RLSize("Qwen/Qwen2.5-0.5B-Instruct", 200, 8, 8, 192, 12, 4096, 1e-5, 0.02, 1.0, 25),
-    "multi-gpu": RLSize("Qwen/Qwen2.5-1.5B-Instruct", 400, 16, 8, 192, 12, 4096, 1e-5, 0.02, 1.0, 25),
-}
-
-
-# The RLRunConfig fields `labkit rl` has an option for (besides --init, --profile, --steps, --reward and --out).
-CLI_FIELDS = (
-    "tasks",
-    "prompts_per_step",
-    "num_generations",
-    "learning_rate",
-    "beta",
-    "seed",
-    "report_to",
-    "micro_batch",
-    "vllm_server",
-    "engine",
-)
 
 
 @dataclass
 class RLRunConfig:
-    init: str | None = None  # the policy to start from; None: the profile's
-    profile: str = "cpu"
-    out: str = "runs/rl"
-    tasks: str = "data/tasks/train.jsonl"
-    steps: int | None = None  # None: the profile's, for this and every field below
-    prompts_per_step: int | None = None
-    num_generations: int | None = None
-    max_new_tokens: int | None = None
-    max_turns: int | None = None
-    max_length: int | None = None
-    learning_rate: float | None = None
-    beta: float | None = None
-    temperature: float | None = None
-    save_steps: int | None = None
-    micro_batch: int = (
-        4  # episodes per forward/backward pass; a step's episodes are accumulated. Lower it if memory runs out
+    init: str | None = field(
+        default=None,
+        metadata={
+            "help": "the policy to start from: an SFT run or adapter folder, or a model (default: the profile's)"
+        },
     )
-    lora_r: int = 16
-    lora_alpha: int = 32
+    profile: str = field(default="cpu", metadata=PROFILE_OPTION)
+    out: str = field(default="runs/rl", metadata=OUT_OPTION)
+    tasks: str = field(default="data/tasks/train.jsonl", metadata={"help": "training tasks (JSONL)"})
+    # None: the profile's rl size, for this and every field down to save_steps.
+    steps: int | None = field(default=None, metadata={"help": "default: the profile's"})
+    prompts_per_step: int | None = field(
+        default=None, metadata={"help": "distinct tasks per step and process (default: the profile's)"}
+    )
+    num_generations: int | None = field(
+        default=None, metadata={"help": "episodes per task, the group GRPO compares (default: the profile's)"}
+    )
+    max_new_tokens: int | None = field(default=None, metadata={"option": False})
+    max_turns: int | None = field(default=None, metadata={"option": False})
+    max_length: int | None = field(default=None, metadata={"option": False})
+    learning_rate: float | None = None
+    beta: float | None = field(default=None, metadata={"help": "KL coefficient to the init policy"})
+    temperature: float | None = field(default=None, metadata={"option": False})
+    save_steps: int | None = field(default=None, metadata={"option": False})
+    # A step's episodes are accumulated over passes of micro_batch.
+    micro_batch: int = field(
+        default=4,
+        metadata={"help": "episodes per forward/backward pass (default 4); lower it if memory runs out"},
+    )
+    lora_r: int = field(default=16, metadata={"option": False})
+    lora_alpha: int = field(default=32, metadata={"option": False})
     seed: int = 0
-    report_to: str = "tensorboard"
-    rewards: RewardConfig = field(default_factory=RewardConfig)
-    vllm_server: str | None = None  # HOST:PORT of a vLLM server that generates the rollouts (GPU machines only)
-    engine: str = "auto"  # without vllm_server: auto | transformers | vllm (labkit.engine; one process only)
+    report_to: str = field(default="tensorboard", metadata=REPORT_TO_OPTION)
+    # `labkit rl --reward NAME=VALUE` sets it, parsed by hand (labkit.cli.rl_config).
+    rewards: RewardConfig = field(default_factory=RewardConfig, metadata={"option": False})
+    vllm_server: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "HOST:PORT",
+            "help": "generate the rollouts on this vLLM server (GPU machines; see README, Beyond one machine)",
+        },
+    )
+    # Without vllm_server, in one process only.
+    engine: str = field(default="auto", metadata=ENGINE_OPTION)
 
     def __post_init__(self) -> None:
-        size = SIZES[get_profile(self.profile).name]
-        for name, value in asdict(size).items():
+        for name, value in asdict(get_profile(self.profile).rl).items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         if isinstance(self.rewards, dict):
@@ -166,10 +143,12 @@ class RLRunConfig:
     def command(self) -> str:
         """The `labkit rl` command line of this run: every option the CLI offers that differs from its default."""
         default = RLRunConfig(init=self.init, profile=self.profile)
+        named = ("init", "profile", "steps", "out")  # always, first and last
         options = [
-            f"--{name.replace('_', '-')} {getattr(self, name)}"
-            for name in CLI_FIELDS
-            if getattr(self, name) != getattr(default, name)
+            f"--{spec.name.replace('_', '-')} {getattr(self, spec.name)}"
+            for spec in fields(self)
+            if spec.metadata.get("option", True) and spec.name not in named
+            if getattr(self, spec.name) != getattr(default, spec.name)
         ]
         options += [
             f"--reward {name}={value}"

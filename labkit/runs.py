@@ -15,6 +15,14 @@ from pathlib import Path
 RUN_CONFIG = "run_config.json"
 
 
+def normal_path(text: str) -> str:
+    """A path as the command line gives it, written the way ``Path`` writes it: ``./runs/x/`` is ``runs/x``."""
+    return str(Path(text))
+
+
+OUT_OPTION = {"required": True, "parse": normal_path}  # the `--out` of a stage that writes one run folder (labkit.cli)
+
+
 class RunFolderError(FileExistsError):
     """``--out`` already holds a run made with a different configuration."""
 

@@ -37,68 +37,54 @@ import functools
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from labkit.data import DatasetFileError, dataset_fingerprint, load_dataset_dir, token_lengths
 from labkit.engine import stop_shared_engine
 from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, lora_config, uses_unsloth
-from labkit.profiles import get_profile
-from labkit.runs import claim_run_folder
+from labkit.profiles import PROFILE_OPTION, get_profile
+from labkit.runs import OUT_OPTION, claim_run_folder
 from labkit.trl_compat import fused_logprob_kernel_available, record_metric
 
 RUN_CARD = "run_card.json"
 CHECKPOINTS = "checkpoints"
 TRAINER_STATE = "trainer_state.json"  # transformers' TRAINER_STATE_NAME, the last file of a checkpoint it writes
-
-
-@dataclass(frozen=True)
-class SFTSize:
-    """How much training a profile does; measured on 2 cores for the cpu profile (see the README)."""
-
-    token_budget: int | None  # training tokens per epoch; None: every row that fits
-    max_length: int
-    epochs: float
-    batch_size: int
-    learning_rate: float
-    save_steps: int
-
-
-SIZES = {
-    "tiny": SFTSize(token_budget=4_000, max_length=512, epochs=1, batch_size=2, learning_rate=1e-3, save_steps=2),
-    "cpu": SFTSize(token_budget=50_000, max_length=2048, epochs=1, batch_size=2, learning_rate=5e-4, save_steps=10),
-    "gpu": SFTSize(token_budget=None, max_length=2048, epochs=2, batch_size=8, learning_rate=2e-4, save_steps=50),
-    "multi-gpu": SFTSize(
-        token_budget=None, max_length=2048, epochs=2, batch_size=8, learning_rate=2e-4, save_steps=100
-    ),
-}
+REPORT_TO_OPTION = {"help": "tensorboard (default), trackio, wandb or none"}  # `labkit sft` and `labkit rl`
 
 
 @dataclass
 class SFTRunConfig:
-    """One SFT run. ``None`` fields take the profile's :class:`SFTSize`."""
+    """One SFT run. ``None`` fields take the profile's :class:`~labkit.profiles.SFTSize`."""
 
-    data: str = "data/trajectories/trial-train"
-    policy: str | None = None  # None: the profile's model
-    profile: str = "cpu"
-    out: str = "runs/sft-trial"
-    token_budget: int | None = None
-    max_length: int | None = None
+    data: str = field(
+        default="data/trajectories/trial-train", metadata={"help": "a trajectory dataset folder from `labkit teach`"}
+    )
+    policy: str | None = field(default=None, metadata={"help": "the base model (default: the profile's)"})
+    profile: str = field(default="cpu", metadata=PROFILE_OPTION)
+    out: str = field(default="runs/sft-trial", metadata=OUT_OPTION)
+    token_budget: int | None = field(
+        default=None, metadata={"help": "training tokens per epoch (default: the profile's)"}
+    )
+    max_length: int | None = field(
+        default=None, metadata={"help": "leave out rows longer than this (default: the profile's)"}
+    )
     epochs: float | None = None
     batch_size: int | None = None
-    grad_accum: int = 1
+    grad_accum: int = field(default=1, metadata={"option": False})
     learning_rate: float | None = None
-    full: bool = False  # train every weight instead of a LoRA adapter
-    lora_r: int = 16
-    lora_alpha: int = 32
+    full: bool = field(default=False, metadata={"help": "train every weight instead of a LoRA adapter"})
+    lora_r: int = field(default=16, metadata={"option": False})
+    lora_alpha: int = field(default=32, metadata={"option": False})
     seed: int = 0
-    save_steps: int | None = None
-    report_to: str = "tensorboard"  # or "trackio", "wandb", "none"
+    save_steps: int | None = field(default=None, metadata={"option": False})
+    report_to: str = field(default="tensorboard", metadata=REPORT_TO_OPTION)
 
     def __post_init__(self) -> None:
-        size = SIZES[get_profile(self.profile).name]
-        self.policy = self.policy or get_profile(self.profile).model
+        profile = get_profile(self.profile)
+        size = profile.sft
+        self.policy = self.policy or profile.model
         for name in ("max_length", "epochs", "batch_size", "learning_rate", "save_steps"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(size, name))

@@ -36,6 +36,7 @@ from labkit.tools.base import CHECK_KINDS, GoldCall
 from labkit.tools.registry import Catalog, load_catalog
 
 SPLITS = ("train", "seen", "evolved", "unseen")
+TASKS_FILE_OPTION = {"flag": "--tasks", "help": "your own tasks JSONL instead of generated ones"}  # labkit.cli
 
 
 class TaskFileError(ValueError):

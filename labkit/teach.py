@@ -19,11 +19,12 @@ from labkit.data import read_rows, token_lengths, trajectory_row, write_dataset
 from labkit.env import EnvConfig, ToolEnv, Trajectory, run_episode
 from labkit.episode import turn_calls
 from labkit.protocol import RESPONSE_TEMPLATE, message_action
-from labkit.runs import claim_run_folder
-from labkit.tasks import Task, generate_tasks, load_tasks
+from labkit.runs import OUT_OPTION, claim_run_folder
+from labkit.tasks import SPLITS, TASKS_FILE_OPTION, Task, generate_tasks, load_tasks
 from labkit.teachers import GoldenTeacher, RecoverTeacher, TrialTeacher
-from labkit.teachers.scripted import DEFAULT_SLIPS, check_slips
+from labkit.teachers.scripted import DEFAULT_SLIPS, SLIPS, check_slips
 from labkit.tools import Catalog, load_catalog
+from labkit.tools.registry import TOOLS_MODULE_OPTION
 
 TEACHERS = ("trial", "recover", "golden", "llm")
 HOW_THEY_TEACH = {
@@ -56,17 +57,27 @@ TEACHER_ENV = EnvConfig(max_turns=40, max_calls=32, max_tokens=8192)
 
 @dataclass
 class TeachConfig:
-    teacher: str = "trial"
-    split: str = "train"
+    teacher: str = field(default="trial", metadata={"choices": TEACHERS})
+    split: str = field(default="train", metadata={"choices": SPLITS})
     n: int = 200
     seed: int = 0
-    level: int | None = None
-    mistake_rate: float = 0.3
-    slips: tuple[str, ...] = DEFAULT_SLIPS  # the mistakes the trial and recover teachers make (scripted.SLIPS)
-    tools_modules: list[str] = field(default_factory=list)
-    tasks_file: str | None = None
-    out: str = "runs/teach"
-    max_turns: int | None = None  # cap episodes below TEACHER_ENV's generous budget (an LLM teacher can ramble)
+    level: int | None = field(default=None, metadata={"choices": range(5), "help": "fix the evolution level"})
+    mistake_rate: float = field(
+        default=0.3, metadata={"help": "how often the trial and recover teachers slip and recover"}
+    )
+    slips: tuple[str, ...] = field(
+        default=DEFAULT_SLIPS,
+        metadata={
+            "help": "the mistakes they make, comma-separated, from: "
+            + "; ".join(f"{k} ({meaning})" for k, meaning in SLIPS.items()),
+            "parse": lambda text: tuple(k.strip() for k in text.split(",") if k.strip()),
+        },
+    )
+    tools_modules: list[str] = field(default_factory=list, metadata=TOOLS_MODULE_OPTION)
+    tasks_file: str | None = field(default=None, metadata=TASKS_FILE_OPTION)
+    out: str = field(default="runs/teach", metadata=OUT_OPTION)
+    # Caps episodes below TEACHER_ENV's generous budget (an LLM teacher can ramble).
+    max_turns: int | None = field(default=None, metadata={"help": "cap each episode's turns"})
 
     def __post_init__(self) -> None:
         self.slips = check_slips(self.slips)

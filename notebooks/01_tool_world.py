@@ -215,7 +215,7 @@ def _(lessons, mo):
 @app.cell
 def _(catalog, failure_guess, lessons, mo, plots, profile, tool_world):
     mo.stop(failure_guess.value is None, mo.md("*Make your prediction above to see the measurement.*"))
-    rates = tool_world.documented_call_failures(catalog, n_tasks=max(20, profile.n_tasks), seed=0)
+    rates = tool_world.documented_call_failures(catalog, n_tasks=max(20, profile.notebook.n_tasks), seed=0)
     mo.vstack(
         [
             mo.md(

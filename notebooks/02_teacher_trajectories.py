@@ -129,7 +129,7 @@ def _(lessons, mo):
 
 @app.cell
 def _(catalog, golden_guess, lessons, mo, profile, teacher_success):
-    n_check = max(20, profile.n_tasks)
+    n_check = max(20, profile.notebook.n_tasks)
     rates = {name: teacher_success(catalog, name, "evolved", 2, n_check) for name in ("golden", "trial")}
     mo.md(
         lessons.grade_prediction(
@@ -189,7 +189,7 @@ def _(mo):
 def _(DEFAULT_SLIPS, SLIPS, mo, profile):
     teacher_picker = mo.ui.dropdown(options=["trial", "golden"], value="trial", label="teacher")
     split_picker = mo.ui.dropdown(options=["train", "seen", "evolved", "unseen"], value="train", label="split")
-    n_slider = mo.ui.slider(4, 400, value=max(4, profile.n_tasks), label="tasks", show_value=True)
+    n_slider = mo.ui.slider(4, 400, value=max(4, profile.notebook.n_tasks), label="tasks", show_value=True)
     slip_slider = mo.ui.slider(0.0, 1.0, step=0.1, value=0.3, label="mistake rate", show_value=True)
     slip_kinds = mo.ui.multiselect(options={f"{kind}: {meaning}": kind for kind, meaning in SLIPS.items()},
                                    value=[f"{kind}: {SLIPS[kind]}" for kind in DEFAULT_SLIPS], label="slips")

@@ -106,7 +106,7 @@ def _(mo):
 @app.cell
 def _(costs, eval_cache, profile):
     speed = costs.measured_speed(profile.model, profile.name, eval_cache.eval_batch(profile.name))
-    print(f"measured here: {speed.train_tokens_per_s:.0f} training tokens/s, {speed.turn_seconds(profile.max_new_tokens):.1f} s a turn")
+    print(f"measured here: {speed.train_tokens_per_s:.0f} training tokens/s, {speed.turn_seconds(profile.eval.max_new_tokens):.1f} s a turn")
     return (speed,)
 
 
@@ -181,7 +181,7 @@ def _(eval_cache, mo, profile):
     ## 3. Before and after, on tools that changed
 
     The base model and both fine-tuned models play the same evolved and unseen tasks
-    ({eval_cache.LESSON_EVAL_TASKS[profile.name]} of each, at most {eval_cache.lesson_eval_config(profile.model, "evolved", profile.name).max_turns}
+    ({profile.notebook.eval_tasks} of each, at most {eval_cache.lesson_eval_config(profile.model, "evolved", profile.name).max_turns}
     turns: the ablation report's budget). Below: success with 95% intervals, then one task played by each, where their
     outcomes differ. Every evaluation is cached in `runs/eval-cache/`, shared with notebook 05: nothing is evaluated twice.
     """)
@@ -194,7 +194,7 @@ def _(costs, eval_cache, get_eval_finished, mo, profile, runs, speed):
     eval_policies = [profile.model, *runs.values()]
     eval_splits = ["evolved", "unseen"]
     pending = eval_cache.pending_model_episodes(eval_policies, eval_splits, profile.name)
-    eval_cost = costs.episodes_estimate(pending, eval_cache.lesson_eval_config(profile.model, "evolved", profile.name).max_turns, profile.max_new_tokens, speed)
+    eval_cost = costs.episodes_estimate(pending, eval_cache.lesson_eval_config(profile.model, "evolved", profile.name).max_turns, profile.eval.max_new_tokens, speed)
     eval_button = mo.ui.run_button(label="Evaluate base, SFT-golden and SFT-trial", disabled=not pending)
     mo.vstack([eval_button, mo.md(f"{pending} episodes left to play: {eval_cost.describe()}." if pending else "All evaluated (cached).")])
     return eval_button, eval_policies, eval_splits

@@ -42,7 +42,7 @@ def _(eval_cache, lessons, mo, profile):
         + "\n\nEvery figure is a mean over episodes, with a **bootstrap 95% interval**: resample the episodes a thousand "
         "times and keep the middle 95% of the recomputed metric. With a few dozen episodes, two policies whose "
         "intervals overlap are not clearly different.\n\n"
-        f"Here every policy plays {eval_cache.LESSON_EVAL_TASKS[profile.name]} tasks per split with at most "
+        f"Here every policy plays {profile.notebook.eval_tasks} tasks per split with at most "
         f"{eval_cache.lesson_eval_config('random', 'seen', profile.name).max_turns} turns, the ablation report's budget. "
         "The scripted teachers and random calls play at once; the model plays when you press its button. Every evaluation "
         "is cached in `runs/eval-cache/` and shared with notebook 03, so nothing is evaluated twice."
@@ -68,7 +68,7 @@ def _(eval_cache, profile):
 @app.cell
 def _(costs, eval_cache, profile):
     speed = costs.measured_speed(profile.model, profile.name, eval_cache.eval_batch(profile.name))
-    print(f"measured here: {speed.turn_seconds(profile.max_new_tokens):.1f} s a turn")
+    print(f"measured here: {speed.turn_seconds(profile.eval.max_new_tokens):.1f} s a turn")
     return (speed,)
 
 
@@ -76,7 +76,7 @@ def _(costs, eval_cache, profile):
 def _(costs, eval_cache, get_evaluated, mo, profile, speed, splits):
     get_evaluated()
     base_pending = eval_cache.pending_model_episodes([profile.model], splits, profile.name)
-    base_cost = costs.episodes_estimate(base_pending, eval_cache.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.max_new_tokens, speed)
+    base_cost = costs.episodes_estimate(base_pending, eval_cache.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.eval.max_new_tokens, speed)
     base_button = mo.ui.run_button(label=f"Evaluate the base model ({profile.model})", disabled=not base_pending)
     mo.vstack([base_button, mo.md(f"{base_pending} episodes to play: {base_cost.describe()}." if base_pending else "The base model is evaluated (cached).")])
     return (base_button,)
@@ -190,7 +190,7 @@ def _(costs, eval_cache, get_evaluated, mo, notebook_runs, profile, speed, train
     trained = notebook_runs.trained_policies(profile.name, trained_source.value, str(mo.notebook_dir().parent / "data" / "adapters"))
     trained_splits = ["evolved", "unseen"]
     trained_pending = eval_cache.pending_model_episodes(list(trained.values()), trained_splits, profile.name)
-    trained_cost = costs.episodes_estimate(trained_pending, eval_cache.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.max_new_tokens, speed)
+    trained_cost = costs.episodes_estimate(trained_pending, eval_cache.lesson_eval_config(profile.model, "seen", profile.name).max_turns, profile.eval.max_new_tokens, speed)
     trained_button = mo.ui.run_button(label="Evaluate these trained policies", disabled=not trained_pending)
     mo.vstack([trained_button, mo.md(f"{trained_pending} episodes to play: {trained_cost.describe()}." if trained_pending else ("All evaluated (cached)." if trained else ""))])
     return trained, trained_button, trained_splits

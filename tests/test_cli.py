@@ -156,9 +156,9 @@ def test_a_tools_module_that_exits_or_hangs_when_imported_is_a_clear_error(tmp_p
 
 
 def test_ablation_reads_a_learning_curve_and_refuses_a_bad_one_before_training(tmp_path):
-    from labkit.cli import _token_counts
+    from labkit.ablation import token_counts
 
-    assert _token_counts("25k, 50000,1.5k") == (25000, 50000, 1500) and _token_counts(None) == ()
+    assert token_counts("25k, 50000,1.5k") == (25000, 50000, 1500) and token_counts(None) == ()
     with pytest.raises(SystemExit, match="--curve takes token counts"):
         main(["ablation", "--profile", "tiny", "--curve", "25k,lots", "--out", str(tmp_path / "runs")])
     with pytest.raises(SystemExit, match="learning-curve budgets must be positive"):

@@ -72,6 +72,8 @@ def _module_functions(module: ModuleType) -> list[Callable[..., Any]]:
     ]
 
 
+# The `--tools-module` of every command that takes a user's tools (labkit.cli).
+TOOLS_MODULE_OPTION = {"flag": "--tools-module", "help": "a .py file or module of your own tools (repeatable)"}
 IMPORT_TIMEOUT_S = 60.0  # a tools module defines functions; importing one that works (or waits) longer is refused
 
 
