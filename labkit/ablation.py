@@ -34,9 +34,10 @@ from labkit.data import load_dataset_dir, token_lengths
 from labkit.engine import ENGINE_OPTION
 from labkit.evaluate import EvalConfig, bootstrap_metrics, evaluate, evaluation_rows, format_metric
 from labkit.profiles import PROFILE_OPTION, get_profile
-from labkit.rl import RLRunConfig, format_number, stack_on_init, train_rl
+from labkit.rl import RLRunConfig, stack_on_init, train_rl
 from labkit.runs import normal_path
 from labkit.sft import SFTRunConfig, ship_adapter, train_sft
+from labkit.templates import render
 
 ARMS = ("base", "sft-golden", "sft-recover", "sft-trial", "sft-trial-grpo", "grpo-only")
 SPLITS = ("seen", "evolved", "unseen")
@@ -462,169 +463,28 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
         for pair in pairs
     }
     gaps = {pair: by_split[pair][POOLED] for pair in pairs}
-    budgets = result["budgets"]
-    if config.budget == "tasks":
-        budget_text = (
-            f"train on their own trajectories of every training task for the same epochs "
-            f"({', '.join(f'{arm} {budgets[arm]}' for arm in result['runs'])} template tokens)"
-        )
-    else:
-        budget_text = (
-            "train on the same training tasks at a matched budget "
-            f"of {min(budgets.values(), default=0)} template tokens"
-        )
-    lines = [
-        "# Ablation: trial-and-execution vs golden trajectories, and what GRPO adds",
-        "",
-        f"Reproduce with `{config.command()}` (every stage resumes from `{config.out}`).",
-        "",
-        (
-            f"The SFT arms ({', '.join(result['runs'])}) start from "
-            f"`{get_profile(config.profile).model}` and {budget_text}. "
-            if result["runs"]
-            else ""
-        )
-        + "".join(
-            f"{arm} trains with GRPO in the live environment on the "
-            f"same training tasks, from {card['config']['init']}. "
-            for arm, card in result["rl_runs"].items()
-        )
-        + f"Each cell is success over {config.n} tasks x {config.seeds} seed(s), "
-        f"at most {config.max_turns} turns, with a 95% bootstrap interval.",
-        "",
-        *success_table(config, metrics, pooled),
-        "",
-        *(
-            [
-                "Differences in success, with 95% bootstrap intervals (paired "
-                "by task and seed where both arms played the same episodes):",
-                "",
-                "| difference | " + " | ".join(s.replace("+", " + ") for s in next(iter(by_split.values()))) + " |",
-                "|:--|" + "--:|" * (len(HARD) + 1),
-                *[
-                    f"| {a} minus {b} | " + " | ".join(_gap_text(gap) for gap in splits.values()) + " |"
-                    for (a, b), splits in by_split.items()
-                ],
-                "",
-            ]
-            if by_split
-            else []
+    report.write_text(
+        render(
+            "ablation_report.md.jinja",
+            config=config,
+            model=get_profile(config.profile).model,
+            runs=result["runs"],
+            rl_runs=result["rl_runs"],
+            budgets=result["budgets"],
+            curves=result["curves"],
+            matched_task_gaps=result["matched_task_gaps"],
+            pooled=pooled,
+            evolved_by_arm={arm: metrics[(arm, "evolved")] for arm in config.arms},
+            success_table=success_table(config, metrics, pooled),
+            differences={f"{a} minus {b}": splits for (a, b), splits in by_split.items()},
+            target_checks=target_checks(pooled, gaps),
+            figure=figure,
+            format_metric=format_metric,
+            gap_text=_gap_text,
+            level_cell=_level_cell,
         ),
-        *target_checks(pooled, gaps),
-        f"![success by split]({figure['success']})",
-        "",
-        "## Evolved tools, by level",
-        "",
-        "| arm | " + " | ".join(f"level {lv}" for lv in range(1, 5)) + " |",
-        "|:--|" + "--:|" * 4,
-        *[
-            f"| {arm} | " + " | ".join(_level_cell(metrics[(arm, "evolved")], lv) for lv in range(1, 5)) + " |"
-            for arm in config.arms
-        ],
-        "",
-        f"![robustness]({figure['robustness']})",
-        "",
-        "## How they behave",
-        "",
-        "| arm | valid-call rate | trials per episode | trial-then-use | error recovery | calls per episode |",
-        "|:--|--:|--:|--:|--:|--:|",
-        *[
-            f"| {arm} | "
-            + " | ".join(
-                format_metric(pooled[arm], m)
-                for m in (
-                    "valid_call_rate",
-                    "trials_per_episode",
-                    "trial_then_use_rate",
-                    "error_recovery_rate",
-                    "calls_per_episode",
-                )
-            )
-            + " |"
-            for arm in config.arms
-        ],
-        "",
-        "(evolved + unseen pooled)",
-        "",
-        f"![failures]({figure['failures']})",
-        "",
-        "## Training",
-        "",
-    ]
-    if result["runs"]:
-        lines += [
-            "| arm | rows | tokens | steps | time | tokens/s | final loss |",
-            "|:--|--:|--:|--:|--:|--:|--:|",
-            *[
-                f"| {arm} | {c['data']['rows']} | {c['data']['tokens']} | {c['steps']} | "
-                f"{c['seconds']:.0f} s | {c['tokens_per_second']} | {c['final_loss']:.3f} |"
-                for arm, c in result["runs"].items()
-            ],
-            "",
-            f"![loss]({figure['loss']})",
-            "",
-        ]
-    if result["rl_runs"]:
-        lines += [
-            "| GRPO arm | from | steps x episodes | time | reward, first 5 steps -> last 5 | success "
-            "in training | trials per episode | KL (last 5) | zero-advantage groups (last 5) |",
-            "|:--|:--|--:|--:|--:|--:|--:|--:|--:|",
-            *[
-                f"| {arm} | {c['config']['init']} | {c['steps']} x {c['episodes_per_step']} | {c['seconds']:.0f} s | "
-                f"{format_number(c['first_steps']['reward'])} -> {format_number(c['last_steps']['reward'])} | "
-                f"{format_number(c['first_steps']['episode/success'])} -> "
-                f"{format_number(c['last_steps']['episode/success'])} | "
-                f"{format_number(c['first_steps']['episode/trials'], 2)} -> "
-                f"{format_number(c['last_steps']['episode/trials'], 2)} | "
-                f"{format_number(c['last_steps']['kl'], 4)} | "
-                f"{format_number(c['last_steps']['frac_reward_zero_std'], 2)} |"
-                for arm, c in result["rl_runs"].items()
-            ],
-            "",
-            f"![grpo]({figure['grpo']})",
-            "",
-        ]
-    if result["curves"]:
-        lines += [
-            "## Learning curve",
-            "",
-            "Each SFT arm trained again at each token budget (`--curve`), and evaluated "
-            "on evolved + unseen with the same tasks and seeds as the table above.",
-            "A budget beyond an arm's dataset trains on all of it (marked "
-            "*whole*): there every arm has seen its own trajectories of every",
-            "training task once, so those rows are the matched-task comparison.",
-            "",
-            "| arm | tokens | rows | evolved | unseen | evolved + unseen |",
-            "|:--|--:|--:|--:|--:|--:|",
-            *[
-                f"| {arm} | {p['tokens']}{' (whole)' if p['whole'] else ''} "
-                f"| {p['rows']} | {p['evolved']:.3f} | {p['unseen']:.3f} "
-                f"| {p['success']:.3f} [{p['success_ci95'][0]:.3f}, {p['success_ci95'][1]:.3f}] |"
-                for arm, points in result["curves"].items()
-                for p in points
-            ],
-            "",
-            f"![learning curve]({figure['curve']})",
-            "",
-        ]
-    if result["matched_task_gaps"]:
-        lines += [
-            "### Matched tasks: every arm on its whole dataset",
-            "",
-            "Paired differences in success between the *whole* rows "
-            "above (the same evaluation episodes), with 95% intervals.",
-            "",
-            "| difference | "
-            + " | ".join(s.replace("+", " + ") for s in next(iter(result["matched_task_gaps"].values())))
-            + " |",
-            "|:--|" + "--:|" * (len(HARD) + 1),
-            *[
-                f"| {pair} | " + " | ".join(_gap_text(gap) for gap in splits.values()) + " |"
-                for pair, splits in result["matched_task_gaps"].items()
-            ],
-            "",
-        ]
-    report.write_text("\n".join(lines), encoding="utf-8")
+        encoding="utf-8",
+    )
     report.with_suffix(".json").write_text(json.dumps(summary(config, result, by_split), indent=2), encoding="utf-8")
     return report
 

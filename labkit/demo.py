@@ -29,6 +29,7 @@ from labkit.ablation import DATASETS, MICRO_BATCH_OPTION, POOLED, TRAIN_TASKS, A
 from labkit.engine import ENGINE_OPTION
 from labkit.profiles import PROFILE_OPTION, DemoSize, get_profile
 from labkit.runs import normal_path
+from labkit.templates import render
 
 # The course's arms (notebooks 03-05); the full ablation adds SFT-recover. Every evaluation plays 8 turns
 # whatever the number of tasks, so each arm costs about 6 minutes on 2 cores: four arms fit in 45 minutes.
@@ -162,10 +163,11 @@ def ordering(success: dict[str, float]) -> str:
 
 def relation_to_full(result: dict, full: dict | None, curve: dict | None) -> list[str]:
     """The demo report's last section: its success on evolved + unseen beside the full ablation's table, and beside
-    the full learning curve at the demo's own SFT budget (the same training data, more evaluation tasks)."""
-    lines = ["## How this demo relates to the full ablation", ""]
+    the full learning curve at the demo's own SFT budget (the same training data, more evaluation tasks).
+
+    As lines, the way :func:`run_demo` appends them to the report."""
     if full is None:
-        return lines + [f"No full ablation on this machine ({FULL[0]} is missing): `make ablation` writes it.", ""]
+        return render("demo_relation.md.jinja", full=None, full_path=FULL[0]).split("\n")
     demo = {arm: m["success"] for arm, m in result["pooled"].items()}
     table = {arm: full["success"][f"{arm}/{POOLED}"]["success"] for arm in demo if f"{arm}/{POOLED}" in full["success"]}
     budget = min(result["budgets"].values(), default=0)
@@ -180,27 +182,15 @@ def relation_to_full(result: dict, full: dict | None, curve: dict | None) -> lis
         f"{full['n']} tasks x {full['seeds']} seed(s) a split)": table,
         **({f"full learning curve at {budget} tokens": at_budget} if at_budget else {}),
     }
-    lines += [
-        "Success on evolved + unseen:",
-        "",
-        "| arm | " + " | ".join(columns) + " |",
-        "|:--|" + "--:|" * len(columns),
-        *[
-            f"| {arm} | " + " | ".join(f"{c[arm]:.3f}" if arm in c else "n/a" for c in columns.values()) + " |"
-            for arm in demo
-        ],
-        "",
-        f"- Ordering in this demo: {ordering(demo)}.",
-        f"- Ordering in the full table (`{full['command']}`): {ordering(table)}.",
-        *(
-            [f"- Ordering on the full learning curve at {budget} tokens (`{curve['command']}`): {ordering(at_budget)}."]
-            if at_budget
-            else []
-        ),
-        "",
-        "The demo trains on the same tasks and teacher data as the full ablation (`same_as_shipped` in its demo.json), "
-        "on fewer tokens, and evaluates fewer tasks, so its intervals are wider: read an ordering only where the "
-        "interval of the difference above excludes zero.",
-        "",
-    ]
-    return lines
+    text = render(
+        "demo_relation.md.jinja",
+        full=full,
+        curve=curve,
+        demo=demo,
+        table=table,
+        at_budget=at_budget,
+        budget=budget,
+        columns=columns,
+        ordering=ordering,
+    )
+    return text.split("\n")

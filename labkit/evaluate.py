@@ -27,6 +27,7 @@ from labkit.episode import Episode, Phase
 from labkit.profiles import PROFILE_OPTION, get_profile
 from labkit.runs import OUT_OPTION, claim_run_folder
 from labkit.tasks import SPLITS, TASKS_FILE_OPTION, Task, generate_tasks, load_tasks
+from labkit.templates import render
 from labkit.tools import load_catalog
 from labkit.tools.registry import TOOLS_MODULE_OPTION
 from labkit.toolset import ErrorKind
@@ -299,12 +300,7 @@ def format_metric(metrics: dict, name: str) -> str:
 
 
 def _traces_card(config: EvalConfig, metrics: dict) -> str:
-    return (
-        f"# Evaluation traces: {config.policy} on {config.split}\n\n"
-        f"{metrics['n']} episodes over {config.seeds} seed(s). One row per episode, in the lab's trajectory format, "
-        "plus `seed` and `failure` (the failure taxonomy label).\n\n"
-        f"Made with `{eval_command(config)}`.\n"
-    )
+    return render("eval_traces_card.md.jinja", config=config, metrics=metrics, command=eval_command(config))
 
 
 def eval_command(config: EvalConfig) -> str:
@@ -323,37 +319,17 @@ def write_report(config: EvalConfig, metrics: dict, out: Path) -> Path:
 
     plots.robustness_curve({config.policy: metrics["success_by_level"]}).savefig(out / "robustness.png", dpi=110)
     plots.failure_taxonomy({config.policy: metrics["failures"]}, FAILURES).savefig(out / "failures.png", dpi=110)
-    lines = [
-        f"# Evaluation: `{config.policy}` on `{config.split}`",
-        "",
-        f"{metrics['n']} episodes, {config.seeds} seed(s). Command: `{eval_command(config)}`",
-        "",
-        "| metric | value [95% bootstrap CI] |",
-        "|:--|:--|",
-        *[f"| {name} | {format_metric(metrics, name)} |" for name in METRICS],
-        "",
-        "## Success by evolution level",
-        "",
-        "| level | success [95% CI] | n |",
-        "|:--|:--|:--|",
-        *[
-            f"| {level} | {v['success']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}] | {v['n']} |"
-            for level, v in metrics["success_by_level"].items()
-        ],
-        "",
-        "![success by level](robustness.png)",
-        "",
-        "## Failure taxonomy",
-        "",
-        "| failure | episodes |",
-        "|:--|:--|",
-        *[f"| {name} | {count} |" for name, count in metrics["failures"].items()],
-        "",
-        "![failure taxonomy](failures.png)",
-        "",
-    ]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    path.write_text(
+        render(
+            "eval_report.md.jinja",
+            config=config,
+            metrics=metrics,
+            command=eval_command(config),
+            names=METRICS,
+            format_metric=format_metric,
+        )
+    )
     return path
 
 

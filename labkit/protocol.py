@@ -14,7 +14,7 @@ output can be classified without guessing:
     <answer>Tokyo</answer>
 
 Rendering uses one ChatML chat template with tools and ``{% generation %}``
-markers (SmolLM2's own template has no tool support); parsing uses
+markers (``templates/chat.jinja``; SmolLM2's own template has no tool support); parsing uses
 transformers' response parser with a matching response template. The same pair
 serves SFT, RL and evaluation.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any
 
 from transformers.utils.chat_parsing import parse_response
@@ -41,41 +42,11 @@ SYSTEM_PROMPT = (
 # Tools render as one signature line (``name(param: type, optional?: a|b): summary``) plus one line per
 # documented parameter: a third of the tokens of their JSON schemas, which matters on a CPU.
 # Arguments may arrive as a dict or, from datasets, as a JSON string: both render the same.
-CHAT_TEMPLATE = (
-    "{%- set system = messages[0].content if messages and messages[0].role == 'system' else "
-    "(default_system if default_system is defined else " + json.dumps(SYSTEM_PROMPT) + ") -%}"
-    "{{- '<|im_start|>system\\n' + system }}"
-    "{%- if tools %}{{ '\\n<tools>\\n' }}"
-    "{%- for tool in tools %}{%- set fn = tool.function if tool.function is defined else tool %}"
-    "{%- set params = fn.parameters.properties if fn.parameters "
-    "is defined and fn.parameters.properties is defined else {} %}"
-    "{%- set required = fn.parameters.required if fn.parameters "
-    "is defined and fn.parameters.required is defined else [] %}"
-    "{{- fn.name + '(' }}"
-    "{%- for name, spec in params.items() %}{{ name + ('' if name in required else '?') + ': ' }}"
-    "{{- spec.enum | join('|') if spec.enum is defined and spec.enum else spec.type | default('any') }}"
-    "{{- ', ' if not loop.last else '' }}{% endfor %}"
-    "{{- ')' + (': ' + fn.description if fn.description else '') + '\\n' }}"
-    "{%- for name, spec in params.items() if spec.description %}"
-    "{{ '  ' + name + ': ' + spec.description + '\\n' }}{% endfor %}"
-    "{%- endfor %}{{ '</tools>' }}{%- endif %}{{ '<|im_end|>\\n' }}"
-    "{%- for message in messages %}"
-    "{%- if message.role == 'user' %}{{ '<|im_start|>user\\n' + message.content + '<|im_end|>\\n' }}"
-    "{%- elif message.role == 'assistant' %}{{ '<|im_start|>assistant\\n' }}"
-    "{%- set turn %}{{- (message.content or '').lstrip() }}"
-    "{%- for call in message.tool_calls or [] %}"
-    "{%- set fn = call.function if call.function is defined else call %}"
-    '{{- \'<tool_call>\\n{"name": "\' + fn.name + \'", "arguments": \' }}'
-    "{{- fn.arguments if fn.arguments is string else fn.arguments | tojson }}{{ '}\\n</tool_call>' }}"
-    "{%- endfor %}{{ '<|im_end|>' }}{%- endset %}"
-    "{%- if message.train is defined and message.train == false %}{{ turn }}"
-    "{% else %}{% generation %}{{ turn }}{% endgeneration %}{% endif %}"
-    "{{- '\\n' }}"
-    "{%- elif message.role == 'tool' %}{{ '<|im_start|>tool\\n' + message.content + '<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
+# The template is one line, as every trained adapter's tokenizer holds it: the file's line breaks are for reading,
+# and SYSTEM_PROMPT goes in as a string literal, so that a saved tokenizer's template stands on its own.
+CHAT_TEMPLATE = "".join(
+    files("labkit.templates").joinpath("chat.jinja").read_text(encoding="utf-8").splitlines()
+).replace("SYSTEM_PROMPT", json.dumps(SYSTEM_PROMPT))
 
 RESPONSE_TEMPLATE = {
     "version": 1,

@@ -69,6 +69,7 @@ from labkit.sft import (
     write_run_card,
 )
 from labkit.tasks import Task, load_tasks
+from labkit.templates import render
 from labkit.trl_compat import GRPOBatchHooks, GRPOLogProbsFromLogits, fused_logprob_kernel_available, log_metric
 
 ROLLOUTS = "rollouts"
@@ -667,44 +668,15 @@ def _write_card(out: Path, card: dict) -> None:
     )
 
 
-def format_number(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def _card_markdown(card: dict) -> str:
-    c, first, last, shares = card["config"], card["first_steps"], card["last_steps"], card["time_shares"]
-    weights = ", ".join(f"{name} {c['rewards'][name]}" for name in COMPONENTS)
-    lines = [
-        f"# GRPO run from {c['init']}",
-        "",
-        f"Made with `{card['command']}`. Finished {card['finished']}.",
-        "",
-        "| what | value |",
-        "|:--|:--|",
-        f"| init policy | {c['init']} (LoRA r={c['lora_r']} alpha={c['lora_alpha']} on top) |",
-        f"| tasks | {c['tasks']} |",
-        f"| steps x episodes | {card['steps']} x {card['episodes_per_step']} ({c['prompts_per_step']} "
-        f"tasks x {c['num_generations']} episodes x {card.get('processes', 1)} process(es)) |",
-        f"| episode limits | {c['max_turns']} turns, {c['max_new_tokens']} "
-        f"tokens a turn, {c['max_length']} tokens in all |",
-        f"| lr, KL beta, temperature | {c['learning_rate']}, {c['beta']}, {c['temperature']} |",
-        f"| reward weights | {weights} |",
-        f"| seed | {c['seed']} |",
-        f"| time | {card['seconds']} s on {card['device']}, {format_number(card['seconds_per_step'], 1)} s a step"
-        f"{' (resumed from ' + Path(card['resumed_from']).name + ')' if card['resumed_from'] else ''} |",
-        f"| share of a step | generation {format_number(shares['generation'], 2)}, environment "
-        f"{format_number(shares['environment'], 4)}, training {format_number(shares['training'], 2)} |",
-        f"| reward, first 5 steps -> last 5 | {format_number(first['reward'])} -> {format_number(last['reward'])} |",
-        f"| success | {format_number(first['episode/success'])} -> {format_number(last['episode/success'])} |",
-        f"| trials per episode | {format_number(first['episode/trials'])} -> {format_number(last['episode/trials'])} |",
-        f"| tool-call rate | {format_number(first['episode/tool_call_rate'])} "
-        f"-> {format_number(last['episode/tool_call_rate'])} |",
-        f"| KL (last 5 steps) | {format_number(last['kl'], 4)} |",
-        f"| groups with zero advantage (last 5) | {format_number(last['frac_reward_zero_std'], 2)} |",
-        "",
-        "![curves](curves.png)",
-        "",
-        "Evaluate it with `labkit eval --policy <this folder> --split evolved`; its episodes are in `rollouts/`.",
-        "",
-    ]
-    return "\n".join(lines)
+    config = card["config"]
+    return render(
+        "rl_card.md.jinja",
+        card=card,
+        config=config,
+        first=card["first_steps"],
+        last=card["last_steps"],
+        shares=card["time_shares"],
+        weights=", ".join(f"{name} {config['rewards'][name]}" for name in COMPONENTS),
+        resumed_from=Path(card["resumed_from"]).name if card["resumed_from"] else None,
+    )

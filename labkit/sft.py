@@ -46,6 +46,7 @@ from labkit.engine import stop_shared_engine
 from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, lora_config, uses_unsloth
 from labkit.profiles import PROFILE_OPTION, get_profile
 from labkit.runs import OUT_OPTION, claim_run_folder
+from labkit.templates import render
 from labkit.trl_compat import fused_logprob_kernel_available, record_metric
 
 RUN_CARD = "run_card.json"
@@ -485,35 +486,14 @@ def write_run_card(out: Path, card: dict, markdown: str, figure, figure_name: st
 
 
 def _card_markdown(card: dict) -> str:
-    data = card["data"]
-    final = "n/a" if card["final_loss"] is None else f"{card['final_loss']:.4f}"
-    lines = [
-        f"# SFT run: {Path(data['path']).name}",
-        "",
-        f"Made with `{card['command']}`. Finished {card['finished']}.",
-        "",
-        "| what | value |",
-        "|:--|:--|",
-        f"| base model | {card['config']['policy']} |",
-        f"| method | {card['method']}, assistant-only loss, bf16 autocast: {card['bf16']} |",
-        f"| data | {data['rows']} rows, {data['tokens']} tokens (left out: {data['too_long']} "
-        f"longer than {card['config']['max_length']}, {data['unused']} past the budget) |",
-        f"| data sha256 | `{data['sha256'][:16]}…` |",
-        f"| steps x batch | {card['steps']} x {card['config']['batch_size']} x "
-        f"{card.get('processes', 1)} process(es) (grad accumulation {card['config']['grad_accum']}), "
-        f"{card['config']['epochs']} epoch(s), lr {card['config']['learning_rate']} |",
-        f"| seed | {card['config']['seed']} |",
-        f"| time | {card['seconds']} s on {card['device']}"
-        f"{' (resumed from ' + Path(card['resumed_from']).name + ')' if card['resumed_from'] else ''} |",
-        f"| training tokens/s | {card['tokens_per_second']} |",
-        f"| final loss (last step) | {final} |",
-        "",
-        "![loss](loss.png)",
-        "",
-        "Evaluate it with `labkit eval --policy <this folder> --split evolved`.",
-        "",
-    ]
-    return "\n".join(lines)
+    return render(
+        "sft_card.md.jinja",
+        card=card,
+        config=card["config"],
+        data=card["data"],
+        dataset=Path(card["data"]["path"]).name,
+        resumed_from=Path(card["resumed_from"]).name if card["resumed_from"] else None,
+    )
 
 
 SHIPPED_FILES = ("adapter_config.json", RUN_CARD, "README.md", "loss.png", "curves.png")  # those a run has

@@ -23,6 +23,7 @@ from labkit.runs import OUT_OPTION, claim_run_folder
 from labkit.tasks import SPLITS, TASKS_FILE_OPTION, Task, generate_tasks, load_tasks
 from labkit.teachers import GoldenTeacher, RecoverTeacher, TrialTeacher
 from labkit.teachers.scripted import DEFAULT_SLIPS, SLIPS, check_slips
+from labkit.templates import render
 from labkit.tools import Catalog, load_catalog
 from labkit.tools.registry import TOOLS_MODULE_OPTION
 
@@ -188,20 +189,21 @@ def _percentile(values: list[int], q: float) -> int:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _recovery_example(rows: list[dict]) -> str:
+def _recovery_example(rows: list[dict]) -> dict | None:
+    """The first error in ``rows`` with a turn after it: its task, the error, and that turn's text and call."""
     for row in rows:
         messages = row["messages"]
         for i, message in enumerate(messages):
             if message["role"] == "tool" and '"error"' in message["content"] and i + 1 < len(messages):
                 fixed = messages[i + 1]
-                call = fixed["tool_calls"][0]["function"] if fixed.get("tool_calls") else {}
-                return (
-                    f"Task `{row['task_id']}`: {row['query']}\n\n"
-                    f"- error: `{message['content'][:200]}`\n"
-                    f"- next turn: `{fixed['content'].strip()[:200]}` then "
-                    f"`{call.get('name', '')}({call.get('arguments', '')})`"
-                )
-    return "(no errors in this dataset)"
+                return {
+                    "task_id": row["task_id"],
+                    "query": row["query"],
+                    "error": message["content"],
+                    "turn": fixed["content"],
+                    "call": fixed["tool_calls"][0]["function"] if fixed.get("tool_calls") else {},
+                }
+    return None
 
 
 def repeated_trials(row: dict) -> int:
@@ -226,48 +228,30 @@ def dataset_card(
     rows: list[dict], failed: list[str], config: TeachConfig, tokenizer=None, tasks: list[Task] | None = None
 ) -> str:
     """A Markdown card: counts, phase statistics, trials, recovery, token lengths."""
-    n = len(rows)
-    phases = Counter(p for row in rows for p in row["phases"])
-    failed_line = f"{len(failed)} ({', '.join(failed[:10])})" if failed else "0"
     trials = [row["n_trials"] for row in rows]
-    lines = [
-        f"# Teacher trajectories: {config.teacher}",
-        "",
-        f"Made with `{config.command()}`.",
-        "",
-        HOW_THEY_TEACH[config.teacher],
-        "",
-        "Rows are in the Hugging Face conversational tool-calling format (`messages` with assistant `tool_calls` "
-        "and `role: tool` results; `tools` as a JSON string), so TRL's SFTTrainer reads them as they are. "
-        "Every row was verified by replaying its actions in a fresh environment.",
-        "",
-        "| what | value |",
-        "|:--|:--|",
-        f"| trajectories | {n} |",
-        f"| tasks the teacher failed or could not script (no gold `calls`), left out | {failed_line} |",
-        f"| splits | {dict(Counter(row['split'] for row in rows))} |",
-        f"| solved, by evolution level | {solved_by_level(tasks or [], rows)} |",
-        f"| hops | {dict(sorted(Counter(row['hops'] for row in rows).items()))} |",
-        f"| assistant turns by phase | {dict(phases)} |",
-        "| trials per episode (mean / max) | "
-        f"{statistics.fmean(trials) if trials else 0:.2f} / {max(trials, default=0)} |",
-        "| trials that repeat the next real call of their tool (teach nothing) "
-        f"| {sum(repeated_trials(row) for row in rows)} of {sum(trials)} |",
-        f"| tool calls per episode (mean) | {statistics.fmean(row['n_calls'] for row in rows) if rows else 0:.2f} |",
-        f"| episodes with an error outside trials | {sum(row['n_errors'] > 0 for row in rows)} |",
-        f"| errors outside trials, recovered / all | {sum(row['n_recoveries'] for row in rows)} "
-        f"/ {sum(row['n_errors'] for row in rows)} |",
-        "| deliberate slips: turns kept as context, never trained on | "
-        f"{sum(m.get('train') is False for row in rows for m in row['messages'])} |",
-    ]
-    if tokenizer is not None and rows:
-        lengths = token_lengths(rows, tokenizer)
-        lines += [
-            f"| tokens per trajectory, median / p95 / max (SmolLM2 tokenizer, chat template with tools) "
-            f"| {int(statistics.median(lengths))} / {_percentile(lengths, 0.95)} / {max(lengths)} |",
-        ]
-    lines += ["", "## An error and the turn after it", "", _recovery_example(rows), ""]
-    return "\n".join(lines)
+    lengths = token_lengths(rows, tokenizer) if tokenizer is not None and rows else []
+    return render(
+        "dataset_card.md.jinja",
+        config=config,
+        how_they_teach=HOW_THEY_TEACH[config.teacher],
+        trajectories=len(rows),
+        failed=failed,
+        splits=dict(Counter(row["split"] for row in rows)),
+        solved=solved_by_level(tasks or [], rows),
+        hops=dict(sorted(Counter(row["hops"] for row in rows).items())),
+        phases=dict(Counter(p for row in rows for p in row["phases"])),
+        trials_mean=statistics.fmean(trials) if trials else 0,
+        trials_max=max(trials, default=0),
+        repeated_trials=sum(repeated_trials(row) for row in rows),
+        trials=sum(trials),
+        calls_mean=statistics.fmean(row["n_calls"] for row in rows) if rows else 0,
+        episodes_with_errors=sum(row["n_errors"] > 0 for row in rows),
+        recovered=sum(row["n_recoveries"] for row in rows),
+        errors=sum(row["n_errors"] for row in rows),
+        slips=sum(m.get("train") is False for row in rows for m in row["messages"]),
+        tokens=[int(statistics.median(lengths)), _percentile(lengths, 0.95), max(lengths)] if lengths else None,
+        example=_recovery_example(rows),
+    )
 
 
 def llm_log_dir(out: str | Path) -> Path:

@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 from hypothesis import HealthCheck, given, settings
@@ -5,6 +6,8 @@ from hypothesis import strategies as st
 
 from labkit.env import Answer, Invalid, ToolCall, ToolEnv, run_episode
 from labkit.protocol import (
+    CHAT_TEMPLATE,
+    SYSTEM_PROMPT,
     ParsedTurn,
     assistant_message,
     message_action,
@@ -41,6 +44,16 @@ def test_render_then_parse_gives_back_every_action(catalog):
                 )
             else:
                 assert got.text == step.action.text
+
+
+def test_the_chat_template_is_the_one_every_adapter_was_trained_with():
+    """templates/chat.jinja is read into the very string the tokenizers of trained adapters hold: one line, with
+    the system prompt written in, byte for byte what it was as a Python string."""
+    assert "\n" not in CHAT_TEMPLATE and json.dumps(SYSTEM_PROMPT) in CHAT_TEMPLATE
+    assert (
+        hashlib.sha256(CHAT_TEMPLATE.encode()).hexdigest()
+        == "493525c1c6291bacaae81885ceedc9bdbf4176eb21ea0eca0ef3e4762a62e740"
+    )
 
 
 def test_rendered_tools_are_compact_signatures(catalog):
@@ -166,7 +179,6 @@ def test_unreadable_turns_get_the_environments_reply_as_a_user_message(catalog):
 def test_a_teachers_slip_is_read_as_context_but_never_trained_on(catalog, tokenizer):
     """The loss mask TRL builds from the template's generation markers leaves out every slip, and only slips."""
     from labkit.data import trajectory_row
-    from labkit.protocol import CHAT_TEMPLATE
 
     env = ToolEnv(catalog, TEACHER_ENV)
     rows = [
