@@ -22,7 +22,7 @@ from labkit.models import load_model
 from labkit.protocol import END_OF_TURN
 from labkit.rl import RLRunConfig, build_trainer, read_rollout_log, train_rl
 from labkit.rollout import GenerationConfig, ServedModel, rollout_batch
-from labkit.sft import read_run_card
+from labkit.sft import SFTRunConfig, read_run_card, train_sft
 from labkit.tasks import Task, generate_tasks
 from labkit.trl_compat import per_token_logps
 
@@ -62,10 +62,12 @@ def tiny_on_engine():
     loaded = load_model("tiny")
     served = shared_engine(loaded, VLLMConfig.for_profile("tiny"))
     yield loaded, ServedModel(served, loaded.tokenizer.convert_tokens_to_ids(END_OF_TURN))
-    # What a finished run does at exit (atexit): the engine stops, and with it every process its server started.
-    ours = server_processes() & {child.pid for child in psutil.Process().children(recursive=True)}
+    # What a finished run does at exit (atexit), should a test have left the engine running.
     engines._stop_all()
-    assert ours and not lingering(lambda: server_processes() & ours), "a vLLM server outlived its engine's stop at exit"
+
+
+def our_servers() -> set[int]:
+    return server_processes() & {child.pid for child in psutil.Process().children(recursive=True)}
 
 
 def test_a_missing_or_broken_engine_says_what_to_do_and_auto_falls_back(monkeypatch, tmp_path, capsys):
@@ -207,3 +209,15 @@ def test_grpo_on_the_engine_resumes_after_a_kill_without_repeating_a_step_and_le
     assert card["resumed_from"].endswith("checkpoint-1") and card["steps"] == 3 and read_run_card(run) == card
     steps = [r["step"] for r in read_rollout_log(run)]
     assert sorted(set(steps)) == [1, 2, 3] and len(steps) == 3 * card["episodes_per_step"]
+
+
+def test_training_an_adapter_stops_the_idle_engine_and_every_process_it_started(tiny_on_engine, tmp_path):
+    # Last in this file: it stops the module's engine. An idle server would take CPU from the trainer.
+    ours = our_servers()
+    assert ours, "the module's engine runs a server of ours"
+    data = "data/trajectories/golden-train"
+    train_sft(
+        SFTRunConfig(data=data, profile="tiny", out=str(tmp_path), token_budget=1000, report_to="none"), progress=False
+    )
+    assert engines._SHARED is None
+    assert not lingering(lambda: server_processes() & ours), "a vLLM server outlived the engine's stop"
