@@ -18,6 +18,9 @@ tokens (trial trajectories are longer, so that arm sees fewer tasks);
 ``budget="tasks"`` trains every arm on its own trajectories of every training
 task for the same epochs. ``curve`` adds a learning curve: each SFT arm trained
 at several token budgets and evaluated on evolved + unseen.
+
+Longer than the lab's ~450 lines per module: the plan (arms, budgets, learning curve) and the paired statistics
+that report it are one experiment; the report's prose is in templates/ablation_report.md.jinja.
 """
 
 from __future__ import annotations

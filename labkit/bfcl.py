@@ -21,6 +21,9 @@ whether the model's API renamed dotted function names (``math.factorial`` to
 module is replaced, before the import, by a stand-in that answers "no" for
 every model. Everything else (data files, checker, type converters) is
 bfcl-eval's own code, unmodified.
+
+Longer than the lab's ~450 lines per module: loading BFCL's files, turning its docs into the lab's tools,
+grading with its checker and the report are one adapter, each part used only by the others.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 The options of a stage with a config dataclass (teach, eval, sft, rl, ablation, demo) are built from the
 dataclass's fields (:func:`add_config_options`), so an option is written once, beside the field it sets.
+
+Longer than the lab's ~450 lines per module: one short parser and entry point per stage, read as a table.
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ every push so no stale keys and values are reused. The server starts in its
 own process group, dies with this process (``PR_SET_PDEATHSIG`` on Linux, so a
 ``kill -9`` leaves no orphan), and is stopped on exit, Ctrl-C or an error.
 torch.compile's cache lives under the labkit cache, so later starts are faster.
+
+Longer than the lab's ~450 lines per module: the vLLM server's whole life (find, start, health-check, push
+weights, stop at exit) is kept beside the one class that uses it, so no orphan process can slip between files.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ response template (:mod:`labkit.protocol`), ``<|im_end|>`` as its end-of-turn
 tiny Llama, :func:`tiny_model`), ``"smollm2-135m"`` (the embedded model), a
 LoRA adapter folder saved by a training stage, a merged checkpoint folder, or a
 hub id (read from the hub cache; downloaded only when the hub is online).
+
+Longer than the lab's ~450 lines per module: the GGUF conversion, loading and the adapter folders share the
+folder layout and its checks, which would otherwise be spread over three modules.
 """
 
 from __future__ import annotations

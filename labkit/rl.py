@@ -35,6 +35,9 @@ TRL pushes the trained weights to it before every step. In one process without
 it, ``engine`` (:mod:`labkit.engine`) picks who plays the turns: the trainer's
 model, or a local vLLM engine that is sent the policy's merged weights before
 every step's rollouts, so they stay on-policy.
+
+Longer than the lab's ~450 lines per module: the config, the rollout function TRL calls, the rollout log and
+the resumable run are one stage; TRL's private names are kept apart in trl_compat.py.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ LoRA rather than full fine-tuning: on the 135M model on 2 CPU cores LoRA is the
 faster of the two (185 vs 159 tokens/s, ``python -m bench sft``), keeps the base
 frozen, ships as a 10 MB bf16 adapter instead of a 540 MB model, and is what
 unsloth trains on the GPU. ``--full`` trains every weight instead.
+
+Longer than the lab's ~450 lines per module: the config, the data budget, the trainer and the resumable run
+folder are one stage's contract, read top to bottom as the run happens.
 """
 
 from __future__ import annotations
