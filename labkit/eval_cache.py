@@ -36,11 +36,11 @@ def policy_key(policy: str) -> str:
 def lesson_eval_config(policy: str, split: str, profile: str, cache_root: str = EVAL_CACHE) -> EvalConfig:
     """The evaluation notebooks 03 and 05 run for ``policy`` on
     ``split``: the profile's lesson size, cached per policy."""
-    size = get_profile(profile)
-    name = size.name
+    chosen = get_profile(profile)
+    name = chosen.name
     return EvalConfig(
-        policy=policy, split=split, n=size.notebook.eval_tasks, seeds=1, profile=name,
-        max_turns=size.ablation.max_turns, out=f"{cache_root}/{name}/{policy_key(policy)}/{split}",
+        policy=policy, split=split, n=chosen.notebook.eval_tasks, seeds=1, profile=name,
+        max_turns=chosen.ablation.max_turns, out=f"{cache_root}/{name}/{policy_key(policy)}/{split}",
     )  # fmt: skip
 
 

@@ -18,12 +18,6 @@ SFT_ARMS = ("sft-golden", "sft-trial")  # the runs notebook 03 trains
 # Notebook 04's short GRPO run, per profile: a few steps over the profile's
 # RL size (cpu: 2 tasks x 4 episodes a step, about 8 minutes;
 # the shipped run's steps of 16 episodes took a median of 234 s on 2 cores, about half generating and half training).
-NOTEBOOK_RL = {
-    "tiny": {"steps": 2},
-    "cpu": {"steps": 4, "prompts_per_step": 2},
-    "gpu": {"steps": 40},
-    "multi-gpu": {"steps": 40},
-}
 TRAINED_SOURCES = ("yours (notebooks 03 and 04)", "shipped (data/adapters)")  # notebook 05 starts on the shipped ones
 
 
@@ -70,7 +64,8 @@ def notebook_rl_config(profile: str, data_dir, out_root: str = "runs/notebook-rl
     """The notebook's short GRPO run: the profile's RL size, a few steps, from :func:`rl_init`'s policy."""
     from labkit.rl import RLRunConfig
 
-    name = get_profile(profile).name
+    chosen = get_profile(profile)
+    name = chosen.name
     data_dir = Path(data_dir)
     init, _ = rl_init(name, str(data_dir / "adapters"))
     return RLRunConfig(
@@ -78,7 +73,8 @@ def notebook_rl_config(profile: str, data_dir, out_root: str = "runs/notebook-rl
         profile=name,
         out=f"{out_root}/{name}/{SHIPPED_RL}",
         tasks=str(data_dir / "tasks" / "train.jsonl"),
-        **NOTEBOOK_RL[name],
+        steps=chosen.notebook.rl_steps,
+        prompts_per_step=chosen.notebook.rl_prompts_per_step,
     )
 
 

@@ -20,6 +20,8 @@ SHIPPED_INIT = "data/adapters/sft-trial"  # the cpu profile's GRPO starts from t
 class NotebookSize:
     n_tasks: int  # tasks a lesson samples per split
     eval_tasks: int  # tasks per split a lesson evaluation plays (notebooks 03 and 05)
+    rl_steps: int  # notebook 04's short GRPO run
+    rl_prompts_per_step: int | None = None  # None: the rl size's
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ PROFILES = {
         name="tiny",
         model="tiny",
         description="random-init tiny Llama; every code path in seconds (tests, CI)",
-        notebook=NotebookSize(n_tasks=4, eval_tasks=2),
+        notebook=NotebookSize(n_tasks=4, eval_tasks=2, rl_steps=2),
         eval=EvalSize(max_turns=3, max_new_tokens=16),
         sft=SFTSize(token_budget=4_000, max_length=512, epochs=1, batch_size=2, learning_rate=1e-3, save_steps=2),
         rl=RLSize(
@@ -124,7 +126,7 @@ PROFILES = {
         name="cpu",
         model="smollm2-135m",
         description="embedded SmolLM2-135M-Instruct on a laptop CPU",
-        notebook=NotebookSize(n_tasks=24, eval_tasks=8),
+        notebook=NotebookSize(n_tasks=24, eval_tasks=8, rl_steps=4, rl_prompts_per_step=2),
         eval=EvalSize(max_turns=16, max_new_tokens=96),
         sft=SFTSize(token_budget=50_000, max_length=2048, epochs=1, batch_size=2, learning_rate=5e-4, save_steps=10),
         rl=RLSize(
@@ -147,7 +149,7 @@ PROFILES = {
         name="gpu",
         model="Qwen/Qwen2.5-0.5B-Instruct",
         description="one CUDA GPU with unsloth and vLLM",
-        notebook=NotebookSize(n_tasks=64, eval_tasks=32),
+        notebook=NotebookSize(n_tasks=64, eval_tasks=32, rl_steps=40),
         eval=EvalSize(max_turns=20, max_new_tokens=192),
         sft=SFTSize(token_budget=None, max_length=2048, epochs=2, batch_size=8, learning_rate=2e-4, save_steps=50),
         rl=RLSize(
@@ -170,7 +172,7 @@ PROFILES = {
         name="multi-gpu",
         model="Qwen/Qwen2.5-1.5B-Instruct",
         description="accelerate launch over many GPUs",
-        notebook=NotebookSize(n_tasks=128, eval_tasks=64),
+        notebook=NotebookSize(n_tasks=128, eval_tasks=64, rl_steps=40),
         eval=EvalSize(max_turns=20, max_new_tokens=192),
         sft=SFTSize(token_budget=None, max_length=2048, epochs=2, batch_size=8, learning_rate=2e-4, save_steps=100),
         rl=RLSize(

@@ -557,9 +557,8 @@ def train_rl(
     card = read_run_card(out)
     if card is not None:
         return card
-    loaded = loaded or load_model(
-        config.init, profile=config.profile
-    )  # an adapter comes merged: GRPO's LoRA trains on top
+    # An adapter comes merged: GRPO's LoRA trains on top.
+    loaded = loaded or load_model(config.init, profile=config.profile)
     trainer = build_trainer(config, loaded, progress, on_log)
     main = trainer.accelerator.is_main_process
     resume = last_checkpoint(out)
@@ -571,9 +570,8 @@ def train_rl(
     save_trained(trainer, out, loaded.tokenizer)
     card = run_card(config, trainer, seconds, resume)
     if main:
-        if not uses_unsloth(
-            config.profile
-        ):  # unsloth loads an adapter init as its own PEFT model and trains that adapter on
+        # unsloth loads an adapter init as its own PEFT model and trains that adapter on: nothing to stack.
+        if not uses_unsloth(config.profile):
             stack_on_init(out, config.init)
         _write_card(out, card)
     trainer.accelerator.wait_for_everyone()  # no process returns before the run is complete on disk

@@ -390,9 +390,8 @@ def train_sft(
     if card is not None:
         return card
     stop_shared_engine()  # an evaluation's idle vLLM server would take CPU from the trainer
-    loaded = loaded or load_model(
-        config.policy, profile=config.profile
-    )  # an adapter comes merged: a new one trains on top
+    # An adapter comes merged: a new one trains on top.
+    loaded = loaded or load_model(config.policy, profile=config.profile)
     data = training_data(config, loaded.tokenizer)
     trainer = build_trainer(config, loaded, data.dataset, progress, on_log)
     resume = last_checkpoint(out)
