@@ -19,8 +19,9 @@ tokens (trial trajectories are longer, so that arm sees fewer tasks);
 task for the same epochs. ``curve`` adds a learning curve: each SFT arm trained
 at several token budgets and evaluated on evolved + unseen.
 
-Longer than the lab's ~450 lines per module: the plan (arms, budgets, learning curve) and the paired statistics
-that report it are one experiment; the report's prose is in templates/ablation_report.md.jinja.
+Longer than the lab's ~450 lines per module: the plan (arms, budgets, learning curve) and the report that reads
+it back are one experiment; the paired statistics are in :mod:`labkit.gaps`, the report's prose in
+templates/ablation_report.md.jinja.
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from labkit.data import load_dataset_dir, token_lengths
 from labkit.engine import ENGINE_OPTION
 from labkit.evaluate import EvalConfig, bootstrap_metrics, evaluate, evaluation_rows, format_metric
+from labkit.gaps import success_gap
 from labkit.profiles import PROFILE_OPTION, get_profile
 from labkit.rl import RLRunConfig, stack_on_init, train_rl
 from labkit.runs import normal_path
@@ -370,39 +371,6 @@ def run_ablation(config: AblationConfig, progress: bool = True) -> dict:
 
 def arm_rows(config: AblationConfig, arm: str, splits: tuple[str, ...]) -> list[dict]:
     return [row for split in splits for row in evaluation_rows(eval_config(config, arm, split))]
-
-
-def _episode_key(row: dict) -> tuple | None:
-    return (row["eval_split"], row["seed"], row["task_id"]) if {"eval_split", "seed", "task_id"} <= set(row) else None
-
-
-def success_gap(rows_a: list[dict], rows_b: list[dict], resamples: int = 2000, seed: int = 0) -> dict:
-    """Success of A minus success of B, with a 95% bootstrap interval.
-
-    When both arms played the same episodes (split, seed and task), the episodes are resampled
-    in pairs, so the task-to-task spread that both arms share does not widen the interval;
-    otherwise each arm is resampled on its own.
-    """
-    keys_a, keys_b = [_episode_key(r) for r in rows_a], [_episode_key(r) for r in rows_b]
-    paired = None not in keys_a and len(set(keys_a)) == len(keys_a) and set(keys_a) == set(keys_b)
-    if paired:
-        by_key = {k: float(r["success"]) for k, r in zip(keys_b, rows_b)}
-        rows_b = [{"success": by_key[k]} for k in keys_a]
-    a = np.array([float(r["success"]) for r in rows_a])
-    b = np.array([float(r["success"]) for r in rows_b])
-    if not a.size or not b.size:
-        return {"gap": float("nan"), "ci95": [None, None], "paired": False}
-    rng = np.random.default_rng(seed)
-    if paired:
-        picks = rng.integers(0, a.size, (resamples, a.size))
-        gaps = a[picks].mean(1) - b[picks].mean(1)
-    else:
-        gaps = rng.choice(a, (resamples, a.size)).mean(1) - rng.choice(b, (resamples, b.size)).mean(1)
-    return {
-        "gap": float(a.mean() - b.mean()),
-        "ci95": [float(np.percentile(gaps, 2.5)), float(np.percentile(gaps, 97.5))],
-        "paired": paired,
-    }
 
 
 def success_table(config: AblationConfig, metrics: dict, pooled: dict) -> list[str]:

@@ -127,35 +127,24 @@ def cmd_tools_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evolved(catalog, name: str, level: int, seed: int):
-    from labkit.evolve import evolve_toolset
-    from labkit.toolset import base_toolset
-
-    return evolve_toolset(base_toolset(catalog, [name]), [name], level, seed)
-
-
 def cmd_tools_evolve(args: argparse.Namespace) -> int:
-    from labkit.env import call_once
-    from labkit.tasks import example_arguments
+    from labkit.tool_world import evolution_demo
 
-    catalog = _catalog(args)
-    toolset = _evolved(catalog, args.name, args.level, args.seed)
+    demo = evolution_demo(_catalog(args), args.name, args.level, args.seed)
     print(f"# {args.name} at level {args.level}, seed {args.seed}")
     print("\nThe agent still reads:")
-    print(json.dumps(toolset.doc(args.name), indent=2))
+    print(json.dumps(demo.docs, indent=2))
     print("\nWhat really changed:")
-    for change in toolset.changes:
+    for change in demo.changes:
         print(f"  - {change.operator}: {change.detail}")
-    if not toolset.changes:
+    if not demo.changes:
         print("  nothing (level 0)")
-    arguments = example_arguments(catalog, args.name) or {}
-    observation = call_once(toolset, args.name, arguments)
-    print(f"\nCalling it as documented with {json.dumps(arguments)}:\n  {observation.content}")
+    print(f"\nCalling it as documented with {json.dumps(demo.arguments)}:\n  {demo.observation.content}")
     return 0
 
 
 def cmd_tools_call(args: argparse.Namespace) -> int:
-    from labkit.env import call_once
+    from labkit.tool_world import evolution_demo
 
     catalog = _catalog(args)
     try:
@@ -163,7 +152,7 @@ def cmd_tools_call(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         print(f'--args must be a JSON object, e.g. \'{{"city": "Paris"}}\': {exc.msg}', file=sys.stderr)
         return 2
-    observation = call_once(_evolved(catalog, args.name, args.level, args.seed), args.name, arguments)
+    observation = evolution_demo(catalog, args.name, args.level, args.seed, arguments).observation
     print(observation.content)
     return 0 if observation.ok else 1
 
@@ -331,6 +320,20 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from labkit.gaps import compare_evaluations, comparison_table
+
+    rows = compare_evaluations(args.folders, args.minus)
+    print("\n".join(comparison_table(rows)))
+    if args.plot:
+        from labkit.plots import gap_chart
+
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        gap_chart(rows).savefig(args.plot, dpi=110)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from labkit.ablation import success_table
     from labkit.demo import run_demo
@@ -427,6 +430,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_options(p, AblationConfig)
     p.set_defaults(func=cmd_ablation)
+
+    p = sub.add_parser(
+        "compare",
+        help="success of one set of evaluations minus another's, paired on shared episodes, with 95%% intervals",
+    )
+    p.add_argument("folders", nargs="+", type=Path, help="evaluation folders (episodes.jsonl) of A")
+    p.add_argument(
+        "--minus", nargs="+", type=Path, required=True, help="B's folders, as many as A's, in the same order"
+    )
+    p.add_argument("--plot", type=Path, help="also draw the differences and their intervals to this PNG")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="the whole course headless: data, SFT, GRPO, evaluation, report (reports/demo/)")
     add_config_options(p, DemoConfig)

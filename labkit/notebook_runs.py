@@ -9,22 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labkit.models import ADAPTER_CONFIG
 from labkit.profiles import SHIPPED_INIT, get_profile
 
 SHIPPED_ADAPTERS = "data/adapters"  # the ablation's trained adapters, for machines too slow to train in class
 SHIPPED_RL = "sft-trial-grpo"  # the GRPO run shipped in data/adapters/, for machines too slow to train in class
 SFT_ARMS = ("sft-golden", "sft-trial")  # the runs notebook 03 trains
 
-# Notebook 04's short GRPO run, per profile: a few steps over the profile's
-# RL size (cpu: 2 tasks x 4 episodes a step, about 8 minutes;
-# the shipped run's steps of 16 episodes took a median of 234 s on 2 cores, about half generating and half training).
 TRAINED_SOURCES = ("yours (notebooks 03 and 04)", "shipped (data/adapters)")  # notebook 05 starts on the shipped ones
 
 
 def shipped_adapter(name: str, root: str | None = None) -> str | None:
     """The folder of a shipped adapter (``sft-golden``, ``sft-trial``), or None when it is not there."""
     folder = Path(root or SHIPPED_ADAPTERS) / name
-    return str(folder) if (folder / "adapter_config.json").is_file() else None
+    return str(folder) if (folder / ADAPTER_CONFIG).is_file() else None
 
 
 def sft_configs(profile: str, data_dir, out_root: str = "runs/notebook-sft") -> dict:
@@ -116,7 +114,7 @@ def trained_policies(profile: str, source: str, adapters_root: str | None = None
     else:
         folders = {arm: f"runs/notebook-sft/{name}/{arm}" for arm in ("sft-golden", "sft-trial")}
         folders[SHIPPED_RL] = f"runs/notebook-rl/{name}/{SHIPPED_RL}"
-    return {arm: folder for arm, folder in folders.items() if (Path(folder) / "adapter_config.json").is_file()}
+    return {arm: folder for arm, folder in folders.items() if (Path(folder) / ADAPTER_CONFIG).is_file()}
 
 
 def report_parts(report) -> tuple[str, list]:

@@ -239,3 +239,21 @@ def collapse_chart(table: list[dict]) -> Figure:
     ax.set_title("Honest agents and reward hackers on changed tools")
     ax.legend(fontsize=8)
     return fig
+
+
+def gap_chart(rows: list) -> Figure:
+    """Differences in success with their 95% intervals, one line each (``labkit.gaps.Comparison`` rows):
+    an interval clear of zero is a difference the episodes decide."""
+    fig = Figure(figsize=(7, 0.6 + 0.45 * len(rows)), layout="constrained")
+    ax = fig.subplots()
+    for y, row in enumerate(reversed(rows)):
+        low, high = row.ci95
+        decided = low is not None and (low > 0 or high < 0)
+        colour = "#16a34a" if decided and row.gap > 0 else "#dc2626" if decided else "#6b7280"
+        if low is not None:
+            ax.plot([low, high], [y, y], color=colour, linewidth=2)
+        ax.plot([row.gap], [y], "o", color=colour)
+    ax.axvline(0, color="black", linewidth=0.5)
+    ax.set_yticks(range(len(rows)), [row.label for row in reversed(rows)], fontsize=8)
+    ax.set_xlabel("difference in success (A - B), 95% interval")
+    return fig

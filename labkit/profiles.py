@@ -126,6 +126,7 @@ PROFILES = {
         name="cpu",
         model="smollm2-135m",
         description="embedded SmolLM2-135M-Instruct on a laptop CPU",
+        # Notebook 04's GRPO: 4 steps of 2 tasks x 4 episodes, about 8 minutes on 2 cores.
         notebook=NotebookSize(n_tasks=24, eval_tasks=8, rl_steps=4, rl_prompts_per_step=2),
         eval=EvalSize(max_turns=16, max_new_tokens=96),
         sft=SFTSize(token_budget=50_000, max_length=2048, epochs=1, batch_size=2, learning_rate=5e-4, save_steps=10),

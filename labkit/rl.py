@@ -60,11 +60,11 @@ from labkit.rewards import COMPONENTS, GUARDS, RewardConfig, score_episode
 from labkit.rollout import GenerationConfig, Rollout, ServedModel, rollout_batch
 from labkit.runs import OUT_OPTION, claim_run_folder
 from labkit.sft import (
-    CHECKPOINTS,
     REPORT_TO_OPTION,
     last_checkpoint,
     log_callback,
     read_run_card,
+    refuse_foreign_model,
     run_arguments,
     run_identity,
     save_trained,
@@ -549,10 +549,7 @@ def train_rl(
 ) -> dict:
     """Train (or resume, or just return the finished run's card). Returns the run card."""
     out = Path(config.out)
-    if (out / ADAPTER_CONFIG).is_file() and not (out / CHECKPOINTS).is_dir():
-        raise FileExistsError(
-            f"{out} holds a model that no `labkit rl` run made; choose another --out or delete the folder"
-        )
+    refuse_foreign_model(out, "rl")
     claim_run_folder(out, run_identity(config), config.command())
     card = read_run_card(out)
     if card is not None:

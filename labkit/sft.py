@@ -372,6 +372,16 @@ def read_run_card(out: str | Path) -> dict | None:
         return None  # a card is written atomically, so this is someone's edit: train again
 
 
+def refuse_foreign_model(out: Path, stage: str) -> None:
+    """A folder with a model (an adapter, or full weights) but none of our checkpoints was made elsewhere:
+    ``labkit sft`` or ``rl`` must never train over it."""
+    holds_model = (out / ADAPTER_CONFIG).is_file() or (out / "config.json").is_file()
+    if holds_model and not (out / CHECKPOINTS).is_dir():
+        raise FileExistsError(
+            f"{out} holds a model that no `labkit {stage}` run made; choose another --out or delete the folder"
+        )
+
+
 def train_sft(
     config: SFTRunConfig,
     progress: bool = True,
@@ -380,11 +390,7 @@ def train_sft(
 ) -> dict:
     """Train (or resume, or just return the finished run's card). Returns the run card."""
     out = Path(config.out)
-    holds_model = (out / ADAPTER_CONFIG).is_file() or (out / "config.json").is_file()
-    if holds_model and not (out / CHECKPOINTS).is_dir():  # not one of our runs: never train over it
-        raise FileExistsError(
-            f"{out} holds a model that no `labkit sft` run made; choose another --out or delete the folder"
-        )
+    refuse_foreign_model(out, "sft")
     claim_run_folder(out, {**run_identity(config), "data_sha256": dataset_fingerprint(config.data)}, config.command())
     card = read_run_card(out)
     if card is not None:

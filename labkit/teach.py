@@ -52,6 +52,10 @@ HOW_THEY_TEACH = {
     "golden": "The documented calls, made directly on the tools as documented: no trials, no errors.",
     "llm": "An LLM behind an OpenAI-compatible endpoint plays the agent; only verified successes are kept.",
 }
+QUOTING_TYPES = (
+    " With `--quote-types` that reason also gives each required parameter's type from the error "
+    "(`It accepts date (string), day_count (integer)`), so the call after it can match what each takes."
+)
 # Generous on purpose: teacher data must never be cut short by a budget.
 TEACHER_ENV = EnvConfig(max_turns=40, max_calls=32, max_tokens=8192)
 
@@ -72,6 +76,15 @@ class TeachConfig:
             "help": "the mistakes they make, comma-separated, from: "
             + "; ".join(f"{k} ({meaning})" for k, meaning in SLIPS.items()),
             "parse": lambda text: tuple(k.strip() for k in text.split(",") if k.strip()),
+        },
+    )
+    # After probes that named only the parameters, SFT-trial wrote a scalar for every array parameter of a new
+    # tool (README, "Where the thesis stands"): quoting the error's types is the change tested against that.
+    quote_types: bool = field(
+        default=False,
+        metadata={
+            "help": "the trial teacher's reason after a probe quotes each required parameter's type from the "
+            "error (`It accepts values (array)`), not only its name"
         },
     )
     tools_modules: list[str] = field(default_factory=list, metadata=TOOLS_MODULE_OPTION)
@@ -95,6 +108,7 @@ class TeachConfig:
             if self.teacher in ("trial", "recover") and self.slips != DEFAULT_SLIPS
             else ""
         )
+        extras += " --quote-types" if self.quote_types and self.teacher == "trial" else ""
         extras += f" --max-turns {self.max_turns}" if self.max_turns else ""
         return f"labkit teach --teacher {self.teacher} {source}{extras} --out {self.out}"
 
@@ -122,7 +136,9 @@ def replay(task: Task, messages: list[dict], env: ToolEnv) -> Trajectory:
 def _teacher(config: TeachConfig):
     if config.teacher in ("trial", "recover"):
         teacher = TrialTeacher if config.teacher == "trial" else RecoverTeacher
-        return teacher(mistake_rate=config.mistake_rate, seed=config.seed, slips=config.slips)
+        return teacher(
+            mistake_rate=config.mistake_rate, seed=config.seed, slips=config.slips, quote_types=config.quote_types
+        )
     if config.teacher == "golden":
         return GoldenTeacher()
     raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {config.teacher!r}")
@@ -233,7 +249,7 @@ def dataset_card(
     return render(
         "dataset_card.md.jinja",
         config=config,
-        how_they_teach=HOW_THEY_TEACH[config.teacher],
+        how_they_teach=HOW_THEY_TEACH[config.teacher] + (QUOTING_TYPES if config.quote_types else ""),
         trajectories=len(rows),
         failed=failed,
         splits=dict(Counter(row["split"] for row in rows)),

@@ -179,7 +179,7 @@ def test_rl_on_top_of_an_sft_adapter_loads_as_sft_plus_rl(tmp_path):
     assert not torch.allclose(base, after_sft) and torch.allclose(after_rl, after_sft, atol=1e-5)
 
 
-def test_rl_cli_trains_tiny_and_refuses_bad_reward_settings(tmp_path):
+def test_rl_cli_trains_tiny_and_refuses_bad_reward_settings_and_foreign_models(tmp_path):
     from labkit.cli import main
 
     assert (
@@ -223,3 +223,8 @@ def test_rl_cli_trains_tiny_and_refuses_bad_reward_settings(tmp_path):
         done.returncode != 0 and "unknown reward settings ['outcom']" in done.stderr and "Traceback" not in done.stderr
     )
     assert not Path(tmp_path / "bad").exists()
+    foreign = tmp_path / "someone-elses-adapter"
+    foreign.mkdir()
+    (foreign / "adapter_config.json").write_text("{}")
+    assert main(["rl", "--profile", "tiny", "--out", str(foreign)]) == 2, "never trains over a model it did not make"
+    assert sorted(p.name for p in foreign.iterdir()) == ["adapter_config.json"]

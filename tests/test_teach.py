@@ -41,7 +41,7 @@ def test_teach_writes_identical_bytes_for_the_same_seed(tmp_path):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
 
 
-def test_the_slips_a_teacher_makes_are_chosen_on_the_command_line_and_named_in_its_card(tmp_path, capsys):
+def test_slips_and_quoted_types_are_chosen_on_the_command_line_and_named_in_the_card(tmp_path, capsys):
     out = tmp_path / "out"
     assert (
         main(
@@ -65,6 +65,11 @@ def test_the_slips_a_teacher_makes_are_chosen_on_the_command_line_and_named_in_i
     )
     assert "--mistake-rate 1.0 --slips missing,lookalike" in (out / "README.md").read_text()
     assert "--slips" not in TeachConfig(teacher="trial").command()
+    typed = tmp_path / "typed"
+    assert main(["teach", "--teacher", "trial", "--n", "6", "--quote-types", "--out", str(typed)]) == 0
+    card = (typed / "README.md").read_text()
+    assert "--quote-types --out" in card and "With `--quote-types`" in card and " (string)" in card
+    assert "--quote-types" not in TeachConfig(teacher="recover", quote_types=True).command(), "it has no probes"
     assert main(["teach", "--slips", "name,tpyo", "--out", str(tmp_path / "bad")]) == 2
     assert "unknown slip(s) ['tpyo']" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 

@@ -187,6 +187,23 @@ def test_a_trial_is_an_empty_call_whose_finding_the_next_reason_quotes(catalog):
     assert renames >= 10
 
 
+def test_quoting_types_changes_only_the_words_after_a_probe(catalog):
+    tasks = generate_tasks("evolved", 60, 7, catalog=catalog)
+    plain = solve(ToolEnv(catalog, TEACHER_ENV), TrialTeacher(seed=2), tasks)
+    typed = solve(ToolEnv(catalog, TEACHER_ENV), TrialTeacher(seed=2, quote_types=True), tasks)
+    quoted = 0
+    for a, b in zip(plain, typed):
+        assert [s.observation for s in a.steps] == [s.observation for s in b.steps], "the same calls and results"
+        assert a.answer == b.answer
+        for step, after in zip(b.steps, b.steps[1:]):
+            if step.phase != "trial" or not step.observation or "Accepted parameters" not in step.observation.content:
+                continue
+            for name, spec in re.findall(r"missing required parameter '(\w+)' \(([a-z]+)", step.observation.content):
+                assert f"{name} ({spec})" in after.action.thought
+                quoted += 1
+    assert quoted >= 30
+
+
 def test_the_recover_teacher_never_tries_and_fixes_every_change_from_its_errors(catalog):
     env = ToolEnv(catalog, TEACHER_ENV)
     rows = [

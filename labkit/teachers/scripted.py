@@ -265,12 +265,13 @@ class ToolNotes:
                 return f"'{name}' accepts {choice['choices']}"
         return None
 
-    def learn_accepted(self, error: dict, documented: list[str]) -> str | None:
+    def learn_accepted(self, error: dict, documented: list[str], quote_types: bool = False) -> str | None:
         """Update from a no-argument probe's error, which lists every parameter the tool accepts now.
 
         A documented name missing from that list was renamed to the new name in its place (a
         rename keeps the parameter's position); a new name left over that the error says is
-        required is a new parameter. Returns the finding in words, quoting the list.
+        required is a new parameter. Returns the finding in words, quoting the list (and, with
+        ``quote_types``, each required parameter's type: ``values (array)``).
         """
         message = error.get("message", "")
         listed = ACCEPTED_PARAMETERS.find(message)
@@ -285,7 +286,8 @@ class ToolNotes:
             self.renames[old] = name
             findings.append(f"'{old}' is now '{name}'")
         findings += [self._needs(name, required[name]) for name in new[len(gone) :] if name in required]
-        said = f"It accepts {', '.join(accepted)}"
+        types = {name: read_parameter_spec(spec)[0] for name, spec in required.items()} if quote_types else {}
+        said = f"It accepts {', '.join(f'{name} ({types[name]})' if name in types else name for name in accepted)}"
         return f"{said}: {'; '.join(findings)}." if findings else f"{said}, as documented."
 
     def _needs(self, name: str, spec: str) -> str:
@@ -366,8 +368,10 @@ class TrialTeacher:
         seed: int = 0,
         lookalike_rate: float = 0.5,
         slips: tuple[str, ...] = DEFAULT_SLIPS,
+        quote_types: bool = False,
     ):
         self.mistake_rate = mistake_rate
+        self.quote_types = quote_types
         self.lookalike_rate = lookalike_rate
         self.seed = seed
         self.slips = check_slips(slips)
@@ -430,7 +434,10 @@ class TrialTeacher:
             error = payload.get("error", {}) if isinstance(payload, dict) else {}
             if error.get("type") != "deprecated":
                 self.carry = (
-                    notes.learn_accepted(error, list(self._documented_parameters(tool).get("properties", {}))) or ""
+                    notes.learn_accepted(
+                        error, list(self._documented_parameters(tool).get("properties", {})), self.quote_types
+                    )
+                    or ""
                 )
                 return
             thought = self._say("probe_moved", learned=notes.learn(error, {}), tool=notes.call_name)
