@@ -169,9 +169,8 @@ def write_dataset(rows: list[dict], out_dir: str | Path, card: str) -> Path:
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     backup = _restore_backup(out_dir)
-    leftover = re.compile(
-        rf"\.{re.escape(out_dir.name)}\.[a-z0-9_]{{8}}"
-    )  # mkdtemp's names: staging of writes that were killed
+    # mkdtemp's names: staging of writes that were killed
+    leftover = re.compile(rf"\.{re.escape(out_dir.name)}\.[a-z0-9_]{{8}}")
     for path in out_dir.parent.iterdir():
         if leftover.fullmatch(path.name) or path == backup:
             shutil.rmtree(path, ignore_errors=True)

@@ -36,10 +36,8 @@ from labkit.templates import render
 ARMS = ("base", "sft-golden", "sft-trial", "sft-trial-grpo")
 TEACHERS = {"sft-golden": "golden", "sft-trial": "trial"}
 SHIPPED = "data"
-FULL = (
-    "reports/ablation.json",
-    "reports/ablation-curve.json",
-)  # the full ablation and its learning curve, as `make ablation` ships them
+# The full ablation and its learning curve, as `make ablation` ships them.
+FULL = ("reports/ablation.json", "reports/ablation-curve.json")
 SHIPPED_TRAIN_TASKS = 400  # `make data`
 
 

@@ -203,9 +203,8 @@ def error_observation(kind: ErrorKind, message: str, limit: int = EnvConfig.max_
 def redact(observation: Observation, secrets: tuple[str, ...]) -> Observation:
     """``observation`` with each secret (and the values of ``SECRET_VARIABLES``) as ***."""
     for secret in (*secrets, *(os.environ.get(name, "") for name in SECRET_VARIABLES)):
-        if (
-            len(secret) >= 8 and secret in observation.content
-        ):  # shorter ones are no secrets (a local server's key is "local")
+        # Shorter ones are no secrets (a local server's key is "local").
+        if len(secret) >= 8 and secret in observation.content:
             observation.content = observation.content.replace(secret, "***")
     return observation
 

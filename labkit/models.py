@@ -392,9 +392,8 @@ def _adapter_base(adapter: Path) -> str:
     base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
     if not isinstance(base, str) or not base:
         raise ModelNotAvailableError(f"{adapter / ADAPTER_CONFIG} names no base model (base_model_name_or_path)")
-    beside = (
-        adapter / base
-    )  # a stacked adapter names its base adapter relative to itself, so the pair can move together
+    # A stacked adapter names its base adapter relative to itself, so the pair can move together.
+    beside = adapter / base
     return str(beside) if not Path(base).is_absolute() and (beside / ADAPTER_CONFIG).is_file() else base
 
 

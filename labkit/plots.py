@@ -48,9 +48,8 @@ def dataset_comparison(stats: dict[str, dict[str, list]]) -> Figure:
     for ax, field in zip(axes, fields):
         everything = [v for values in stats.values() for v in values[field]]
         low, high = min(everything, default=0), max(everything, default=1)
-        bins = (
-            range(low, high + 2) if high - low < 25 else 25
-        )  # whole-number bins for small counts, shared by every dataset
+        # Whole-number bins for small counts, shared by every dataset.
+        bins = range(low, high + 2) if high - low < 25 else 25
         for colour, (name, values) in zip(colours, stats.items()):
             ax.hist(values[field], bins=bins, range=(low, high + 1), alpha=0.6, color=colour, label=name)
         ax.set_title(field)

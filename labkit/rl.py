@@ -303,9 +303,8 @@ class EpisodeRollouts:
                 self.served = ServedModel(client, self.eos_id)
             return nullcontext(self.served)
         deepspeed = trainer.accelerator.state.deepspeed_plugin
-        if (
-            deepspeed is not None and deepspeed.zero_stage == 3
-        ):  # gather the sharded weights for the rollout, then split them again
+        # ZeRO-3: gather the sharded weights for the rollout, then split them again.
+        if deepspeed is not None and deepspeed.zero_stage == 3:
             from trl.models import unwrap_model_for_generation
 
             return unwrap_model_for_generation(

@@ -167,9 +167,8 @@ class LiveTool:
     refusal: ToolCallError | None = None  # set on endpoints that answer every call with one error
 
     def call(self, arguments: Any) -> Any:
-        if (
-            self.refusal
-        ):  # a disabled or removed endpoint refuses before it looks at the arguments, like a real 403 or 410
+        # A disabled or removed endpoint refuses before it looks at the arguments, like a real 403 or 410.
+        if self.refusal:
             raise ToolCallError(self.refusal.kind, self.refusal.message)
         return self.run(check_arguments(self.name, self.params, arguments))
 

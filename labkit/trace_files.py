@@ -31,16 +31,7 @@ import orjson  # gradio's own JSON library: parses trace lines about twice as fa
 from labkit.evaluate import classify_failure
 from labkit.rewards import COMPONENTS, RewardConfig
 
-NUMBER_FIELDS = (
-    "level",
-    "seed",
-    "n_trials",
-    "n_calls",
-    "n_errors",
-    "n_recoveries",
-    "step",
-    "group",
-)  # whole numbers in a row
+NUMBER_FIELDS = ("level", "seed", "n_trials", "n_calls", "n_errors", "n_recoveries", "step", "group")  # whole numbers
 
 
 class TraceAccessError(ValueError):
