@@ -79,7 +79,8 @@ class TeachConfig:
         },
     )
     # After probes that named only the parameters, SFT-trial wrote a scalar for every array parameter of a new
-    # tool (README, "Where the thesis stands"): quoting the error's types is the change tested against that.
+    # tool. Quoting the error's types was tested against that and did not help (README, "Where the thesis
+    # stands"); the option stays so the measurement can be reproduced.
     quote_types: bool = field(
         default=False,
         metadata={
