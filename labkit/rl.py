@@ -62,6 +62,7 @@ from labkit.runs import OUT_OPTION, claim_run_folder
 from labkit.sft import (
     REPORT_TO_OPTION,
     last_checkpoint,
+    library_versions,
     log_callback,
     read_run_card,
     refuse_foreign_model,
@@ -601,10 +602,7 @@ def step_history(trainer) -> list[dict]:
 
 
 def run_card(config: RLRunConfig, trainer, seconds: float, resumed_from: str | None) -> dict:
-    import peft
     import torch
-    import transformers
-    import trl
 
     history = step_history(trainer)
     last = history[-5:]
@@ -648,12 +646,7 @@ def run_card(config: RLRunConfig, trainer, seconds: float, resumed_from: str | N
             )
         },
         "history": history,
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "trl": trl.__version__,
-            "peft": peft.__version__,
-        },
+        "versions": library_versions(),
     }
 
 

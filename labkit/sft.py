@@ -430,10 +430,7 @@ def save_trained(trainer, out: Path, tokenizer, full: bool = False) -> None:
 
 
 def run_card(config: SFTRunConfig, data: TrainingData, trainer, seconds: float, resumed_from: str | None) -> dict:
-    import peft
     import torch
-    import transformers
-    import trl
 
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
     steps_this_session = trainer.state.global_step - (
@@ -462,16 +459,25 @@ def run_card(config: SFTRunConfig, data: TrainingData, trainer, seconds: float, 
         "tokens_per_second": round(tokens_per_step * steps_this_session / max(seconds, 1e-9), 1),
         "final_loss": history[-1]["loss"] if history else None,
         "mean_loss_last_10": sum(e["loss"] for e in history[-10:]) / len(history[-10:]) if history else None,
-        "mean_loss": sum(e["loss"] for e in history) / len(history)
-        if history
-        else None,  # the Trainer's own mean is off after a resume
+        # The Trainer's own mean is off after a resume.
+        "mean_loss": sum(e["loss"] for e in history) / len(history) if history else None,
         "loss_curve": [[e["step"], e["loss"]] for e in history],
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "trl": trl.__version__,
-            "peft": peft.__version__,
-        },
+        "versions": library_versions(),
+    }
+
+
+def library_versions() -> dict[str, str]:
+    """The versions a run card records: what made the run, for whoever reruns it."""
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl.__version__,
+        "peft": peft.__version__,
     }
 
 

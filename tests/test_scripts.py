@@ -1,0 +1,29 @@
+"""The scripts under scripts/ run and say what they measured."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from labkit.evaluate import EvalConfig, evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_array_after_probe_reads_both_contexts_of_every_probed_array_tool(tmp_path):
+    out = tmp_path / "trial-unseen"
+    evaluate(EvalConfig(policy="teacher:trial", split="unseen", n=30, seeds=1, profile="tiny", out=str(out)), False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "array_after_probe.py"), "--policy", "tiny", "--episodes", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = re.findall(
+        r"^(after the probe|without it): mean P\('\['\) (\S+), above 0.5 in (\d+) of (\d+) episodes$", done.stdout, re.M
+    )
+    assert [line[0] for line in lines] == ["after the probe", "without it"]
+    assert all(0 <= float(mean) <= 1 for _, mean, _, _ in lines)
+    assert lines[0][3] == lines[1][3] and int(lines[0][3]) >= 3, "the trial teacher probes the stats tools"
