@@ -97,6 +97,11 @@ class TeachConfig:
     def __post_init__(self) -> None:
         self.slips = check_slips(self.slips)
 
+    @property
+    def quotes_types(self) -> bool:
+        """Only the trial teacher probes, so only its reasons can quote what a probe's error says."""
+        return self.quote_types and self.teacher == "trial"
+
     def command(self) -> str:
         source = (
             f"--tasks {self.tasks_file}" if self.tasks_file else f"--split {self.split} --n {self.n} --seed {self.seed}"
@@ -109,7 +114,7 @@ class TeachConfig:
             if self.teacher in ("trial", "recover") and self.slips != DEFAULT_SLIPS
             else ""
         )
-        extras += " --quote-types" if self.quote_types and self.teacher == "trial" else ""
+        extras += " --quote-types" if self.quotes_types else ""
         extras += f" --max-turns {self.max_turns}" if self.max_turns else ""
         return f"labkit teach --teacher {self.teacher} {source}{extras} --out {self.out}"
 
@@ -138,7 +143,7 @@ def _teacher(config: TeachConfig):
     if config.teacher in ("trial", "recover"):
         teacher = TrialTeacher if config.teacher == "trial" else RecoverTeacher
         return teacher(
-            mistake_rate=config.mistake_rate, seed=config.seed, slips=config.slips, quote_types=config.quote_types
+            mistake_rate=config.mistake_rate, seed=config.seed, slips=config.slips, quote_types=config.quotes_types
         )
     if config.teacher == "golden":
         return GoldenTeacher()
@@ -250,7 +255,7 @@ def dataset_card(
     return render(
         "dataset_card.md.jinja",
         config=config,
-        how_they_teach=HOW_THEY_TEACH[config.teacher] + (QUOTING_TYPES if config.quote_types else ""),
+        how_they_teach=HOW_THEY_TEACH[config.teacher] + (QUOTING_TYPES if config.quotes_types else ""),
         trajectories=len(rows),
         failed=failed,
         splits=dict(Counter(row["split"] for row in rows)),

@@ -13,7 +13,7 @@ from labkit import plots
 from labkit.cli import main
 from labkit.data import DatasetFileError, append_rows, dataset_stats, load_dataset_dir, read_rows, write_dataset
 from labkit.tasks import generate_tasks
-from labkit.teach import TeachConfig, teach, teacher_pair, teacher_success
+from labkit.teach import TeachConfig, dataset_card, teach, teacher_pair, teacher_success
 
 
 def test_teach_writes_identical_bytes_for_the_same_seed(tmp_path):
@@ -70,6 +70,8 @@ def test_slips_and_quoted_types_are_chosen_on_the_command_line_and_named_in_the_
     card = (typed / "README.md").read_text()
     assert "--quote-types --out" in card and "With `--quote-types`" in card and " (string)" in card
     assert "--quote-types" not in TeachConfig(teacher="recover", quote_types=True).command(), "it has no probes"
+    golden = dataset_card([], [], TeachConfig(teacher="golden", quote_types=True))
+    assert "--quote-types" not in golden, "a card never claims what its teacher cannot do"
     assert main(["teach", "--slips", "name,tpyo", "--out", str(tmp_path / "bad")]) == 2
     assert "unknown slip(s) ['tpyo']" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
