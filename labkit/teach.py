@@ -22,7 +22,7 @@ from labkit.protocol import RESPONSE_TEMPLATE, message_action
 from labkit.runs import OUT_OPTION, claim_run_folder
 from labkit.tasks import SPLITS, TASKS_FILE_OPTION, Task, generate_tasks, load_tasks
 from labkit.teachers import GoldenTeacher, RecoverTeacher, TrialTeacher
-from labkit.teachers.scripted import DEFAULT_SLIPS, SLIPS, check_slips
+from labkit.teachers.scripted import DEFAULT_SLIPS, PROBES, SLIPS, check_slips
 from labkit.templates import render
 from labkit.tools import Catalog, load_catalog
 from labkit.tools.registry import TOOLS_MODULE_OPTION
@@ -30,8 +30,8 @@ from labkit.tools.registry import TOOLS_MODULE_OPTION
 TEACHERS = ("trial", "recover", "golden", "llm")
 HOW_THEY_TEACH = {
     "trial": (
-        "Before a tool's first real use the teacher calls it with no "
-        "arguments. That probe never repeats the real call, and its "
+        "Before a tool's first real use the teacher probes it, by default "
+        "with no arguments. That probe never repeats the real call, and its "
         "answer carries what the docs may have got wrong: the error lists "
         "every parameter the tool accepts now, a removed tool names "
         "its successor, a disabled look-alike refuses. The next turn's "
@@ -56,6 +56,12 @@ QUOTING_TYPES = (
     " With `--quote-types` that reason also gives each required parameter's type from the error "
     "(`It accepts date (string), day_count (integer)`), so the call after it can match what each takes."
 )
+EXAMPLE_PROBES = (
+    " With `--probe {probe}` the probe is the documented call with its numbers and number lists swapped for "
+    "small examples (`median_of(values=[1, 2])`), so its reply shows what the tool returns and the values are "
+    "there to copy; a call with nothing to swap is {fallback}."
+)
+FALLBACKS = {"example": "probed empty", "example-only": "not probed: its real call comes first"}
 # Generous on purpose: teacher data must never be cut short by a budget.
 TEACHER_ENV = EnvConfig(max_turns=40, max_calls=32, max_tokens=8192)
 
@@ -88,6 +94,16 @@ class TeachConfig:
             "error (`It accepts values (array)`), not only its name"
         },
     )
+    # Probing with an empty call left an error in the prompt that broke the next call's values (README,
+    # "Where the thesis stands"); an example call is the alternative being measured.
+    probe: str = field(
+        default="empty",
+        metadata={
+            "choices": PROBES,
+            "help": "the trial teacher's probe: an empty call, or the documented call on small example numbers "
+            "(example-only: no probe where there is no number to swap)",
+        },
+    )
     tools_modules: list[str] = field(default_factory=list, metadata=TOOLS_MODULE_OPTION)
     tasks_file: str | None = field(default=None, metadata=TASKS_FILE_OPTION)
     out: str = field(default="runs/teach", metadata=OUT_OPTION)
@@ -102,6 +118,10 @@ class TeachConfig:
         """Only the trial teacher probes, so only its reasons can quote what a probe's error says."""
         return self.quote_types and self.teacher == "trial"
 
+    @property
+    def probes_with_examples(self) -> bool:
+        return self.probe != "empty" and self.teacher == "trial"
+
     def command(self) -> str:
         source = (
             f"--tasks {self.tasks_file}" if self.tasks_file else f"--split {self.split} --n {self.n} --seed {self.seed}"
@@ -115,6 +135,7 @@ class TeachConfig:
             else ""
         )
         extras += " --quote-types" if self.quotes_types else ""
+        extras += f" --probe {self.probe}" if self.probes_with_examples else ""
         extras += f" --max-turns {self.max_turns}" if self.max_turns else ""
         return f"labkit teach --teacher {self.teacher} {source}{extras} --out {self.out}"
 
@@ -143,7 +164,11 @@ def _teacher(config: TeachConfig):
     if config.teacher in ("trial", "recover"):
         teacher = TrialTeacher if config.teacher == "trial" else RecoverTeacher
         return teacher(
-            mistake_rate=config.mistake_rate, seed=config.seed, slips=config.slips, quote_types=config.quotes_types
+            mistake_rate=config.mistake_rate,
+            seed=config.seed,
+            slips=config.slips,
+            quote_types=config.quotes_types,
+            probe=config.probe if config.probes_with_examples else "empty",
         )
     if config.teacher == "golden":
         return GoldenTeacher()
@@ -255,7 +280,13 @@ def dataset_card(
     return render(
         "dataset_card.md.jinja",
         config=config,
-        how_they_teach=HOW_THEY_TEACH[config.teacher] + (QUOTING_TYPES if config.quotes_types else ""),
+        how_they_teach=HOW_THEY_TEACH[config.teacher]
+        + (QUOTING_TYPES if config.quotes_types else "")
+        + (
+            EXAMPLE_PROBES.format(probe=config.probe, fallback=FALLBACKS[config.probe])
+            if config.probes_with_examples
+            else ""
+        ),
         trajectories=len(rows),
         failed=failed,
         splits=dict(Counter(row["split"] for row in rows)),

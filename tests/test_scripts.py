@@ -27,3 +27,16 @@ def test_array_after_probe_reads_both_contexts_of_every_probed_array_tool(tmp_pa
     assert [line[0] for line in lines] == ["after the probe", "without it"]
     assert all(0 <= float(mean) <= 1 for _, mean, _, _ in lines)
     assert lines[0][3] == lines[1][3] and int(lines[0][3]) >= 3, "the trial teacher probes the stats tools"
+
+
+def test_the_fuzzer_reaches_every_input_layer_and_finds_no_crash():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "fuzz_inputs.py"), "--n", "400", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    tried = dict(re.findall(r"^(\S+)\s+([\d,]+) inputs\s+0 crashes", done.stdout, re.M))
+    assert tried == {"parse_turn": "400", "ToolEnv.step": "400", "load_tasks": "40", "load_dataset_dir": "10"}

@@ -66,9 +66,14 @@ def test_slips_and_quoted_types_are_chosen_on_the_command_line_and_named_in_the_
     assert "--mistake-rate 1.0 --slips missing,lookalike" in (out / "README.md").read_text()
     assert "--slips" not in TeachConfig(teacher="trial").command()
     typed = tmp_path / "typed"
-    assert main(["teach", "--teacher", "trial", "--n", "6", "--quote-types", "--out", str(typed)]) == 0
+    assert (
+        main(["teach", "--teacher", "trial", "--n", "6", "--quote-types", "--probe", "example", "--out", str(typed)])
+        == 0
+    )
     card = (typed / "README.md").read_text()
-    assert "--quote-types --out" in card and "With `--quote-types`" in card and " (string)" in card
+    assert "--quote-types --probe example --out" in card and "With `--quote-types`" in card and " (string)" in card
+    assert "With `--probe example`" in card and "is probed empty" in card
+    assert "--probe" not in TeachConfig(teacher="recover", probe="example").command(), "it has no probes"
     assert "--quote-types" not in TeachConfig(teacher="recover", quote_types=True).command(), "it has no probes"
     golden = dataset_card([], [], TeachConfig(teacher="golden", quote_types=True))
     assert "--quote-types" not in golden, "a card never claims what its teacher cannot do"
@@ -91,7 +96,7 @@ def test_the_card_reports_what_a_learner_needs(tmp_path, tokenizer):
         "tokens per trajectory, median / p95",
         "## An error and the turn after it",
         "labkit teach --teacher trial --split evolved",
-        "calls it with no arguments",
+        "probes it, by default with no arguments",
         "trials that repeat the next real call of their tool (teach nothing) | 0 of",
     ):
         assert needle in card, needle

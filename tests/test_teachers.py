@@ -204,6 +204,30 @@ def test_quoting_types_changes_only_the_words_after_a_probe(catalog):
     assert quoted >= 30
 
 
+@pytest.mark.parametrize("probe", ["example", "example-only"])
+def test_an_example_probe_swaps_numbers_for_examples_and_teaches_what_an_empty_one_did(catalog, probe):
+    env, check = ToolEnv(catalog, TEACHER_ENV), ToolEnv(catalog, TEACHER_ENV)
+    worked = renamed = empty = 0
+    for trajectory in solve(env, TrialTeacher(seed=2, probe=probe), generate_tasks("evolved", 120, 8, catalog=catalog)):
+        assert (
+            trajectory.success and replay(trajectory.task, trajectory_row(trajectory, "t")["messages"], check).success
+        )
+        steps, gold = trajectory.steps, {call.name for call in trajectory.task.calls}
+        for i, (step, after) in enumerate(zip(steps, steps[1:])):
+            if step.phase != "trial" or not step.action.arguments:
+                empty += step.phase == "trial" and step.action.name in gold
+                continue
+            real = next(s for s in steps[i:] if s.phase == "execution" and not s.action.slip)
+            assert step.action.arguments != real.action.arguments, "a probe never repeats the real call"
+            assert any(value in (1, [1, 2]) for value in step.action.arguments.values()), step.action.arguments
+            worked += step.observation.ok and "The example worked" in after.action.thought
+            renamed += "The test says" in after.action.thought and " is now " in after.action.thought
+    assert worked >= 5 and renamed >= 3
+    assert (empty > 20) if probe == "example" else (empty == 0), "example-only probes only what it has examples for"
+    with pytest.raises(ValueError, match="probe must be one of empty, example"):
+        TrialTeacher(probe="full")
+
+
 def test_the_recover_teacher_never_tries_and_fixes_every_change_from_its_errors(catalog):
     env = ToolEnv(catalog, TEACHER_ENV)
     rows = [

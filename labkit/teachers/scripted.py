@@ -13,6 +13,11 @@ tool accepts now (a renamed or new parameter shows up there), a removed tool
 names its successor, a disabled look-alike refuses. The next turn's reason
 quotes what the probe revealed. A probe never repeats the real call, and a
 tool that takes no arguments gets no probe: neither could teach anything.
+With ``probe="example"`` the probe is instead the documented call with its
+numbers swapped for small examples, where it has numbers: its reply shows what
+the tool returns, or its error what it takes now, and its values are in the
+context for the real call to copy. ``probe="example-only"`` probes no tool it
+has no example for: the real call comes first and fixes what fails.
 
 Execution phase: it makes the real calls with what it learned, sometimes slips
 on purpose (by default a wrong parameter name, a wrong value format, a misread
@@ -59,6 +64,10 @@ SCALES = {suffix: factor for factor, suffix in UNIT_SCALES}  # "_milli" -> 1000:
 UNIT_KEY = re.compile(f"(.*)({'|'.join(map(re.escape, SCALES))})")  # (base, suffix) of a rescaled output key
 LOOKALIKE_SUFFIX = r"_(beta|legacy|preview|sandbox|v\d+)"  # how staging and retired endpoints are usually named
 PLACEHOLDERS = {"string": "", "integer": 0, "number": 0, "boolean": True, "array": [], "object": {}}
+# An example probe's values: small numbers any such tool takes. Strings stay as documented: a made-up city or
+# product ID names nothing the tool knows, so it would only earn an "unknown" error.
+EXAMPLES = {"integer": 1, "number": 1, "array": [1, 2]}
+PROBES = ("empty", "example", "example-only")  # example-only: a tool with no numbers to swap gets no probe
 SLIPS = {  # the mistakes a teacher can make on purpose, and recover from
     "name": "a parameter under a wrong name",
     "format": "a value in the wrong shape (a list for a scalar)",
@@ -341,6 +350,13 @@ PHRASES = {
         "{tool} may not match its docs; an empty call lists its parameters.",
         "First an empty call to {tool}, to see its parameters.",
     ],
+    "probe_example": [
+        "Trying {tool} on small example values first: {args}.",
+        "First a test of {tool} on a toy input ({args}), to see what it accepts and returns.",
+        "{tool} may not match its docs; a call on example values shows it.",
+    ],
+    "probe_example_ok": ["The example worked. {how}", "{tool} takes that. {how}"],
+    "probe_example_error": ["The test says {learned}.", "From the test: {learned}."],
     "probe_moved": ["{learned}, so I check {tool} instead.", "The error says {learned}. Checking {tool}."],
     "lookalike": ["{twin} looks like {tool}. Checking which one works.", "Is {twin} usable? A quick check."],
     "lookalike_done": ["{twin} is disabled, so {tool}.", "{twin} is not usable."],
@@ -369,9 +385,13 @@ class TrialTeacher:
         lookalike_rate: float = 0.5,
         slips: tuple[str, ...] = DEFAULT_SLIPS,
         quote_types: bool = False,
+        probe: str = "empty",
     ):
+        if probe not in PROBES:
+            raise ValueError(f"probe must be one of {', '.join(PROBES)}, got {probe!r}")
         self.mistake_rate = mistake_rate
         self.quote_types = quote_types
+        self.probe = probe
         self.lookalike_rate = lookalike_rate
         self.seed = seed
         self.slips = check_slips(slips)
@@ -424,6 +444,12 @@ class TrialTeacher:
                 self.carry = self._say("lookalike_done", twin=twin, tool=tool)
         if not documented:
             return  # the real call is the empty call: a probe would only repeat it
+        example = self._example_arguments(tool, documented) if self.probe != "empty" else {}
+        if example:
+            yield from self._example_probe(tool, notes, example)
+            return
+        if self.probe == "example-only":
+            return  # its example would be the real call, which finds the same as a probe
         thought = self._with_carry(self._say("probe", tool=tool))
         for _ in range(4):  # a removed tool names its successor, which is probed in turn
             yield ToolCall(notes.call_name, {}, "trial", thought)
@@ -441,6 +467,38 @@ class TrialTeacher:
                 )
                 return
             thought = self._say("probe_moved", learned=notes.learn(error, {}), tool=notes.call_name)
+
+    def _example_arguments(self, tool: str, documented: dict) -> dict:
+        """The documented call with its numbers and number lists swapped for ``EXAMPLES``; {} when nothing is
+        swapped, since the probe would then be the real call."""
+        properties = self._documented_parameters(tool).get("properties", {})
+        swapped = {}
+        for name in documented:
+            spec = properties.get(name, {})
+            kind = spec.get("type")
+            if kind in EXAMPLES and "enum" not in spec and spec.get("items", {}).get("type") != "string":
+                swapped[name] = EXAMPLES[kind]
+        if not swapped or all(_same(documented[k], v) for k, v in swapped.items()):
+            return {}
+        return {**documented, **swapped}
+
+    def _example_probe(self, tool: str, notes: ToolNotes, example: dict):
+        """Call the tool on example values: its reply shows what it returns, or its error what it takes now,
+        and the call's values are there to copy for the real one."""
+        thought = self._with_carry(self._say("probe_example", tool=tool, args=_brief(example)))
+        for _ in range(4):  # a removed tool names its successor, which is probed in turn
+            sent = notes.arguments(example)
+            yield ToolCall(notes.call_name, sent, "trial", thought)
+            ok, payload = self._result()
+            if ok:
+                self.carry = self._say("probe_example_ok", tool=notes.call_name, how=self._reading_note(tool, payload))
+                return
+            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            learned = notes.learn(error, sent)
+            if error.get("type") != "deprecated" or not learned:
+                self.carry = self._say("probe_example_error", learned=learned) if learned else ""
+                return
+            thought = self._say("probe_moved", learned=learned, tool=notes.call_name)
 
     def _reading_note(self, tool: str, payload: Any) -> str:
         call = next(c for c in self.task.calls if c.name == tool)
