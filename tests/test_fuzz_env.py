@@ -16,7 +16,7 @@ CATALOG = load_catalog()
 TASKS = generate_tasks("evolved", 40, seed=9, catalog=CATALOG) + generate_tasks("seen", 20, seed=9, catalog=CATALOG)
 ENV = ToolEnv(CATALOG, EnvConfig(max_turns=30, max_calls=30))
 ACTIONS_PER_EXAMPLE = 25
-EXAMPLES = 420
+EXAMPLES = 170  # 4,250 actions; scripts/fuzz_inputs.py (test_scripts.py) steps the environment too
 
 
 def texts(max_size: int):
@@ -52,7 +52,7 @@ actions = st.one_of(
 )
 
 
-def test_ten_thousand_random_actions_never_crash_the_environment():
+def test_thousands_of_random_actions_never_crash_the_environment():
     sent = 0
 
     @settings(
@@ -79,4 +79,4 @@ def test_ten_thousand_random_actions_never_crash_the_environment():
                 ENV.reset(TASKS[task_index])
 
     episode()
-    assert sent >= 10_000, sent
+    assert sent >= 4_000, sent
