@@ -445,28 +445,36 @@ class TrialTeacher:
         if not documented:
             return  # the real call is the empty call: a probe would only repeat it
         example = self._example_arguments(tool, documented) if self.probe != "empty" else {}
-        if example:
-            yield from self._example_probe(tool, notes, example)
-            return
-        if self.probe == "example-only":
+        if not example and self.probe == "example-only":
             return  # its example would be the real call, which finds the same as a probe
-        thought = self._with_carry(self._say("probe", tool=tool))
+        yield from self._probe(tool, notes, example)
+
+    def _probe(self, tool: str, notes: ToolNotes, example: dict):
+        """Call the tool with no arguments, or on ``example`` values: the reply shows what it returns, the error
+        what it takes now (an example's values are there to copy for the real call)."""
+        opening, answered = ("probe_example", "probe_example_ok") if example else ("probe", "probe_ok")
+        thought = self._with_carry(self._say(opening, tool=tool, args=_brief(example)))
         for _ in range(4):  # a removed tool names its successor, which is probed in turn
-            yield ToolCall(notes.call_name, {}, "trial", thought)
+            sent = notes.arguments(example) if example else {}
+            yield ToolCall(notes.call_name, sent, "trial", thought)
             ok, payload = self._result()
             if ok:
-                self.carry = self._say("probe_ok", tool=notes.call_name, how=self._reading_note(tool, payload))
+                self.carry = self._say(answered, tool=notes.call_name, how=self._reading_note(tool, payload))
                 return
             error = payload.get("error", {}) if isinstance(payload, dict) else {}
-            if error.get("type") != "deprecated":
-                self.carry = (
-                    notes.learn_accepted(
-                        error, list(self._documented_parameters(tool).get("properties", {})), self.quote_types
-                    )
-                    or ""
-                )
+            moved = error.get("type") == "deprecated"
+            if example:
+                learned = notes.learn(error, sent)
+                if not moved or not learned:
+                    self.carry = self._say("probe_example_error", learned=learned) if learned else ""
+                    return
+            elif not moved:
+                accepted = list(self._documented_parameters(tool).get("properties", {}))
+                self.carry = notes.learn_accepted(error, accepted, self.quote_types) or ""
                 return
-            thought = self._say("probe_moved", learned=notes.learn(error, {}), tool=notes.call_name)
+            else:
+                learned = notes.learn(error, {})
+            thought = self._say("probe_moved", learned=learned, tool=notes.call_name)
 
     def _example_arguments(self, tool: str, documented: dict) -> dict:
         """The documented call with its numbers and number lists swapped for ``EXAMPLES``; {} when nothing is
@@ -481,24 +489,6 @@ class TrialTeacher:
         if not swapped or all(_same(documented[k], v) for k, v in swapped.items()):
             return {}
         return {**documented, **swapped}
-
-    def _example_probe(self, tool: str, notes: ToolNotes, example: dict):
-        """Call the tool on example values: its reply shows what it returns, or its error what it takes now,
-        and the call's values are there to copy for the real one."""
-        thought = self._with_carry(self._say("probe_example", tool=tool, args=_brief(example)))
-        for _ in range(4):  # a removed tool names its successor, which is probed in turn
-            sent = notes.arguments(example)
-            yield ToolCall(notes.call_name, sent, "trial", thought)
-            ok, payload = self._result()
-            if ok:
-                self.carry = self._say("probe_example_ok", tool=notes.call_name, how=self._reading_note(tool, payload))
-                return
-            error = payload.get("error", {}) if isinstance(payload, dict) else {}
-            learned = notes.learn(error, sent)
-            if error.get("type") != "deprecated" or not learned:
-                self.carry = self._say("probe_example_error", learned=learned) if learned else ""
-                return
-            thought = self._say("probe_moved", learned=learned, tool=notes.call_name)
 
     def _reading_note(self, tool: str, payload: Any) -> str:
         call = next(c for c in self.task.calls if c.name == tool)
