@@ -66,6 +66,11 @@ RESPONSE_TEMPLATE = {
     },
 }
 END_OF_TURN = "<|im_end|>"
+# Every tag a turn is parsed by, and the turn's end: what a hostile turn is built from (the fuzzers).
+MARKUP = (
+    *(tag[end] for tag in RESPONSE_TEMPLATE["fields"].values() if tag for end in ("open", "close")),
+    END_OF_TURN,
+)
 MAX_TURN_CHARS = 16_384  # about 4,000 tokens: far more than any profile generates in a turn
 
 

@@ -7,6 +7,7 @@ Same seed, same bytes: tasks, trajectories, ``data.parquet`` and ``README.md``.
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -17,9 +18,9 @@ from transformers.utils.chat_parsing import parse_response
 
 from labkit.data import read_rows, token_lengths, trajectory_row, write_dataset
 from labkit.env import EnvConfig, ToolEnv, Trajectory, run_episode
-from labkit.episode import turn_calls
+from labkit.episode import Episode, Phase, turn_calls
 from labkit.protocol import RESPONSE_TEMPLATE, message_action
-from labkit.runs import OUT_OPTION, claim_run_folder
+from labkit.runs import OUT_OPTION, claim_run_folder, normal_path
 from labkit.tasks import SPLITS, TASKS_FILE_OPTION, Task, generate_tasks, load_tasks
 from labkit.teachers import GoldenTeacher, RecoverTeacher, TrialTeacher
 from labkit.teachers.scripted import DEFAULT_SLIPS, PROBES, SLIPS, check_slips
@@ -60,6 +61,11 @@ EXAMPLE_PROBES = (
     " With `--probe {probe}` the probe is the documented call with its numbers and number lists swapped for "
     "small examples (`median_of(values=[1, 2])`), so its reply shows what the tool returns and the values are "
     "there to copy; a call with nothing to swap is {fallback}."
+)
+LEARNER_SLIPS = (
+    " With `--learner-episodes {path}` its slips are first the failed calls a trained model made on the same "
+    "task in those episodes (a scalar for an array, an invented parameter or ID), so its recoveries start where "
+    "that model goes wrong; where the model made none, it slips as usual."
 )
 FALLBACKS = {"example": "probed empty", "example-only": "not probed: its real call comes first"}
 # Generous on purpose: teacher data must never be cut short by a budget.
@@ -104,6 +110,16 @@ class TeachConfig:
             "(example-only: no probe where there is no number to swap)",
         },
     )
+    # SFT-trial's failed calls were ones its teacher never makes (a scalar for an array, an invented parameter),
+    # so its data never showed recovering from them; this feeds them back, as DAgger does (README).
+    learner_episodes: str | None = field(
+        default=None,
+        metadata={
+            "parse": normal_path,
+            "help": "episodes.jsonl of a trained model on these same tasks (`labkit eval --tasks`): the trial and "
+            "recover teachers slip its failed calls first and recover from them",
+        },
+    )
     tools_modules: list[str] = field(default_factory=list, metadata=TOOLS_MODULE_OPTION)
     tasks_file: str | None = field(default=None, metadata=TASKS_FILE_OPTION)
     out: str = field(default="runs/teach", metadata=OUT_OPTION)
@@ -117,6 +133,10 @@ class TeachConfig:
     def quotes_types(self) -> bool:
         """Only the trial teacher probes, so only its reasons can quote what a probe's error says."""
         return self.quote_types and self.teacher == "trial"
+
+    @property
+    def learns_from_learner(self) -> bool:
+        return self.learner_episodes is not None and self.teacher in ("trial", "recover")
 
     @property
     def probes_with_examples(self) -> bool:
@@ -136,6 +156,7 @@ class TeachConfig:
         )
         extras += " --quote-types" if self.quotes_types else ""
         extras += f" --probe {self.probe}" if self.probes_with_examples else ""
+        extras += f" --learner-episodes {self.learner_episodes}" if self.learns_from_learner else ""
         extras += f" --max-turns {self.max_turns}" if self.max_turns else ""
         return f"labkit teach --teacher {self.teacher} {source}{extras} --out {self.out}"
 
@@ -160,7 +181,39 @@ def replay(task: Task, messages: list[dict], env: ToolEnv) -> Trajectory:
     return env.trajectory
 
 
-def _teacher(config: TeachConfig):
+def learner_slips(path: str | Path, tasks: list[Task]) -> dict[str, list[tuple[str, dict]]]:
+    """Each task's failed calls outside trials as (tool, arguments), in the order made and each once, from
+    the ``episodes.jsonl`` that ``labkit eval --tasks`` wrote for a trained model on the same tasks."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"{path}: no such episodes file; write one with `labkit eval --policy RUN --tasks TASKS --split train "
+            "--out DIR` on the teacher's own tasks (it writes DIR/episodes.jsonl)"
+        )
+    ids, slips = {task.id for task in tasks}, {}
+    for number, row in enumerate(read_rows(path), 1):
+        if not isinstance(row, dict) or not {"task_id", "messages", "phases", "errors"} <= set(row):
+            raise ValueError(f"{path}, line {number}: not an episode row of `labkit eval` (episodes.jsonl)")
+        if row["task_id"] not in ids:
+            continue
+        mistakes = slips.setdefault(row["task_id"], [])
+        for turn in Episode.from_row(row).turns:
+            if turn.phase != Phase.EXECUTION or not turn.error or not turn.tool:
+                continue
+            try:
+                arguments = json.loads(turn.arguments) if isinstance(turn.arguments, str) else turn.arguments
+            except ValueError:
+                continue
+            if isinstance(arguments, dict) and (turn.tool, arguments) not in mistakes:
+                mistakes.append((turn.tool, arguments))
+    if not slips:
+        raise ValueError(
+            f"{path}: none of its episodes is on these tasks (ids such as {tasks[0].id if tasks else '?'}); "
+            "evaluate the model with the same --tasks file"
+        )
+    return slips
+
+
+def _teacher(config: TeachConfig, tasks: list[Task]):
     if config.teacher in ("trial", "recover"):
         teacher = TrialTeacher if config.teacher == "trial" else RecoverTeacher
         return teacher(
@@ -169,6 +222,7 @@ def _teacher(config: TeachConfig):
             slips=config.slips,
             quote_types=config.quotes_types,
             probe=config.probe if config.probes_with_examples else "empty",
+            learner_slips=learner_slips(config.learner_episodes, tasks) if config.learns_from_learner else None,
         )
     if config.teacher == "golden":
         return GoldenTeacher()
@@ -189,7 +243,7 @@ def run_teacher(
 ) -> tuple[list[dict], list[str]]:
     """Rows for the tasks (from ``teacher_tasks``) the teacher
     solved, each verified by replay, and the ids it failed."""
-    teacher = _teacher(config)
+    teacher = _teacher(config, tasks)
     env, check_env = ToolEnv(catalog, env_config), ToolEnv(catalog, env_config)
     rows, failed = [], []
     for task in tqdm(tasks, desc=f"{config.teacher} teacher", disable=not progress):
@@ -286,7 +340,8 @@ def dataset_card(
             EXAMPLE_PROBES.format(probe=config.probe, fallback=FALLBACKS[config.probe])
             if config.probes_with_examples
             else ""
-        ),
+        )
+        + (LEARNER_SLIPS.format(path=config.learner_episodes) if config.learns_from_learner else ""),
         trajectories=len(rows),
         failed=failed,
         splits=dict(Counter(row["split"] for row in rows)),

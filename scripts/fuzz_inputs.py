@@ -27,7 +27,7 @@ from pathlib import Path
 
 from labkit.data import DatasetFileError, load_dataset_dir, trajectory_row, write_dataset
 from labkit.env import Answer, EnvConfig, Invalid, ToolCall, ToolEnv
-from labkit.protocol import ParsedTurn, parse_turn
+from labkit.protocol import MARKUP, ParsedTurn, parse_turn
 from labkit.tasks import TaskFileError, generate_tasks, load_tasks
 from labkit.tools import load_catalog
 
@@ -58,7 +58,9 @@ class Tally:
         self.slowest_s = max(self.slowest_s, time.perf_counter() - start)
 
     def line(self) -> str:
-        return f"{self.layer:18s} {self.tried:7,d} inputs  {len(self.crashes):4d} crashes  slowest {self.slowest_s:.3f} s"
+        return (
+            f"{self.layer:18s} {self.tried:7,d} inputs  {len(self.crashes):4d} crashes  slowest {self.slowest_s:.3f} s"
+        )
 
 
 # ----------------------------------------------------------------------------- hostile values
@@ -66,9 +68,29 @@ class Tally:
 
 def hostile_text(rng: random.Random) -> str:
     pieces = [
-        "<trial>", "</trial>", "<execute>", "</execute>", "<tool_call>", "</tool_call>", "<answer>", "</answer>", "<|im_end|>",
-        "{", "}", "[", "]", '"name"', '"arguments"', ":", ",", '"get_capital"', '{"country": "Japan"}', "\\ud83d", "\ud83d",
-        "9" * rng.choice((3, 4301)), "[" * rng.choice((10, 3000)), "\x00", "\u202e", "é", "🙂", " ", "\n", "NaN", "Infinity",
+        *MARKUP,
+        "{",
+        "}",
+        "[",
+        "]",
+        '"name"',
+        '"arguments"',
+        ":",
+        ",",
+        '"get_capital"',
+        '{"country": "Japan"}',
+        "\\ud83d",
+        "\ud83d",
+        "9" * rng.choice((3, 4301)),
+        "[" * rng.choice((10, 3000)),
+        "\x00",
+        "\u202e",
+        "é",
+        "🙂",
+        " ",
+        "\n",
+        "NaN",
+        "Infinity",
     ]
     return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
 
@@ -110,10 +132,22 @@ def check_parse(text) -> None:
 
 def random_action(rng: random.Random, names: list[str]):
     name = rng.choice([*names, hostile_value(rng), None])
-    arguments = rng.choice([hostile_value(rng), {rng.choice(["text", "a", "country", "city", "kind", "value"]): hostile_value(rng)}, hostile_text(rng)])
+    arguments = rng.choice(
+        [
+            hostile_value(rng),
+            {rng.choice(["text", "a", "country", "city", "kind", "value"]): hostile_value(rng)},
+            hostile_text(rng),
+        ]
+    )
     return rng.choice(
         [
-            ToolCall(name, arguments, rng.choice(["trial", "execution", hostile_value(rng)]), hostile_value(rng), rng.choice([None, -1, 10**9])),
+            ToolCall(
+                name,
+                arguments,
+                rng.choice(["trial", "execution", hostile_value(rng)]),
+                hostile_value(rng),
+                rng.choice([None, -1, 10**9]),
+            ),
             Answer(hostile_value(rng), hostile_value(rng)),
             Invalid(hostile_value(rng), hostile_value(rng)),
             hostile_value(rng),
@@ -145,8 +179,38 @@ def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
     return data
 
 
-JSON_LITERALS = ("9" * 4301, "[" * 3000 + "]" * 3000, "Infinity", "NaN", '"\\ud83d"', "5", "[1, 2]", '"x"', "{}", "null", "true", "-1", "1e999", '[{"name": 1}]')
-TASK_FIELDS = ("id", "query", "tools", "answer", "check", "tolerance", "split", "level", "evolve_seed", "calls", "families", "hops", "meta", "template")
+JSON_LITERALS = (
+    "9" * 4301,
+    "[" * 3000 + "]" * 3000,
+    "Infinity",
+    "NaN",
+    '"\\ud83d"',
+    "5",
+    "[1, 2]",
+    '"x"',
+    "{}",
+    "null",
+    "true",
+    "-1",
+    "1e999",
+    '[{"name": 1}]',
+)
+TASK_FIELDS = (
+    "id",
+    "query",
+    "tools",
+    "answer",
+    "check",
+    "tolerance",
+    "split",
+    "level",
+    "evolve_seed",
+    "calls",
+    "families",
+    "hops",
+    "meta",
+    "template",
+)
 
 
 def task_file(rng: random.Random, rows: list[dict]) -> bytes:
@@ -177,7 +241,9 @@ def check_dataset(path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20_000, help="parse_turn inputs and ToolEnv.step actions (files: n/10 and n/40)")
+    parser.add_argument(
+        "--n", type=int, default=20_000, help="parse_turn inputs and ToolEnv.step actions (files: n/10 and n/40)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
@@ -197,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [json.loads(t.to_json()) for t in tasks]
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        good = write_dataset([trajectory_row(_solved(env, task), "fuzz") for task in tasks[:4]], folder / "good", "card")
+        good = write_dataset(
+            [trajectory_row(_solved(env, task), "fuzz") for task in tasks[:4]], folder / "good", "card"
+        )
         parquet, jsonl = (good / "data.parquet").read_bytes(), "\n".join(json.dumps(r) for r in rows).encode()
         for i in range(args.n // 10):
             path = folder / f"tasks-{i}.jsonl"

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from labkit.env import Answer, Invalid, ToolCall, ToolEnv, run_episode
 from labkit.protocol import (
     CHAT_TEMPLATE,
+    MARKUP,
     SYSTEM_PROMPT,
     ParsedTurn,
     assistant_message,
@@ -104,15 +105,7 @@ def test_openai_style_messages_with_string_arguments():
 
 tags = st.sampled_from(
     [
-        "<trial>",
-        "</trial>",
-        "<execute>",
-        "</execute>",
-        "<tool_call>",
-        "</tool_call>",
-        "<answer>",
-        "</answer>",
-        "<|im_end|>",
+        *MARKUP,
         "{",
         "}",
         '"name"',

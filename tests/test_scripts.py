@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from labkit.data import append_rows, trajectory_row
+from labkit.env import ToolCall, ToolEnv
 from labkit.evaluate import EvalConfig, evaluate
+from labkit.tasks import generate_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,3 +43,24 @@ def test_the_fuzzer_reaches_every_input_layer_and_finds_no_crash():
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     tried = dict(re.findall(r"^(\S+)\s+([\d,]+) inputs\s+0 crashes", done.stdout, re.M))
     assert tried == {"parse_turn": "400", "ToolEnv.step": "400", "load_tasks": "40", "load_dataset_dir": "10"}
+
+
+def test_after_error_counts_what_follows_each_failed_call(tmp_path, catalog):
+    task = generate_tasks("seen", 1, seed=4, level=0)[0]
+    call = task.calls[0]
+    env = ToolEnv(catalog)
+    env.reset(task)
+    wrong = ToolCall(call.name, {"no_such_parameter": 1}, "execution", "a guess")
+    for action in (wrong, wrong, ToolCall(call.name, dict(call.arguments), "execution", "as documented")):
+        env.step(action)
+    append_rows(tmp_path / "run" / "episodes.jsonl", [trajectory_row(env.trajectory, "hand")])
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "after_error.py"), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Two failed calls: the first is repeated as is, the second is followed by the documented call, which works.
+    assert "| unknown_parameter | 2 | 1 | 0 | 1 | 0 |" in done.stdout

@@ -12,8 +12,17 @@ from matplotlib.figure import Figure
 from labkit import plots
 from labkit.cli import main
 from labkit.data import DatasetFileError, append_rows, dataset_stats, load_dataset_dir, read_rows, write_dataset
-from labkit.tasks import generate_tasks
-from labkit.teach import TeachConfig, dataset_card, teach, teacher_pair, teacher_success
+from labkit.tasks import generate_tasks, load_tasks, save_tasks
+from labkit.teach import (
+    TeachConfig,
+    dataset_card,
+    learner_slips,
+    run_teacher,
+    teach,
+    teacher_pair,
+    teacher_success,
+)
+from labkit.tools import load_catalog
 
 
 def test_teach_writes_identical_bytes_for_the_same_seed(tmp_path):
@@ -79,6 +88,44 @@ def test_slips_and_quoted_types_are_chosen_on_the_command_line_and_named_in_the_
     assert "--quote-types" not in golden, "a card never claims what its teacher cannot do"
     assert main(["teach", "--slips", "name,tpyo", "--out", str(tmp_path / "bad")]) == 2
     assert "unknown slip(s) ['tpyo']" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_the_trial_teacher_slips_a_learners_own_failed_calls_and_recovers_from_them(tmp_path, capsys):
+    tasks_file, episodes = tmp_path / "train.jsonl", tmp_path / "learner" / "episodes.jsonl"
+    save_tasks(generate_tasks("train", 10, seed=5), tasks_file)
+    tasks, catalog = load_tasks(tasks_file), load_catalog()
+    # The learner: an agent that gets a parameter's name or shape wrong, or leaves one out, on every call, then puts
+    # it right. A left-out parameter must not be taken for one the tool now requires.
+    learner = TeachConfig(
+        teacher="recover", mistake_rate=1.0, slips=("name", "format", "missing"), tasks_file=str(tasks_file)
+    )
+    append_rows(episodes, run_teacher(learner, tasks, catalog, progress=False)[0])
+    mistakes = learner_slips(episodes, tasks)
+    assert sum(map(len, mistakes.values())) >= len(tasks)
+
+    out = tmp_path / "out"
+    argv = ["teach", "--tasks", str(tasks_file), "--mistake-rate", "0", "--learner-episodes", str(episodes)]
+    assert main([*argv, "--out", str(out)]) == 0
+    data = load_dataset_dir(out)
+    assert len(data) == len(tasks), "every trajectory, learner's slips and all, replays to success"
+    for row in data:
+        slipped = [
+            (m["tool_calls"][0]["function"]["name"], json.loads(m["tool_calls"][0]["function"]["arguments"]))
+            for m in row["messages"]
+            if m.get("train") is False
+        ]
+        assert slipped and all(call in mistakes[row["task_id"]] for call in slipped), "no slip but the learner's"
+        assert row["n_recoveries"] == row["n_errors"] >= len(slipped)
+    card = (out / "README.md").read_text()
+    assert f"--learner-episodes {episodes} --out" in card and "With `--learner-episodes" in card
+
+    assert main([*argv[:-1], str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "bad")]) == 2
+    assert "no such episodes file" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="none of its episodes is on these tasks"):
+        learner_slips(episodes, generate_tasks("evolved", 2))
+    append_rows(tmp_path / "junk.jsonl", [{"task_id": tasks[0].id}])
+    with pytest.raises(ValueError, match="line 1: not an episode row"):
+        learner_slips(tmp_path / "junk.jsonl", tasks)
 
 
 def test_the_card_reports_what_a_learner_needs(tmp_path, tokenizer):

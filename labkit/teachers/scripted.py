@@ -23,7 +23,9 @@ Execution phase: it makes the real calls with what it learned, sometimes slips
 on purpose (by default a wrong parameter name, a wrong value format, a misread
 output; see ``SLIPS``) and recovers from the error, naming the fix, then answers. A slip is marked so
 that SFT keeps it as context and never trains on it: the learner should learn
-the recovery, not the mistake.
+the recovery, not the mistake. Given ``learner_slips``, a trained model's own
+failed calls on the same task (from its evaluation episodes), it slips those
+first, so its recoveries start where that model goes wrong.
 
 ``RecoverTeacher`` is the same agent without the trial phase: it calls as
 documented and fixes what fails from the error text. Against ``TrialTeacher``
@@ -75,6 +77,8 @@ SLIPS = {  # the mistakes a teacher can make on purpose, and recover from
     "missing": "a required parameter left out",
     "lookalike": "the disabled look-alike of the tool (e.g. tool_beta) called for real",
 }
+# The errors that say what a tool now is, whoever made the call (a missing parameter may be the caller's omission).
+TOOL_FACTS = ("deprecated", "invalid_value", "unknown_parameter")
 DEFAULT_SLIPS = ("name", "format", "misread")  # what the shipped teacher data was made with
 
 
@@ -386,6 +390,7 @@ class TrialTeacher:
         slips: tuple[str, ...] = DEFAULT_SLIPS,
         quote_types: bool = False,
         probe: str = "empty",
+        learner_slips: dict[str, list[tuple[str, dict]]] | None = None,
     ):
         if probe not in PROBES:
             raise ValueError(f"probe must be one of {', '.join(PROBES)}, got {probe!r}")
@@ -395,6 +400,7 @@ class TrialTeacher:
         self.lookalike_rate = lookalike_rate
         self.seed = seed
         self.slips = check_slips(slips)
+        self.learner_slips = learner_slips or {}
 
     # -- Policy interface
 
@@ -406,6 +412,7 @@ class TrialTeacher:
         self.notes = {call.name: ToolNotes(call.name) for call in task.calls}
         self.values: list[Any] = []
         self.carry = ""  # what the last turn learned, said at the start of the next thought
+        self.mistakes_left = list(self.learner_slips.get(task.id, []))
         self._actions = self._script()
 
     def act(self, observation: Observation | None) -> Action:
@@ -500,14 +507,22 @@ class TrialTeacher:
 
     def _execute(self, hop: int, call, notes: ToolNotes, documented: dict):
         thought = self._with_carry(self._say("execute", tool=notes.call_name, args=_brief(documented)))
-        slip = self._slip(hop, documented) if self.rng.random() < self.mistake_rate else None
-        if slip is not None:
-            tool, sent, recovery = slip
+        slipping = self.rng.random() < self.mistake_rate
+        learners = self._learner_slips(call.name, notes)
+        slips = learners or [slip for slip in [self._slip(hop, documented) if slipping else None] if slip]
+        found = []  # what the learner's slips revealed about the tool
+        for tool, sent, recovery in slips:
             # Shown, not taught: trained on, a slip teaches the learner to make it (SFT imitates every trained turn).
             yield ToolCall(tool, sent, "execution", thought, slip=True)
             if not self.last.ok:
                 _, payload = self._result()
-                thought = recovery or self._say("recover", learned=_gist(payload), tool=notes.call_name)
+                # A learner's slip can meet a real change of the tool (a new value format): learn it, as a failed
+                # real call would teach, so the fix names it even after later slips. A missing parameter is the
+                # learner's omission here (the probe already listed what the tool requires).
+                error = payload.get("error", {}) if learners and isinstance(payload, dict) else {}
+                found += [notes.learn(error, sent)] if error.get("type") in TOOL_FACTS else []
+                learned = "; ".join(filter(None, found)) or _gist(payload)
+                thought = recovery or self._say("recover", learned=learned, tool=notes.call_name)
         for _ in range(6):
             sent = notes.arguments(documented)
             yield ToolCall(notes.call_name, sent, "execution", thought)
@@ -545,6 +560,16 @@ class TrialTeacher:
     def _twins(self, tool: str) -> list[str]:
         """The documented look-alikes of a tool (``tool_beta``, ``tool_v2``, ...)."""
         return [name for name in self.docs if re.fullmatch(re.escape(tool) + LOOKALIKE_SUFFIX, name)]
+
+    def _learner_slips(self, tool: str, notes: ToolNotes) -> list[tuple[str, dict, None]]:
+        """The learner's own failed calls of this hop's tool, in its order, where ``learner_slips`` has the task.
+
+        A trained model's mistakes are not the teacher's (a botched fix, an invented parameter or ID, a scalar for
+        an array): slipped one after another, they rebuild the state it got itself into, and the teacher's
+        recovery from there is what its data never showed it."""
+        mine = [m for m in self.mistakes_left if m[0] in (tool, notes.call_name)]
+        self.mistakes_left = [m for m in self.mistakes_left if m not in mine]
+        return [(name, arguments, None) for name, arguments in mine]
 
     def _slip(self, hop: int, documented: dict) -> tuple[str, dict, str | None] | None:
         """A realistic mistake (one of ``self.slips``) that the tool is sure to reject: the tool called, its arguments,
