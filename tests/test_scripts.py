@@ -8,7 +8,7 @@ from pathlib import Path
 from labkit.data import append_rows, trajectory_row
 from labkit.env import ToolCall, ToolEnv
 from labkit.evaluate import EvalConfig, evaluate
-from labkit.tasks import generate_tasks
+from labkit.tasks import generate_tasks, save_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,3 +64,21 @@ def test_after_error_counts_what_follows_each_failed_call(tmp_path, catalog):
     assert done.returncode == 0, done.stderr[-2000:]
     # Two failed calls: the first is repeated as is, the second is followed by the documented call, which works.
     assert "| unknown_parameter | 2 | 1 | 0 | 1 | 0 |" in done.stdout
+
+
+def test_fix_or_repeat_scores_both_turns_on_trained_and_new_states(tmp_path):
+    tasks = save_tasks(generate_tasks("train", 20, seed=5), tmp_path / "new.jsonl")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "fix_or_repeat.py"), "--policy", "tiny", "--max-states", "4"]
+        + ["--data", str(ROOT / "data" / "trajectories" / "trial-train"), "--tasks", str(tasks)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    sides = re.findall(
+        r"^(trained on|new tasks) .*likelier than the same call again in (\d+) of (\d+) states$", done.stdout, re.M
+    )
+    assert [side[0] for side in sides] == ["trained on", "new tasks"]
+    assert all(0 <= int(wins) <= int(n) and n == "4" for _, wins, n in sides), done.stdout
