@@ -170,9 +170,9 @@ class VLLMConfig:
     )
     max_model_len: int = 2048  # GenerationConfig.max_length: a transcript never grows past it
     max_num_seqs: int = 64  # episodes decoded together
-    kv_cache_gib: int = (
-        2  # VLLM_CPU_KVCACHE_SPACE; 2 GiB hold 64 transcripts of 2048 tokens of the 135M model many times over
-    )
+    # On a CPU the server zeroes its KV cache at start, about 10 s a GiB on 2 cores. 2 GiB hold 90k tokens of the
+    # 135M model in bf16, the 64 transcripts of a GRPO step several times over; the tiny model needs a tenth of that.
+    kv_cache_gib: float = 2.0
     gpu_memory_share: float = 0.35  # on a GPU, what the server may take: GRPO's trainer shares the card
     enforce_eager: bool = False  # True skips torch.compile: a quicker start, slower decoding
     start_timeout_s: float = (
@@ -185,7 +185,7 @@ class VLLMConfig:
         # The tiny model runs in fp32 in-process, so the engines stay comparable; and torch.compile
         # pays for itself over an evaluation of a real model, not over the tiny one.
         tiny = profile == "tiny"
-        return cls(dtype="float32" if tiny else "bfloat16", enforce_eager=tiny)
+        return cls(dtype="float32" if tiny else "bfloat16", enforce_eager=tiny, kv_cache_gib=0.25 if tiny else 2.0)
 
 
 def free_port() -> int:
@@ -273,6 +273,8 @@ class VLLMEngine:
         args += ["--logprobs-mode", "processed_logprobs", "--seed", "0"]
         if shutil.which("nvidia-smi"):
             args += ["--gpu-memory-utilization", str(c.gpu_memory_share)]
+        else:  # in bytes: VLLM_CPU_KVCACHE_SPACE takes whole GiB only
+            args += ["--kv-cache-memory-bytes", str(int(c.kv_cache_gib * 2**30))]
         return args + (["--enforce-eager"] if c.enforce_eager else [])
 
     def start(self) -> VLLMEngine:
@@ -282,7 +284,6 @@ class VLLMEngine:
         env = dict(os.environ)
         env.update(
             VLLM_SERVER_DEV_MODE="1",  # the /collective_rpc and /reset_prefix_cache endpoints the weight push uses
-            VLLM_CPU_KVCACHE_SPACE=str(self.config.kv_cache_gib),
             VLLM_CACHE_ROOT=str(cache_root() / "vllm" / "cache"),  # torch.compile's cache, reused by later starts
             # vLLM 0.31's ahead-of-time compile cache fails to load on CPU ("'function' object has no attribute
             # 'finalize_loading'") and recompiles at every start; inductor's own cache is reused.

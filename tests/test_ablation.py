@@ -23,7 +23,7 @@ def test_targets_are_met_only_by_a_large_enough_gap_whose_interval_clears_zero()
     assert target_checks({}, {}) == []
 
 
-def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
+def test_tiny_ablation_trains_evaluates_and_reports_every_arm_and_gap(tmp_path):
     config = AblationConfig(
         profile="tiny",
         out=str(tmp_path / "runs"),
@@ -64,12 +64,8 @@ def test_tiny_ablation_trains_evaluates_reports_and_resumes(tmp_path):
         "evolved+unseen",
     }
     assert "| sft-trial minus sft-golden | " in report  # a difference on each split and pooled
-    # A second run reads everything back: same numbers, nothing retrained.
-    again = run_ablation(config, progress=False)
-    assert again["runs"] == result["runs"] and again["rl_runs"] == result["rl_runs"]
-    assert {k: m["success"] for k, m in again["metrics"].items()} == {
-        k: m["success"] for k, m in result["metrics"].items()
-    }
+    # That a second run reads everything back, with the same numbers, is checked through `labkit demo`
+    # (tests/test_demo.py), which runs this ablation for its arms.
 
 
 def test_arms_can_be_chosen_and_unknown_ones_are_refused():

@@ -36,8 +36,10 @@ def test_demo_runs_the_course_headless_and_resumes(tmp_path, capsys):
 
     # Run again, as after an interruption: every stage is read back, nothing retrains.
     card = (out / "sft-trial-grpo" / "run_card.json").read_bytes()
+    success = json.loads(report.with_suffix(".json").read_text())["success"]
     assert main(argv) == 0
     assert (out / "sft-trial-grpo" / "run_card.json").read_bytes() == card
+    assert json.loads(report.with_suffix(".json").read_text())["success"] == success  # the same numbers
     again = json.loads((out / "demo.json").read_text())["seconds"]
     assert again["sft"] + again["grpo"] < record["seconds"]["sft"] + record["seconds"]["grpo"]
 

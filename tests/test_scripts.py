@@ -50,8 +50,12 @@ def test_after_error_counts_what_follows_each_failed_call(tmp_path, catalog):
     call = task.calls[0]
     env = ToolEnv(catalog)
     env.reset(task)
-    wrong = ToolCall(call.name, {"no_such_parameter": 1}, "execution", "a guess")
-    for action in (wrong, wrong, ToolCall(call.name, dict(call.arguments), "execution", "as documented")):
+    wrong = {"no_such_parameter": 1}
+    for action in (
+        ToolCall(call.name, wrong, "execution", "a guess"),
+        ToolCall(call.name, wrong, "execution", "The error says it is no parameter. Fixing it."),
+        ToolCall(call.name, dict(call.arguments), "execution", "as documented"),
+    ):
         env.step(action)
     append_rows(tmp_path / "run" / "episodes.jsonl", [trajectory_row(env.trajectory, "hand")])
     done = subprocess.run(
@@ -64,6 +68,7 @@ def test_after_error_counts_what_follows_each_failed_call(tmp_path, catalog):
     assert done.returncode == 0, done.stderr[-2000:]
     # Two failed calls: the first is repeated as is, the second is followed by the documented call, which works.
     assert "| unknown_parameter | 2 | 1 | 0 | 1 | 0 |" in done.stdout
+    assert "same call again under a reason that announces a fix: 1 of 1" in done.stdout
 
 
 def test_fix_or_repeat_scores_both_turns_on_trained_and_new_states(tmp_path):
