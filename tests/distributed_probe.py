@@ -1,8 +1,10 @@
 """`labkit` under `accelerate launch`, with a record of what each process trained (for test_distributed.py).
 
-    accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes 2 tests/distributed_probe.py sft ...
+    accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes 2 tests/distributed_probe.py \
+        sft ... --then rl ...
 
-Each process writes ``$LABKIT_PROBE_DIGESTS/rank-N.json``: a sha256 of its trainable
+It runs the commands ``--then`` separates one after another in the same processes. For each,
+each process writes ``$LABKIT_PROBE_DIGESTS/COMMAND-rank-N.json``: a sha256 of its trainable
 weights when training starts and when it ends, how many processes there were and
 what wrapped its model.
 """
@@ -19,6 +21,8 @@ import labkit.sft
 from labkit.cli import main
 
 DIGESTS = Path(os.environ["LABKIT_PROBE_DIGESTS"])
+THEN = "--then"
+stage = ""  # the command running now: its records are named after it
 
 
 def digest(model) -> str:
@@ -50,7 +54,7 @@ def recording(build_trainer):
                     "after": digest(accelerator.unwrap_model(trainer.model)),
                 }
                 DIGESTS.mkdir(parents=True, exist_ok=True)
-                (DIGESTS / f"rank-{accelerator.process_index}.json").write_text(json.dumps(record))
+                (DIGESTS / f"{stage}-rank-{accelerator.process_index}.json").write_text(json.dumps(record))
 
         trainer.add_callback(Record())
         return trainer
@@ -74,5 +78,20 @@ labkit.sft.build_trainer = recording(labkit.sft.build_trainer)
 labkit.rl.build_trainer = recording(labkit.rl.build_trainer)
 labkit.rl.score_episode = varied_outcome(labkit.rl.score_episode)
 
+
+def commands(argv: list[str]) -> list[list[str]]:
+    split, current = [], []
+    for arg in argv:
+        if arg == THEN:
+            split.append(current)
+            current = []
+        else:
+            current.append(arg)
+    return [*split, current]
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    for command in commands(sys.argv[1:]):
+        stage = command[0]
+        if main(command):
+            sys.exit(f"labkit {stage} failed")

@@ -1,10 +1,9 @@
-"""The ablation (SFT and GRPO arms) end to end at the tiny profile, and its statistics."""
-
-import json
+"""The ablation's arms, reports of some arms, learning curves and statistics (every arm end to end, at the tiny
+profile: tests/test_demo.py, on the demo's folder)."""
 
 import pytest
 
-from labkit.ablation import ARMS, HARD, SPLITS, AblationConfig, rl_config, run_ablation, target_checks
+from labkit.ablation import HARD, AblationConfig, rl_config, run_ablation, target_checks
 from labkit.evaluate import EvalConfig, evaluate
 
 
@@ -21,51 +20,6 @@ def test_targets_are_met_only_by_a_large_enough_gap_whose_interval_clears_zero()
     assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["not met", "met", "not met"]
     assert "+0.200 [-0.010, +0.400]" in rows[0] and "n/a" in rows[2]
     assert target_checks({}, {}) == []
-
-
-def test_tiny_ablation_trains_evaluates_and_reports_every_arm_and_gap(tmp_path):
-    config = AblationConfig(
-        profile="tiny",
-        out=str(tmp_path / "runs"),
-        report=str(tmp_path / "reports" / "ablation.md"),
-        ship=str(tmp_path / "adapters"),
-    )
-    result = run_ablation(config, progress=False)
-    assert set(result["metrics"]) == {(arm, split) for arm in ARMS for split in SPLITS}
-    golden, trial = (result["runs"][arm]["data"]["tokens"] for arm in ("sft-golden", "sft-trial"))
-    assert abs(golden - trial) < 512 and max(golden, trial) <= min(result["budgets"].values())
-    report = (tmp_path / "reports" / "ablation.md").read_text()
-    for gap in (
-        "sft-trial minus sft-golden",
-        "sft-recover minus sft-golden",
-        "sft-trial minus sft-recover",
-        "sft-trial-grpo minus sft-trial",
-        "grpo-only minus base",
-    ):
-        assert gap in report
-    assert "labkit ablation --profile tiny" in report and "zero-advantage groups" in report
-    assert set(result["rl_runs"]) == {"sft-trial-grpo", "grpo-only"}
-    assert result["rl_runs"]["sft-trial-grpo"]["config"]["init"] == f"{config.out}/sft-trial"
-    for figure in ("success", "robustness", "failures", "loss", "grpo"):
-        assert (tmp_path / "reports" / "figures" / f"ablation_{figure}.png").is_file()
-    for arm in ("sft-golden", "sft-recover", "sft-trial", "sft-trial-grpo", "grpo-only"):
-        assert (tmp_path / "adapters" / arm / "adapter_model.safetensors").is_file()
-    shipped = json.loads((tmp_path / "adapters" / "sft-trial-grpo" / "adapter_config.json").read_text())
-    assert (
-        shipped["base_model_name_or_path"] == "../sft-trial"
-    )  # loads from the shipped SFT adapter, wherever they move
-    assert len(list((tmp_path / "adapters" / "sft-trial-grpo" / "rollouts").glob("step-*.jsonl"))) == 1
-    summary = json.loads((tmp_path / "reports" / "ablation.json").read_text())
-    assert summary["success"]["sft-trial/unseen"]["n"] == config.n * config.seeds
-    assert summary["success"]["sft-trial/evolved+unseen"]["n"] == 2 * config.n * config.seeds
-    assert summary["command"] == config.command() and set(summary["gaps"]["sft-trial minus sft-golden"]) == {
-        "evolved",
-        "unseen",
-        "evolved+unseen",
-    }
-    assert "| sft-trial minus sft-golden | " in report  # a difference on each split and pooled
-    # That a second run reads everything back, with the same numbers, is checked through `labkit demo`
-    # (tests/test_demo.py), which runs this ablation for its arms.
 
 
 def test_arms_can_be_chosen_and_unknown_ones_are_refused():

@@ -32,13 +32,16 @@ from labkit.tasks import Task, generate_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = 2
+THEN = "--then"  # tests/distributed_probe.py runs the commands it separates one after another
 
 
-def launch(tmp_path: Path, *labkit_args: str) -> list[dict]:
-    """Run `labkit ARGS` in two processes; return each process's record, in rank order."""
+def launch(tmp_path: Path, *commands: list[str]) -> dict[str, list[dict]]:
+    """Run each `labkit COMMAND` in turn in the same two processes (one start pays for them all);
+    return each command's records by its stage, in rank order."""
     digests = tmp_path / "digests"
     shutil.rmtree(digests, ignore_errors=True)  # an earlier launch's records must not pass for this one's
-    command = [
+    stages = [arg for command in commands for arg in (*command, "--profile", "tiny", "--report-to", "none", THEN)]
+    launcher = [
         str(Path(sys.executable).parent / "accelerate"),
         "launch",
         "--config_file",
@@ -48,16 +51,15 @@ def launch(tmp_path: Path, *labkit_args: str) -> list[dict]:
         "--main_process_port",
         str(free_port()),
         str(ROOT / "tests/distributed_probe.py"),
-        *labkit_args,
-        "--profile",
-        "tiny",
-        "--report-to",
-        "none",
+        *stages[:-1],
     ]
     env = {**os.environ, "LABKIT_PROBE_DIGESTS": str(digests), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(launcher, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return [json.loads((digests / f"rank-{rank}.json").read_text()) for rank in range(PROCESSES)]
+    return {
+        stage: [json.loads((digests / f"{stage}-rank-{rank}.json").read_text()) for rank in range(PROCESSES)]
+        for stage in (command[0] for command in commands)
+    }
 
 
 def assert_one_model_trained(ranks: list[dict]) -> None:
@@ -67,19 +69,18 @@ def assert_one_model_trained(ranks: list[dict]) -> None:
     assert ranks[0]["after"] != ranks[0]["before"], "nothing was trained"
 
 
-def test_sft_in_two_processes_trains_one_model_on_shared_batches(tmp_path):
-    out = tmp_path / "sft"
-    assert_one_model_trained(launch(tmp_path, "sft", "--out", str(out)))
-    card = read_run_card(out)
+def test_sft_and_grpo_in_two_processes_train_one_model_on_shared_work_log_every_episode_and_resume(tmp_path):
+    sft, out = tmp_path / "sft", tmp_path / "rl"
+    records = launch(tmp_path, ["sft", "--out", str(sft)], ["rl", "--out", str(out)])
+
+    assert_one_model_trained(records["sft"])
+    card = read_run_card(sft)
     assert card["processes"] == PROCESSES
     batches = math.ceil(card["data"]["rows"] / card["config"]["batch_size"])
     assert card["steps"] == math.ceil(batches / PROCESSES), "each process should train on its own share of the batches"
-    assert (out / "adapter_model.safetensors").is_file() and (out / "loss.png").is_file()
+    assert (sft / "adapter_model.safetensors").is_file() and (sft / "loss.png").is_file()
 
-
-def test_grpo_in_two_processes_trains_one_model_logs_every_episode_and_resumes(tmp_path):
-    out = tmp_path / "rl"
-    straight = launch(tmp_path, "rl", "--out", str(out))
+    straight = records["rl"]
     assert_one_model_trained(straight)
     card = read_run_card(out)
     per_process = card["config"]["prompts_per_step"] * card["config"]["num_generations"]
@@ -98,7 +99,7 @@ def test_grpo_in_two_processes_trains_one_model_logs_every_episode_and_resumes(t
     # the rerun resumes on both processes, replays that step once, and ends with the same weights.
     shutil.rmtree(out / "checkpoints" / f"checkpoint-{card['steps']}")
     (out / "run_card.json").unlink()
-    resumed = launch(tmp_path, "rl", "--out", str(out))
+    resumed = launch(tmp_path, ["rl", "--out", str(out)])["rl"]
     assert [r["after"] for r in resumed] == [r["after"] for r in straight]
     card = read_run_card(out)
     assert card["resumed_from"].endswith(f"checkpoint-{card['steps'] - 1}")
