@@ -96,12 +96,12 @@ demo: $(STAMP)
 	@if [ "$(UNAME_S)" = Linux ] && [ "$$(uname -m)" = x86_64 ] && [ -z "$(HAS_NVIDIA)" ]; then $(MAKE) --no-print-directory vllm; fi
 	$(BIN)/labkit demo --profile cpu
 
-# Trains SFT-golden and SFT-trial, evaluates them with the base model, writes the
-# report and ships the adapters notebook 03 loads. Resumes where it stopped.
+# Trains SFT-golden, SFT-recover, SFT-trial and GRPO from SFT-trial, evaluates them with the base
+# model, writes the report and ships the adapters notebooks 03 and 04 load. Resumes where it stopped.
 ablation: export HF_HUB_OFFLINE := 1
 ablation: $(STAMP)
-	# The shipped report's command (reports/ablation.md): about 1.5 h on 2 cores, after `make vllm`.
-	$(BIN)/labkit ablation --profile cpu --n 100 --seeds 1 --token-budget 100000 --rl-steps 10 --engine vllm \
+	# The shipped report's command (reports/ablation.md): about 2.5 h on 2 cores, after `make vllm`.
+	$(BIN)/labkit ablation --profile cpu --n 100 --seeds 3 --token-budget 100000 --rl-steps 10 --engine vllm \
 		--arms base,sft-golden,sft-recover,sft-trial,sft-trial-grpo --ship data/adapters
 
 bench: export HF_HUB_OFFLINE := 1

@@ -421,7 +421,7 @@ def write_ablation_report(config: AblationConfig, result: dict) -> Path:
     if result["curves"]:
         charts["curve"] = plots.learning_curve(result["curves"])
     for name, chart in charts.items():
-        chart.savefig(report.parent / figure[name], dpi=110)
+        plots.save(chart, report.parent / figure[name], config.command())
 
     pooled = result["pooled"]
     pairs = [(a, b) for a, b in GAPS if a in config.arms and b in config.arms]

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import sys
 import types
 import typing
@@ -326,10 +327,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows = compare_evaluations(args.folders, args.minus)
     print("\n".join(comparison_table(rows)))
     if args.plot:
-        from labkit.plots import gap_chart
+        from labkit import plots
 
         args.plot.parent.mkdir(parents=True, exist_ok=True)
-        gap_chart(rows).savefig(args.plot, dpi=110)
+        command = [
+            "labkit",
+            "compare",
+            *map(str, args.folders),
+            "--minus",
+            *map(str, args.minus),
+            "--plot",
+            str(args.plot),
+        ]
+        plots.save(plots.gap_chart(rows), args.plot, shlex.join(command))
         print(f"wrote {args.plot}")
     return 0
 

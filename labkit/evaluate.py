@@ -317,15 +317,16 @@ def eval_command(config: EvalConfig) -> str:
 def write_report(config: EvalConfig, metrics: dict, out: Path) -> Path:
     from labkit import plots
 
-    plots.robustness_curve({config.policy: metrics["success_by_level"]}).savefig(out / "robustness.png", dpi=110)
-    plots.failure_taxonomy({config.policy: metrics["failures"]}, FAILURES).savefig(out / "failures.png", dpi=110)
+    command = eval_command(config)
+    plots.save(plots.robustness_curve({config.policy: metrics["success_by_level"]}), out / "robustness.png", command)
+    plots.save(plots.failure_taxonomy({config.policy: metrics["failures"]}, FAILURES), out / "failures.png", command)
     path = out / "report.md"
     path.write_text(
         render(
             "eval_report.md.jinja",
             config=config,
             metrics=metrics,
-            command=eval_command(config),
+            command=command,
             names=METRICS,
             format_metric=format_metric,
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
+from pathlib import Path
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
@@ -10,6 +12,15 @@ from matplotlib.ticker import NullFormatter
 from labkit.rewards import COMPONENTS
 
 PHASE_COLOURS = {"trial": "#3b82f6", "execution": "#16a34a", "error": "#dc2626", "answer": "#7c3aed"}
+
+
+def save(fig: Figure, path: str | Path, command: str) -> None:
+    """Write a figure with the command that reproduces it printed under it, so that a figure copied into a slide
+    or an issue still says where it came from."""
+    # About 16 monospace characters of 7 pt fit an inch; the canvas grows downwards to hold the lines.
+    lines = textwrap.wrap(f"$ {command}", width=int(fig.get_figwidth() * 16), break_on_hyphens=False)
+    fig.text(0.01, 0, "\n".join(lines), ha="left", va="top", fontsize=7, family="monospace", color="0.35")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
 def failure_by_level(rates: dict[int, float]) -> Figure:

@@ -492,7 +492,9 @@ def _write_card(out: Path, card: dict) -> None:
 def write_run_card(out: Path, card: dict, markdown: str, figure, figure_name: str) -> None:
     """A finished run's figure, README.md and run_card.json; the
     card goes last, so its presence means the run is complete."""
-    figure.savefig(out / figure_name, dpi=110)
+    from labkit.plots import save
+
+    save(figure, out / figure_name, card["command"])
     (out / "README.md").write_text(markdown, encoding="utf-8")
     tmp = out / f".{RUN_CARD}.tmp"
     tmp.write_text(json.dumps(card, indent=2) + "\n")

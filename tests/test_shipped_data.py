@@ -1,9 +1,14 @@
 """The data shipped in data/ is exactly what `make data` regenerates, and it is ready to learn from."""
 
+import json
+import shlex
+import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from labkit.ablation import AblationConfig
 from labkit.data import load_dataset_dir
 from labkit.tasks import generate_tasks, load_tasks, save_tasks
 from labkit.teach import TeachConfig, teach
@@ -26,3 +31,17 @@ def test_shipped_trajectories_regenerate_byte_for_byte(tmp_path, teacher):
     shipped = DATA / "trajectories" / f"{teacher}-train"
     assert (fresh / "data.parquet").read_bytes() == (shipped / "data.parquet").read_bytes()
     assert len(load_dataset_dir(shipped)) == len(load_tasks(DATA / "tasks" / "train.jsonl"))
+
+
+def test_make_ablation_runs_the_shipped_reports_command_and_ships_its_adapters():
+    from labkit.cli import build_parser, config_from_args
+
+    root = DATA.parent
+    dry_run = subprocess.run(["make", "-n", "ablation"], cwd=root, capture_output=True, text=True, check=True).stdout
+    recipe = dry_run.replace("\\\n", " ").split("labkit ablation", 1)[1].splitlines()[0]
+    report = json.loads((root / "reports" / "ablation.json").read_text())["command"]
+
+    def config(arguments: str) -> AblationConfig:
+        return config_from_args(AblationConfig, build_parser().parse_args(["ablation", *shlex.split(arguments)]))
+
+    assert config(recipe) == replace(config(report.removeprefix("labkit ablation")), ship="data/adapters")
