@@ -432,8 +432,10 @@ def _(mo):
       (6 steps of 16 episodes; the shipped run, 10 steps, took a median of 159 s a step on two CPU cores with
       `make vllm`, see its `run_card.json`; rerun the command to resume).
     - Did it help? On the lab's ablation (`reports/ablation.md`, 100 tasks x 3 seeds a split) ten steps added
-      +0.008 [-0.007, +0.025] to SFT-trial's success on evolved + unseen tools: inside the noise. Each step learns from 16 episodes; the gpu
-      profile's 200 steps are the scale where GRPO gets a fair test.
+      +0.008 [-0.007, +0.025] to SFT-trial's success on evolved + unseen tools: inside the noise. Thirty steps
+      (`reports/ablation-grpo30.md`) moved the policy six times as far from where it started and still added
+      -0.010 [-0.050, +0.030]. Each step learns from 16 episodes; the gpu profile's 200 steps are the scale where
+      GRPO gets a fair test.
     - Train with a reward of your own: `--reward format=0 --reward guards=0` switches components off. With the
       guards off, watch the tool-call rate in the curves.
     - Browse the run's groups, rewards, advantages and loss-carrying text: `labkit view runs/rl-sft-trial`.
