@@ -104,7 +104,7 @@ def measure_speed(model: str, profile: str, batch: int, train_batch: int = 2) ->
         min(net.config.vocab_size, 32_000),
         (train_batch, TIMING_TRAIN_TOKENS),
         generator=torch.Generator().manual_seed(0),
-    )
+    ).to(loaded.model.device)
 
     def train_step(tokens: int) -> float:
         tick = time.perf_counter()

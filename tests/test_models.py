@@ -606,3 +606,20 @@ def test_gqa_attention_matches_sdpa_on_a_padded_batch(tokenizer):
     real = batch["attention_mask"].bool()
     assert torch.allclose(ours[real], theirs[real], atol=1e-4)
     assert torch.equal(mine, reference)
+
+
+def test_a_loaded_model_lives_on_this_process_gpu(tokenizer, monkeypatch):
+    """The in-process engine generates wherever the model is: on an H200 a model left on the CPU played a
+    64-episode evaluation on the CPU. CUDA is not here, so the device is checked by name, and load_model's
+    placement on a device that exists everywhere (meta)."""
+    import torch
+
+    from labkit import models
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert models.model_device() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert models.model_device() == "cuda:3"
+    monkeypatch.setattr(models, "model_device", lambda: "meta")
+    assert load_model("tiny", profile="tiny").model.device.type == "meta"
