@@ -557,6 +557,7 @@ def test_a_fresh_process_loads_offline_and_the_gpu_profile_uses_unsloth_only_wit
         "labkit.policies.load_policy('tiny', profile='gpu')\n"
         "assert 'unsloth' not in sys.modules, 'imported without CUDA'\n"
         "torch.cuda.is_available = lambda: True  # pretend, to run the GPU branch\n"
+        "labkit.models.model_device = lambda: 'cpu'  # ... with the models left where they can run\n"
         "labkit.models.load_model('tiny', profile='gpu'); labkit.models.load_model('smollm2-135m', profile='cpu')\n"
         "assert 'unsloth' not in sys.modules, 'tiny and cpu never go through unsloth'\n"
         "gpu = labkit.models.load_model('smollm2-135m', profile='gpu')\n"
