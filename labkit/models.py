@@ -372,9 +372,9 @@ def load_model(name_or_path: str | Path, profile: str = "cpu", dtype: torch.dtyp
     if base != TINY_NAME and uses_unsloth(profile):  # tiny is built here, not loadable by unsloth
         return _load_with_unsloth(name, dtype)
     if adapter is not None:
-        return _on_gpu(_load_adapter(adapter, base, name, dtype))
+        return _on_model_device(_load_adapter(adapter, base, name, dtype))
     loaded = _load_base(base, dtype)
-    return _on_gpu(LoadedModel(loaded.model, loaded.tokenizer, name))
+    return _on_model_device(LoadedModel(loaded.model, loaded.tokenizer, name))
 
 
 def model_device() -> str:
@@ -385,7 +385,7 @@ def model_device() -> str:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
 
 
-def _on_gpu(loaded: LoadedModel) -> LoadedModel:
+def _on_model_device(loaded: LoadedModel) -> LoadedModel:
     # The in-process engine generates wherever the model is; on an H200 a model left on the CPU played
     # evaluation there (5 min for 64 episodes on 16 cores). The trainers would move it to the GPU anyway.
     loaded.model.to(model_device())
