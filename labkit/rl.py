@@ -53,7 +53,7 @@ from typing import Callable
 from labkit.data import read_rows, trajectory_row
 from labkit.engine import ENGINE_OPTION, check_engine
 from labkit.env import EnvConfig
-from labkit.models import ADAPTER_CONFIG, LoadedModel, load_model, lora_config, uses_unsloth
+from labkit.models import ADAPTER_CONFIG, LoadedModel, load_model, lora_config, model_device, uses_unsloth
 from labkit.profiles import PROFILE_OPTION, get_profile
 from labkit.protocol import END_OF_TURN
 from labkit.rewards import COMPONENTS, GUARDS, RewardConfig, score_episode
@@ -602,8 +602,6 @@ def step_history(trainer) -> list[dict]:
 
 
 def run_card(config: RLRunConfig, trainer, seconds: float, resumed_from: str | None) -> dict:
-    import torch
-
     history = step_history(trainer)
     last = history[-5:]
 
@@ -617,7 +615,7 @@ def run_card(config: RLRunConfig, trainer, seconds: float, resumed_from: str | N
     return {
         "command": config.command(),
         "config": asdict(config),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": model_device(),
         "bf16": bool(trainer.args.bf16),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "steps": trainer.state.global_step,

@@ -46,7 +46,7 @@ from typing import Callable
 
 from labkit.data import DatasetFileError, dataset_fingerprint, load_dataset_dir, token_lengths
 from labkit.engine import stop_shared_engine
-from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, lora_config, uses_unsloth
+from labkit.models import ADAPTER_CONFIG, TINY_NAME, LoadedModel, load_model, lora_config, model_device, uses_unsloth
 from labkit.profiles import PROFILE_OPTION, get_profile
 from labkit.runs import OUT_OPTION, claim_run_folder
 from labkit.templates import render
@@ -430,8 +430,6 @@ def save_trained(trainer, out: Path, tokenizer, full: bool = False) -> None:
 
 
 def run_card(config: SFTRunConfig, data: TrainingData, trainer, seconds: float, resumed_from: str | None) -> dict:
-    import torch
-
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
     steps_this_session = trainer.state.global_step - (
         int(Path(resumed_from).name.split("-")[-1]) if resumed_from else 0
@@ -450,7 +448,7 @@ def run_card(config: SFTRunConfig, data: TrainingData, trainer, seconds: float, 
         },
         "method": "full" if config.full else f"LoRA r={config.lora_r} alpha={config.lora_alpha}, all linear layers",
         "bf16": bool(trainer.args.bf16),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": model_device(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "steps": trainer.state.global_step,
         "processes": trainer.accelerator.num_processes,
